@@ -1,0 +1,549 @@
+//! The YAML configuration: its shape (documented on each field), loading with
+//! `${VAR}` expansion, and validation that reports every problem as
+//! `FILE:LINE:COL: message`.
+
+mod locate;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use locate::{Locator, Pos};
+
+use crate::source::SourceSpec;
+
+/// Where `visiond run` looks when no `-c` is given.
+pub const DEFAULT_PATH: &str = "/etc/visiond/visiond.yaml";
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This device's name in topics; default: the host name.
+    #[serde(default)]
+    pub node: Option<String>,
+    pub mqtt: MqttConfig,
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
+    #[serde(default)]
+    pub streams: Vec<StreamConfig>,
+    /// The ONNX Runtime shared library; default: the one the set-up installed.
+    #[serde(default)]
+    pub onnxruntime: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `mqtt://host[:port]`.
+    #[serde(default = "default_mqtt_url")]
+    pub url: String,
+    /// Default: `visiond-<node>`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// First level of every topic.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// QoS of `detections` messages (0 or 1).
+    #[serde(default)]
+    pub qos: u8,
+    /// Folder where QoS 1 messages wait while the broker is unreachable.
+    #[serde(default)]
+    pub spool: Option<PathBuf>,
+    /// Seconds between MQTT keep-alive pings.
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive: u64,
+}
+
+fn default_mqtt_url() -> String {
+    "mqtt://127.0.0.1:1883".into()
+}
+fn default_prefix() -> String {
+    "visiond".into()
+}
+fn default_keep_alive() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    Detection,
+    Classification,
+}
+
+impl fmt::Display for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Task::Detection => "detection",
+            Task::Classification => "classification",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub name: String,
+    /// The `.onnx` file; relative to the config file's folder.
+    pub path: PathBuf,
+    /// Inferred from the model's outputs when absent.
+    #[serde(default)]
+    pub task: Option<Task>,
+    /// One label per line, line N for output index N.
+    #[serde(default)]
+    pub labels: Option<PathBuf>,
+    /// Intra-op threads of the inference session; default: all cores.
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// Classification: how many classes to publish per frame.
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+    /// Detection: IoU above which overlapping boxes of a class are merged.
+    #[serde(default = "default_iou")]
+    pub iou: f32,
+}
+
+fn default_top_k() -> usize {
+    5
+}
+fn default_iou() -> f32 {
+    0.5
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// `[A-Za-z0-9_-]+`, unique; used in topics.
+    pub name: String,
+    /// `rtsp://…`, `file://…`, `v4l2:///dev/videoN`, `test://`, or `gst:<launch>`.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// A GStreamer launch fragment that ends in raw video (instead of `source`).
+    #[serde(default)]
+    pub gst: Option<String>,
+    /// Name of an entry in `models`.
+    pub model: String,
+    /// Analysed frames per second at most, in stream time; absent: every frame.
+    #[serde(default)]
+    pub fps: Option<f64>,
+    /// Objects and classes scoring below this are not published
+    /// (default 0.5 for detection, 0 for classification).
+    #[serde(default)]
+    pub min_score: Option<f32>,
+    /// Publish only these labels; absent: all.
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
+    /// `file://` only: pace the file like a camera instead of as fast as
+    /// the analysis goes.
+    #[serde(default)]
+    pub realtime: bool,
+}
+
+impl StreamConfig {
+    /// The source as written (`gst:` fragments prefixed), for parsing.
+    pub fn source_text(&self) -> String {
+        match (&self.source, &self.gst) {
+            (Some(s), _) => s.clone(),
+            (None, Some(g)) => format!("gst:{g}"),
+            (None, None) => String::new(),
+        }
+    }
+
+    pub fn source_spec(&self) -> Result<SourceSpec, String> {
+        SourceSpec::parse(&self.source_text())
+    }
+}
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub pos: Pos,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.pos.line,
+            self.pos.col,
+            self.message
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: cannot read: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid { problems: Vec<Problem> },
+}
+
+/// A loaded, validated configuration with everything resolved: node name,
+/// client id, absolute paths. `secrets` holds the values that must never be
+/// logged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    pub file: PathBuf,
+    pub config: Config,
+    pub node: String,
+    pub client_id: String,
+    pub secrets: Vec<String>,
+}
+
+impl Loaded {
+    pub fn model(&self, name: &str) -> Option<&ModelConfig> {
+        self.config.models.iter().find(|m| m.name == name)
+    }
+}
+
+pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    parse(file, &text, |k| std::env::var(k).ok())
+}
+
+/// Parses and validates `text` as if read from `file`; `env` looks up `${VAR}`s.
+pub fn parse(
+    file: &Path,
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
+    let problem = |pos: Pos, message: String| Problem {
+        file: file.to_path_buf(),
+        pos,
+        message,
+    };
+    let (text, mut secrets, env_problems) = expand_env(text, env);
+    if !env_problems.is_empty() {
+        return Err(ConfigError::Invalid {
+            problems: env_problems
+                .into_iter()
+                .map(|(pos, m)| problem(pos, m))
+                .collect(),
+        });
+    }
+    let mut config: Config = serde_yaml::from_str(&text).map_err(|e| {
+        let pos = e
+            .location()
+            .map(|l| Pos {
+                line: l.line(),
+                col: l.column(),
+            })
+            .unwrap_or(Pos { line: 1, col: 1 });
+        ConfigError::Invalid {
+            problems: vec![problem(pos, clean_serde_message(&e.to_string()))],
+        }
+    })?;
+
+    let base = file
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    for m in &mut config.models {
+        m.path = base.join(&m.path);
+        if let Some(l) = &mut m.labels {
+            *l = base.join(&*l);
+        }
+    }
+    if let Some(p) = &mut config.onnxruntime {
+        *p = base.join(&*p);
+    }
+    if let Some(p) = &mut config.mqtt.spool {
+        *p = base.join(&*p);
+    }
+
+    let locator = Locator::new(&text);
+    let problems: Vec<Problem> = validate(&config)
+        .into_iter()
+        .map(|(path, m)| problem(locator.nearest(&path), m))
+        .collect();
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid { problems });
+    }
+
+    if let Some(p) = &config.mqtt.password {
+        secrets.push(p.clone());
+    }
+    for s in &config.streams {
+        if let Ok(url) = url::Url::parse(&s.source_text())
+            && let Some(p) = url.password()
+        {
+            secrets.push(p.to_string());
+        }
+    }
+    secrets.retain(|s| !s.is_empty());
+    let node = config
+        .node
+        .clone()
+        .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
+    let client_id = config
+        .mqtt
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("visiond-{node}"));
+    Ok(Loaded {
+        file: file.to_path_buf(),
+        config,
+        node,
+        client_id,
+        secrets,
+    })
+}
+
+/// serde_yaml appends " at line L column C" to its messages; the position is
+/// printed in front already.
+fn clean_serde_message(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// Replaces every `${VAR}`; returns the text, the substituted values (they
+/// may be secrets) and the undefined variables with their positions.
+fn expand_env(
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> (String, Vec<String>, Vec<(Pos, String)>) {
+    let mut out = String::with_capacity(text.len());
+    let mut values = Vec::new();
+    let mut problems = Vec::new();
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let mut rest = line;
+        let mut col = 1;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            col += rest[..start].chars().count();
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                out.push_str(&rest[start..]);
+                rest = "";
+                break;
+            };
+            let name = &after[..end];
+            match env(name) {
+                Some(v) => {
+                    out.push_str(&v);
+                    values.push(v);
+                }
+                None => problems.push((
+                    Pos { line: n + 1, col },
+                    format!("environment variable {name} is not set"),
+                )),
+            }
+            col += name.chars().count() + 3;
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+    }
+    (out, values, problems)
+}
+
+/// Checks what serde cannot: names, references, ranges, URIs, files.
+/// Returns (YAML path, message) pairs.
+fn validate(config: &Config) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    if let Some(node) = &config.node
+        && !valid_name(node)
+    {
+        problems.push((
+            "node".into(),
+            format!("node {node:?} must match [A-Za-z0-9_-]+ (it is used in topics)"),
+        ));
+    }
+    match url::Url::parse(&config.mqtt.url) {
+        Ok(u) if u.scheme() == "mqtt" && u.host_str().is_some() => {}
+        Ok(u) if u.scheme() == "mqtts" => problems.push((
+            "mqtt.url".into(),
+            "mqtts:// (TLS) is not supported yet; use mqtt://".into(),
+        )),
+        _ => problems.push((
+            "mqtt.url".into(),
+            format!(
+                "{:?} is not an mqtt://host[:port] URL",
+                crate::redact::url(&config.mqtt.url)
+            ),
+        )),
+    }
+    if config.mqtt.qos > 1 {
+        problems.push(("mqtt.qos".into(), "qos must be 0 or 1".into()));
+    }
+    if config.mqtt.prefix.is_empty() || config.mqtt.prefix.contains(['#', '+']) {
+        problems.push((
+            "mqtt.prefix".into(),
+            "prefix must be non-empty and contain no MQTT wildcard".into(),
+        ));
+    }
+
+    let mut model_names = HashSet::new();
+    for (i, m) in config.models.iter().enumerate() {
+        let at = |f: &str| format!("models[{i}].{f}");
+        if !model_names.insert(m.name.as_str()) {
+            problems.push((at("name"), format!("duplicate model name {:?}", m.name)));
+        }
+        if !m.path.is_file() {
+            problems.push((
+                at("path"),
+                format!("model {:?}: file {} not found", m.name, m.path.display()),
+            ));
+        }
+        if let Some(l) = &m.labels
+            && !l.is_file()
+        {
+            problems.push((
+                at("labels"),
+                format!("model {:?}: labels file {} not found", m.name, l.display()),
+            ));
+        }
+        if m.threads == Some(0) {
+            problems.push((at("threads"), "threads must be at least 1".into()));
+        }
+        if !(0.0..=1.0).contains(&m.iou) {
+            problems.push((at("iou"), "iou must be between 0 and 1".into()));
+        }
+    }
+
+    let mut stream_names = HashSet::new();
+    for (i, s) in config.streams.iter().enumerate() {
+        let at = |f: &str| format!("streams[{i}].{f}");
+        if !valid_name(&s.name) {
+            problems.push((
+                at("name"),
+                format!("stream name {:?} must match [A-Za-z0-9_-]+", s.name),
+            ));
+        }
+        if !stream_names.insert(s.name.as_str()) {
+            problems.push((at("name"), format!("duplicate stream name {:?}", s.name)));
+        }
+        match (&s.source, &s.gst) {
+            (Some(_), Some(_)) => problems.push((
+                at("gst"),
+                format!("stream {:?}: give either source or gst, not both", s.name),
+            )),
+            (None, None) => problems.push((
+                format!("streams[{i}]"),
+                format!("stream {:?}: source is missing", s.name),
+            )),
+            _ => {
+                if let Err(e) = s.source_spec() {
+                    let field = if s.source.is_some() { "source" } else { "gst" };
+                    problems.push((at(field), format!("stream {:?}: {e}", s.name)));
+                }
+            }
+        }
+        if !model_names.contains(s.model.as_str()) {
+            problems.push((
+                at("model"),
+                format!(
+                    "stream {:?}: no model named {:?} in models",
+                    s.name, s.model
+                ),
+            ));
+        }
+        if let Some(fps) = s.fps
+            && !(fps > 0.0 && fps.is_finite())
+        {
+            problems.push((at("fps"), "fps must be a positive number".into()));
+        }
+        if let Some(ms) = s.min_score
+            && !(0.0..=1.0).contains(&ms)
+        {
+            problems.push((at("min_score"), "min_score must be between 0 and 1".into()));
+        }
+        if s.realtime && !matches!(s.source_spec(), Ok(SourceSpec::File { .. })) {
+            problems.push((
+                at("realtime"),
+                "realtime applies to file:// sources only".into(),
+            ));
+        }
+    }
+    problems
+}
+
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(k: &str) -> Option<String> {
+        (k == "PW").then(|| "s3cret".to_string())
+    }
+
+    fn write_models(dir: &Path) {
+        std::fs::write(dir.join("m.onnx"), b"x").unwrap();
+        std::fs::write(dir.join("l.txt"), b"a\n").unwrap();
+    }
+
+    #[test]
+    fn resolves_defaults_paths_and_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        write_models(dir.path());
+        let text = "node: edge-1\nmqtt:\n  password: ${PW}\nmodels:\n  - name: m\n    path: m.onnx\n    labels: l.txt\nstreams:\n  - name: a\n    source: rtsp://u:pw2@10.0.0.5/s\n    model: m\n";
+        let l = parse(&dir.path().join("c.yaml"), text, env).unwrap();
+        assert_eq!(l.node, "edge-1");
+        assert_eq!(l.client_id, "visiond-edge-1");
+        assert_eq!(l.config.mqtt.url, "mqtt://127.0.0.1:1883");
+        assert_eq!(l.config.mqtt.password.as_deref(), Some("s3cret"));
+        assert_eq!(l.config.models[0].path, dir.path().join("m.onnx"));
+        assert!(l.secrets.contains(&"s3cret".to_string()));
+        assert!(l.secrets.contains(&"pw2".to_string()));
+    }
+
+    #[test]
+    fn unknown_key_is_reported_with_position() {
+        let text = "mqtt:\n  url: mqtt://h\n  prefx: x\n";
+        let err = parse(Path::new("/c.yaml"), text, env).unwrap_err();
+        let s = err.to_string();
+        assert!(
+            s.starts_with("/c.yaml:3:3: mqtt: unknown field `prefx`"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn every_semantic_problem_is_reported_where_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        write_models(dir.path());
+        let text = "mqtt: {}\nmodels:\n  - name: m\n    path: nope.onnx\nstreams:\n  - name: a\n    source: test://\n    model: m\n  - name: a\n    source: ftp://x\n    model: z\n    fps: 0\n";
+        let f = dir.path().join("c.yaml");
+        let ConfigError::Invalid { problems } = parse(&f, text, env).unwrap_err() else {
+            panic!("expected problems")
+        };
+        let got: Vec<(usize, usize)> = problems.iter().map(|p| (p.pos.line, p.pos.col)).collect();
+        assert_eq!(got, vec![(4, 11), (9, 11), (10, 13), (11, 12), (12, 10)]);
+        assert!(problems[0].message.contains("nope.onnx"));
+        assert!(problems[1].message.contains("duplicate stream name"));
+        assert!(problems[3].message.contains("no model named \"z\""));
+    }
+
+    #[test]
+    fn undefined_variable_is_an_error_with_position() {
+        let err = parse(Path::new("c.yaml"), "mqtt:\n  password: ${NOPE}\n", env).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "c.yaml:2:13: environment variable NOPE is not set"
+        );
+    }
+}

@@ -1,0 +1,139 @@
+//! Wires the stages: sources -> channels -> inference engines -> publisher,
+//! and runs them until a signal says stop.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use tracing::{info, warn};
+
+use crate::config::{Loaded, Task};
+use crate::inference::{Engine, Filter, Input, Model, ModelError, runtime};
+use crate::publish::{MqttPublisher, MqttSettings, Publish};
+use crate::source::{PipelineSettings, RTSP_LATENCY, StreamHandle, StreamSetup, spawn_stream};
+
+/// SIGTERM to exit: PRODUCT.md allows 5 s; MQTT gets what is left of it.
+const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("stream {stream:?}: {message}")]
+    Stream { stream: String, message: String },
+    #[error("MQTT: {0}")]
+    Mqtt(String),
+    #[error("cannot start a thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// Loads every model a stream uses, once, with its configured threads.
+pub fn load_models(loaded: &Loaded) -> Result<HashMap<String, Model>, DaemonError> {
+    runtime::init(loaded.config.onnxruntime.as_deref())?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut models = HashMap::new();
+    for s in &loaded.config.streams {
+        if models.contains_key(&s.model) {
+            continue;
+        }
+        let cfg = loaded.model(&s.model).ok_or_else(|| DaemonError::Stream {
+            stream: s.name.clone(),
+            message: format!("no model named {:?}", s.model),
+        })?;
+        let mut model = Model::load(cfg, cfg.threads.unwrap_or(cores))?;
+        let ms = model.warm_up()?;
+        info!(model = %cfg.name, task = %model.task, input = ?(model.input.width, model.input.height), warm_up_ms = ms.round(), "model loaded");
+        models.insert(s.model.clone(), model);
+    }
+    Ok(models)
+}
+
+/// Runs the configured streams until SIGTERM or SIGINT.
+pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
+    crate::redact::register(&loaded.secrets);
+    gstreamer::init().map_err(|e| DaemonError::Stream {
+        stream: "*".into(),
+        message: format!("GStreamer: {e}"),
+    })?;
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    let models = load_models(&loaded)?;
+
+    let settings = MqttSettings::from_config(&loaded).map_err(DaemonError::Mqtt)?;
+    info!(broker = %format!("{}:{}", settings.host, settings.port), node = %loaded.node, "starting");
+    let mqtt = Arc::new(MqttPublisher::start(settings)?);
+    let publisher: Arc<dyn Publish> = mqtt.clone();
+
+    let mut tasks: HashMap<String, Task> = HashMap::new();
+    let mut engines: HashMap<String, Engine> = HashMap::new();
+    for (name, model) in models {
+        tasks.insert(name.clone(), model.task);
+        engines.insert(name, Engine::start(model, publisher.clone())?);
+    }
+
+    let mut streams: Vec<StreamHandle> = Vec::new();
+    for s in &loaded.config.streams {
+        let engine = &engines[&s.model];
+        let spec = s.source_spec().map_err(|message| DaemonError::Stream {
+            stream: s.name.clone(),
+            message,
+        })?;
+        let name: Arc<str> = s.name.as_str().into();
+        let stats = Arc::default();
+        // One frame in flight per stream: a live source replaces it when
+        // the model is busy, a file waits.
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let default_score = match tasks[&s.model] {
+            Task::Detection => 0.5,
+            Task::Classification => 0.0,
+        };
+        engine.add(Input {
+            stream: name.clone(),
+            frames: rx.clone(),
+            filter: Filter {
+                min_score: s.min_score.unwrap_or(default_score),
+                labels: s.labels.clone(),
+            },
+            stats: Arc::clone(&stats),
+        });
+        let setup = StreamSetup {
+            name,
+            settings: PipelineSettings {
+                spec,
+                width: engine.input_size.0,
+                height: engine.input_size.1,
+                fps: s.fps,
+                realtime: s.realtime,
+                rtsp_latency_ms: RTSP_LATENCY.as_millis() as u32,
+            },
+            stats,
+        };
+        streams.push(spawn_stream(setup, tx, rx, publisher.clone())?);
+    }
+    info!(streams = streams.len(), "running");
+
+    for signal in signals.forever() {
+        match signal {
+            SIGHUP => warn!("SIGHUP: reloading is not supported yet; keeping the running config"),
+            _ => break,
+        }
+    }
+
+    let deadline = Instant::now() + SHUTDOWN_BUDGET;
+    info!("stopping");
+    for s in &mut streams {
+        s.stop();
+    }
+    for s in streams {
+        s.join();
+    }
+    for (_, e) in engines {
+        e.join();
+    }
+    drop(publisher);
+    let mqtt =
+        Arc::try_unwrap(mqtt).map_err(|_| DaemonError::Mqtt("publisher still in use".into()))?;
+    mqtt.close(deadline.saturating_duration_since(Instant::now()));
+    info!("stopped");
+    Ok(())
+}

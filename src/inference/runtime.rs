@@ -1,0 +1,76 @@
+//! Finding and loading the ONNX Runtime shared library (ort `load-dynamic`).
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use super::ModelError;
+
+static LOADED: OnceLock<Result<(PathBuf, ort::environment::Environment), String>> = OnceLock::new();
+
+/// Where the project's set-up and the Debian package put the library, in
+/// the order they are tried after `onnxruntime:` and `ORT_DYLIB_PATH`.
+pub fn candidates() -> Vec<PathBuf> {
+    let mut c = Vec::new();
+    let cache = std::env::var_os("VISIOND_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/visiond")));
+    if let Some(cache) = cache {
+        c.push(cache.join("onnxruntime/libonnxruntime.so"));
+    }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        c.push(dir.join("libonnxruntime.so"));
+    }
+    c.push(PathBuf::from("/usr/lib/visiond/libonnxruntime.so"));
+    c.push(PathBuf::from(
+        "/var/lib/visiond/onnxruntime/libonnxruntime.so",
+    ));
+    c
+}
+
+/// Loads ONNX Runtime once per process; later calls return the first outcome.
+pub fn init(configured: Option<&Path>) -> Result<PathBuf, ModelError> {
+    load(configured).map(|(p, _)| p.clone())
+}
+
+/// The environment sessions are built in; loads ONNX Runtime from the
+/// default places if [`init`] was not called.
+pub fn environment() -> Result<&'static ort::environment::Environment, ModelError> {
+    load(None).map(|(_, e)| e)
+}
+
+fn load(
+    configured: Option<&Path>,
+) -> Result<&'static (PathBuf, ort::environment::Environment), ModelError> {
+    LOADED
+        .get_or_init(|| {
+            let path = configured
+                .map(Path::to_path_buf)
+                .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from))
+                .or_else(|| candidates().into_iter().find(|p| p.is_file()))
+                .ok_or_else(|| {
+                    format!(
+                        "ONNX Runtime library not found; run scripts/setup-assets.sh, or set `onnxruntime:` in the config or ORT_DYLIB_PATH (looked in {})",
+                        candidates()
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?;
+            if !path.is_file() {
+                return Err(format!("ONNX Runtime library {} not found", path.display()));
+            }
+            let builder = ort::init_from(&path)
+                .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", path.display()))?;
+            let env = builder
+                .with_name("visiond")
+                .with_telemetry(false)
+                .build()
+                .map_err(|e| format!("ONNX Runtime environment: {e}"))?;
+            Ok((path, env))
+        })
+        .as_ref()
+        .map_err(|e| ModelError::Runtime(e.clone()))
+}

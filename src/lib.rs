@@ -1,0 +1,15 @@
+//! visiond: camera streams in, MobileNet-family inference, MQTT events out.
+//!
+//! The stages, each in its own module, meet at plain data types ([`frame`]):
+//! [`source`] (GStreamer) -> bounded channels -> [`inference`] (ONNX
+//! Runtime) -> [`publish`] (MQTT). [`daemon`] wires them from a [`config`].
+
+pub mod backoff;
+pub mod config;
+pub mod daemon;
+pub mod frame;
+pub mod inference;
+pub mod publish;
+pub mod redact;
+pub mod source;
+pub mod status;

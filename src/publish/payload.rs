@@ -1,0 +1,165 @@
+//! JSON payloads of the contract (PRODUCT.md), independent of the transport.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::frame::{Analysis, Class, Detection, Output};
+use crate::status::{StreamState, StreamStatus};
+
+/// Version of the detections payload.
+pub const VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct DetectionsPayload<'a> {
+    v: u32,
+    node: &'a str,
+    stream: &'a str,
+    session: &'a str,
+    frame: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pts_ns: Option<u64>,
+    captured_at: String,
+    latency_ms: f64,
+    width: u32,
+    height: u32,
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    objects: Option<&'a [Detection]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    classes: Option<&'a [Class]>,
+}
+
+/// The message for one analysed frame; `now` is the publish time.
+pub fn detections(a: &Analysis, node: &str, now: SystemTime) -> Vec<u8> {
+    let latency = now
+        .duration_since(a.meta.captured_at)
+        .map(|d| d.as_secs_f64() * 1e3)
+        .unwrap_or(0.0);
+    let (objects, classes) = match &a.output {
+        Output::Detections(d) => (Some(d.as_slice()), None),
+        Output::Classes(c) => (None, Some(c.as_slice())),
+    };
+    let p = DetectionsPayload {
+        v: VERSION,
+        node,
+        stream: &a.meta.stream,
+        session: &a.meta.session,
+        frame: a.meta.seq,
+        pts_ns: a.meta.pts_ns,
+        captured_at: rfc3339(a.meta.captured_at),
+        latency_ms: (latency * 1000.0).round() / 1000.0,
+        width: a.meta.source_width,
+        height: a.meta.source_height,
+        model: &a.model,
+        objects,
+        classes,
+    };
+    serde_json::to_vec(&p).unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct StatusPayload<'a> {
+    state: StreamState,
+    since: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    fps_in: f64,
+    fps_analysed: f64,
+}
+
+pub fn status(s: &StreamStatus) -> Vec<u8> {
+    let round = |f: f64| (f * 100.0).round() / 100.0;
+    serde_json::to_vec(&StatusPayload {
+        state: s.state,
+        since: rfc3339(s.since),
+        error: s.error.as_deref(),
+        fps_in: round(s.fps_in),
+        fps_analysed: round(s.fps_analysed),
+    })
+    .unwrap_or_default()
+}
+
+/// UTC, millisecond precision: `2026-11-28T17:00:00.123Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let t = time::OffsetDateTime::from(t);
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(&format).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::frame::{BBox, FrameMeta};
+
+    #[test]
+    fn detections_payload_has_every_contract_field() {
+        let captured = SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_349_200_123);
+        let a = Analysis {
+            meta: FrameMeta {
+                stream: "front-door".into(),
+                session: "a3c1".into(),
+                seq: 1234,
+                pts_ns: Some(41_000_000_000),
+                captured_at: captured,
+                source_width: 1280,
+                source_height: 720,
+            },
+            model: "coco".into(),
+            output: Output::Detections(vec![Detection {
+                label: Arc::from("person"),
+                label_id: 0,
+                score: 0.91,
+                bbox: BBox {
+                    x: 0.1,
+                    y: 0.2,
+                    w: 0.3,
+                    h: 0.4,
+                },
+            }]),
+            inference_ms: 20.0,
+        };
+        let v: serde_json::Value = serde_json::from_slice(&detections(
+            &a,
+            "edge-01",
+            captured + Duration::from_micros(12_300),
+        ))
+        .unwrap();
+        assert_eq!(v["v"], 1);
+        assert_eq!(v["node"], "edge-01");
+        assert_eq!(v["stream"], "front-door");
+        assert_eq!(v["session"], "a3c1");
+        assert_eq!(v["frame"], 1234);
+        assert_eq!(v["pts_ns"], 41_000_000_000u64);
+        assert_eq!(v["captured_at"], "2025-11-28T17:00:00.123Z");
+        assert_eq!(v["latency_ms"], 12.3);
+        assert_eq!(v["width"], 1280);
+        assert_eq!(v["height"], 720);
+        assert_eq!(v["model"], "coco");
+        let o = &v["objects"][0];
+        assert_eq!(o["label"], "person");
+        assert_eq!(o["label_id"], 0);
+        assert!((o["score"].as_f64().unwrap() - 0.91).abs() < 1e-6);
+        assert!((o["box"]["h"].as_f64().unwrap() - 0.4).abs() < 1e-6);
+        assert!(v.get("classes").is_none());
+    }
+
+    #[test]
+    fn status_payload() {
+        let mut s = StreamStatus::new(StreamState::Reconnecting);
+        s.since = SystemTime::UNIX_EPOCH;
+        s.error = Some("refused".into());
+        s.fps_in = 29.999;
+        let v: serde_json::Value = serde_json::from_slice(&status(&s)).unwrap();
+        assert_eq!(v["state"], "reconnecting");
+        assert_eq!(v["since"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(v["error"], "refused");
+        assert_eq!(v["fps_in"], 30.0);
+        assert_eq!(v["fps_analysed"], 0.0);
+    }
+}

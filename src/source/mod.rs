@@ -1,0 +1,107 @@
+//! The source stage: turns a stream's `source` into frames on a channel,
+//! and keeps it alive (reconnects, status).
+
+mod pipeline;
+mod spec;
+mod supervisor;
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+pub use pipeline::{BusEvent, Deliver, Pipeline, PipelineSettings, RawFrame};
+pub use spec::SourceSpec;
+pub use supervisor::{StreamHandle, StreamSetup, spawn_stream};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot build the pipeline: {0}")]
+    Build(String),
+    #[error("cannot start: {0}")]
+    Start(String),
+}
+
+/// Counters of one stream, shared by its source and the inference stage.
+#[derive(Debug, Default)]
+pub struct StreamStats {
+    /// Decoded frames that reached the fps gate.
+    pub frames_in: AtomicU64,
+    /// Frames the fps gate let through to analysis.
+    pub frames_kept: AtomicU64,
+    /// Frames left out by the fps setting (by design, not a loss).
+    pub frames_skipped: AtomicU64,
+    /// Kept frames replaced by a newer one because inference was busy.
+    pub frames_dropped: AtomicU64,
+    /// Frames the model analysed and published.
+    pub frames_analysed: AtomicU64,
+    /// Source (re)connections.
+    pub sessions: AtomicU64,
+}
+
+/// Keeps at most `fps` frames a second, counted in stream time (the
+/// buffers' timestamps): on a 30 fps source `fps: 5` keeps every sixth frame.
+#[derive(Debug, Clone)]
+pub struct FpsGate {
+    interval_ns: Option<u64>,
+    last_slot: Option<u64>,
+}
+
+impl FpsGate {
+    pub fn new(fps: Option<f64>) -> Self {
+        Self {
+            interval_ns: fps.map(|f| (1e9 / f).round() as u64),
+            last_slot: None,
+        }
+    }
+
+    pub fn keep(&mut self, pts_ns: Option<u64>) -> bool {
+        let (Some(interval), Some(pts)) = (self.interval_ns, pts_ns) else {
+            return true;
+        };
+        // A millisecond of slack absorbs timestamp rounding (6 x 33.333 ms
+        // is 199.999998 ms, which must count as 200 ms).
+        let slot = (pts + 1_000_000) / interval;
+        match self.last_slot {
+            // A timestamp going backwards is a new segment (a seek or a loop).
+            Some(last) if slot <= last && slot + 1 >= last => false,
+            _ => {
+                self.last_slot = Some(slot);
+                true
+            }
+        }
+    }
+}
+
+/// The default rtspsrc jitter buffer: low, unlike GStreamer's 2 s.
+pub const RTSP_LATENCY: Duration = Duration::from_millis(200);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fps_gate_keeps_every_sixth_frame_of_30fps_at_5() {
+        let mut gate = FpsGate::new(Some(5.0));
+        let frame_ns = 1_000_000_000u64 / 30;
+        let kept: Vec<u64> = (0..60)
+            .filter(|i| gate.keep(Some(i * frame_ns + i / 7)))
+            .collect();
+        assert_eq!(kept, vec![0, 6, 12, 18, 24, 30, 36, 42, 48, 54]);
+    }
+
+    #[test]
+    fn fps_gate_passes_everything_without_fps_or_pts() {
+        let mut gate = FpsGate::new(None);
+        assert!((0..10).all(|i| gate.keep(Some(i))));
+        let mut gate = FpsGate::new(Some(1.0));
+        assert!(gate.keep(None) && gate.keep(None));
+    }
+
+    #[test]
+    fn fps_gate_restarts_when_time_jumps_back() {
+        let mut gate = FpsGate::new(Some(1.0));
+        assert!(gate.keep(Some(10_000_000_000)));
+        assert!(!gate.keep(Some(10_500_000_000)));
+        assert!(gate.keep(Some(0)));
+        assert!(gate.keep(Some(1_000_000_000)));
+    }
+}

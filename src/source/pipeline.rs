@@ -1,0 +1,391 @@
+//! One GStreamer pipeline per stream session:
+//! source -> decode -> [fps gate] -> videoscale -> videoconvert -> appsink (RGB, model size).
+//! Scaling happens before conversion (fewer pixels to convert), and frames
+//! the fps gate drops are never scaled, converted or copied.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+
+use super::{FpsGate, SourceError, SourceSpec, StreamStats};
+use crate::frame::Image;
+
+/// What the pipeline needs to know to build itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineSettings {
+    pub spec: SourceSpec,
+    /// The model's input size: frames reach the appsink at this size.
+    pub width: u32,
+    pub height: u32,
+    pub fps: Option<f64>,
+    pub realtime: bool,
+    /// rtspsrc jitter-buffer latency.
+    pub rtsp_latency_ms: u32,
+}
+
+/// A kept frame as it leaves the pipeline, before it gets its stream metadata.
+#[derive(Debug)]
+pub struct RawFrame {
+    pub image: Image,
+    pub pts_ns: Option<u64>,
+    pub captured_at: SystemTime,
+    pub source_width: u32,
+    pub source_height: u32,
+    pub live: bool,
+}
+
+/// Something the pipeline reports on its bus.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BusEvent {
+    Eos,
+    Error(String),
+}
+
+pub struct Pipeline {
+    pipeline: gst::Pipeline,
+    live: bool,
+}
+
+/// The frame handler returns `false` to stop the stream (shutting down).
+pub type Deliver = Box<dyn FnMut(RawFrame) -> bool + Send>;
+
+impl Pipeline {
+    /// Builds and starts the pipeline; `deliver` runs on GStreamer's
+    /// streaming thread for every frame the fps gate keeps.
+    pub fn start(
+        settings: &PipelineSettings,
+        stats: Arc<StreamStats>,
+        mut deliver: Deliver,
+    ) -> Result<Self, SourceError> {
+        gst::init().map_err(|e| SourceError::Build(format!("GStreamer init: {e}")))?;
+        let pipeline = gst::Pipeline::new();
+        let build = |e: gst::glib::BoolError| SourceError::Build(e.to_string());
+
+        let scale = make("videoscale")?;
+        // Stretch to the model's input; boxes map back without offsets.
+        scale.set_property("add-borders", false);
+        let convert = make("videoconvert")?;
+        let caps = gst_video::VideoCapsBuilder::new()
+            .format(gst_video::VideoFormat::Rgb)
+            .width(settings.width as i32)
+            .height(settings.height as i32)
+            .build();
+        let spec_live = settings.spec.is_live(settings.realtime);
+        let appsink = gst_app::AppSink::builder()
+            .caps(&caps)
+            .max_buffers(1)
+            // A live source never queues: the newest frame wins.
+            .drop(spec_live != Some(false))
+            .sync(settings.realtime)
+            .build();
+        pipeline
+            .add_many([&scale, &convert, appsink.upcast_ref()])
+            .map_err(build)?;
+        gst::Element::link_many([&scale, &convert, appsink.upcast_ref()]).map_err(build)?;
+
+        let scale_sink = scale
+            .static_pad("sink")
+            .ok_or_else(|| SourceError::Build("videoscale has no sink pad".into()))?;
+        let source_size = Arc::new(AtomicU64::new(0));
+        let gate_time = Arc::new(Mutex::new(SystemTime::now()));
+        install_gate(&scale_sink, settings.fps, &stats, &source_size, &gate_time);
+
+        add_source(&pipeline, &settings.spec, settings.rtsp_latency_ms, &scale)?;
+
+        let live_flag = Arc::new(AtomicBool::new(spec_live.unwrap_or(true)));
+        let live = live_flag.clone();
+        let (width, height) = (settings.width, settings.height);
+        let mut stride_cache: Option<(gst::Caps, usize)> = None;
+        appsink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let caps = sample.caps_owned().ok_or(gst::FlowError::NotNegotiated)?;
+                    let stride = match &stride_cache {
+                        Some((c, s)) if *c == caps => *s,
+                        _ => {
+                            let info = gst_video::VideoInfo::from_caps(&caps)
+                                .map_err(|_| gst::FlowError::NotNegotiated)?;
+                            let s = info.stride()[0] as usize;
+                            stride_cache = Some((caps, s));
+                            s
+                        }
+                    };
+                    let buffer = sample.buffer_owned().ok_or(gst::FlowError::Error)?;
+                    let pts_ns = buffer.pts().map(|t| t.nseconds());
+                    let live = live.load(Ordering::Relaxed);
+                    let captured_at = capture_time(sink, &sample, live).unwrap_or_else(|| {
+                        gate_time
+                            .lock()
+                            .map(|t| *t)
+                            .unwrap_or_else(|_| SystemTime::now())
+                    });
+                    let mapped = buffer
+                        .into_mapped_buffer_readable()
+                        .map_err(|_| gst::FlowError::Error)?;
+                    let size = source_size.load(Ordering::Relaxed);
+                    let frame = RawFrame {
+                        image: Image {
+                            width,
+                            height,
+                            stride,
+                            data: Box::new(mapped),
+                        },
+                        pts_ns,
+                        captured_at,
+                        source_width: (size >> 32) as u32,
+                        source_height: size as u32,
+                        live,
+                    };
+                    if deliver(frame) {
+                        Ok(gst::FlowSuccess::Ok)
+                    } else {
+                        Err(gst::FlowError::Flushing)
+                    }
+                })
+                .build(),
+        );
+        let started = pipeline.set_state(gst::State::Playing).map_err(|_| {
+            SourceError::Start(
+                bus_error(&pipeline).unwrap_or_else(|| "the pipeline refused to start".into()),
+            )
+        })?;
+        let live = spec_live.unwrap_or(started == gst::StateChangeSuccess::NoPreroll);
+        live_flag.store(live, Ordering::Relaxed);
+        if spec_live.is_none() {
+            appsink.set_drop(live);
+        }
+        Ok(Self { pipeline, live })
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
+    /// Waits up to `timeout` for an end of stream or an error.
+    pub fn poll(&self, timeout: Duration) -> Option<BusEvent> {
+        let bus = self.pipeline.bus()?;
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_nseconds(timeout.as_nanos() as u64),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )?;
+        match msg.view() {
+            gst::MessageView::Eos(_) => Some(BusEvent::Eos),
+            gst::MessageView::Error(e) => Some(BusEvent::Error(describe_error(e))),
+            _ => None,
+        }
+    }
+
+    /// Stops the pipeline and frees its resources.
+    pub fn stop(self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+fn make(factory: &str) -> Result<gst::Element, SourceError> {
+    gst::ElementFactory::make(factory).build().map_err(|_| {
+        SourceError::Build(format!(
+            "GStreamer element {factory:?} is missing; install the GStreamer plugins (scripts/apt-deps.sh)"
+        ))
+    })
+}
+
+/// The fps gate and the source-size watcher, both on the scaler's sink pad.
+fn install_gate(
+    pad: &gst::Pad,
+    fps: Option<f64>,
+    stats: &Arc<StreamStats>,
+    source_size: &Arc<AtomicU64>,
+    gate_time: &Arc<Mutex<SystemTime>>,
+) {
+    let size = source_size.clone();
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        if let Some(gst::EventView::Caps(c)) = info.event().map(|e| e.view())
+            && let Ok(vi) = gst_video::VideoInfo::from_caps(c.caps())
+        {
+            size.store(
+                (u64::from(vi.width()) << 32) | u64::from(vi.height()),
+                Ordering::Relaxed,
+            );
+        }
+        gst::PadProbeReturn::Ok
+    });
+    let gate = Mutex::new(FpsGate::new(fps));
+    let stats = stats.clone();
+    let gate_time = gate_time.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        stats.frames_in.fetch_add(1, Ordering::Relaxed);
+        let pts = info.buffer().and_then(|b| b.pts()).map(|t| t.nseconds());
+        if gate.lock().map_or(true, |mut g| g.keep(pts)) {
+            stats.frames_kept.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut t) = gate_time.lock() {
+                *t = SystemTime::now();
+            }
+            gst::PadProbeReturn::Ok
+        } else {
+            stats.frames_skipped.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Drop
+        }
+    });
+}
+
+/// For live pipelines: the wall-clock time the frame was captured, from the
+/// pipeline clock (includes jitter-buffer and decode latency).
+fn capture_time(sink: &gst_app::AppSink, sample: &gst::Sample, live: bool) -> Option<SystemTime> {
+    if !live {
+        return None;
+    }
+    let clock = sink.clock()?;
+    let base = sink.base_time()?;
+    let pts = sample.buffer()?.pts()?;
+    let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?;
+    let running = segment.to_running_time(pts)?;
+    let age = clock.time().checked_sub(base + running)?;
+    SystemTime::now().checked_sub(Duration::from_nanos(age.nseconds()))
+}
+
+/// Adds the source part of the pipeline and links it to `sink` (the scaler).
+fn add_source(
+    pipeline: &gst::Pipeline,
+    spec: &SourceSpec,
+    rtsp_latency_ms: u32,
+    sink: &gst::Element,
+) -> Result<(), SourceError> {
+    let build = |e: gst::glib::BoolError| SourceError::Build(e.to_string());
+    match spec {
+        SourceSpec::Test {
+            pattern,
+            width,
+            height,
+            fps,
+        } => {
+            let src = make("videotestsrc")?;
+            src.set_property("is-live", true);
+            // The pattern was checked against videotestsrc's nicks when parsed.
+            src.set_property_from_str("pattern", pattern);
+            let caps = gst_video::VideoCapsBuilder::new()
+                .format(gst_video::VideoFormat::I420)
+                .width(*width as i32)
+                .height(*height as i32)
+                .framerate(gst::Fraction::new(*fps as i32, 1))
+                .build();
+            let filter = gst::ElementFactory::make("capsfilter")
+                .property("caps", &caps)
+                .build()
+                .map_err(build)?;
+            pipeline.add_many([&src, &filter]).map_err(build)?;
+            gst::Element::link_many([&src, &filter, sink]).map_err(build)?;
+        }
+        SourceSpec::Gst { launch } => {
+            // A fragment may end in caps ("... ! video/x-raw,width=640"),
+            // which the parser accepts only between two elements.
+            let launch = format!("{launch} ! identity silent=true");
+            let bin = gst::parse::bin_from_description(&launch, true)
+                .map_err(|e| SourceError::Build(format!("gst: fragment does not parse: {e}")))?;
+            pipeline.add(&bin).map_err(build)?;
+            bin.link(sink).map_err(|_| {
+                SourceError::Build("gst: fragment does not end in raw video".into())
+            })?;
+        }
+        SourceSpec::File { .. }
+        | SourceSpec::Rtsp { .. }
+        | SourceSpec::V4l2 { .. }
+        | SourceSpec::Http { .. } => {
+            let uri = match spec {
+                SourceSpec::File { path } => gst::glib::filename_to_uri(path, None)
+                    .map_err(|e| SourceError::Build(e.to_string()))?
+                    .to_string(),
+                SourceSpec::Rtsp { url } | SourceSpec::Http { url } => url.clone(),
+                SourceSpec::V4l2 { device } => format!("v4l2://{}", device.display()),
+                _ => unreachable!(),
+            };
+            let decode = gst::ElementFactory::make("uridecodebin")
+                .property("uri", &uri)
+                .build()
+                .map_err(|_| {
+                    SourceError::Build("GStreamer element uridecodebin is missing".into())
+                })?;
+            decode.connect("source-setup", false, move |args| {
+                if let Some(src) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
+                    && src.find_property("latency").is_some()
+                    && src.find_property("protocols").is_some()
+                {
+                    // rtspsrc: low latency by default, TCP because UDP is
+                    // lost behind NAT and firewalls.
+                    src.set_property("latency", rtsp_latency_ms);
+                    src.set_property_from_str("protocols", "tcp");
+                }
+                None
+            });
+            let sink = sink.clone();
+            let weak_pipeline = pipeline.downgrade();
+            decode.connect_pad_added(move |_, pad| {
+                let is_video = pad
+                    .current_caps()
+                    .or_else(|| Some(pad.query_caps(None)))
+                    .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
+                    .unwrap_or(false);
+                let target = sink.static_pad("sink");
+                match target {
+                    Some(t) if is_video && !t.is_linked() => {
+                        let _ = pad.link(&t);
+                    }
+                    _ => {
+                        // Audio and extra video tracks go nowhere, quietly.
+                        if let Some(p) = weak_pipeline.upgrade()
+                            && let Ok(fake) = gst::ElementFactory::make("fakesink")
+                                .property("sync", false)
+                                .property("async", false)
+                                .build()
+                            && p.add(&fake).is_ok()
+                        {
+                            let _ = fake.sync_state_with_parent();
+                            if let Some(fp) = fake.static_pad("sink") {
+                                let _ = pad.link(&fp);
+                            }
+                        }
+                    }
+                }
+            });
+            pipeline.add(&decode).map_err(build)?;
+        }
+    }
+    Ok(())
+}
+
+fn describe_error(e: &gst::message::Error) -> String {
+    let src = e
+        .src()
+        .map(|s| s.name().to_string())
+        .unwrap_or_else(|| "pipeline".into());
+    let mut msg = format!("{src}: {}", e.error());
+    if let Some(d) = e.debug() {
+        // The debug text's last line is the useful one; the rest is a C trace.
+        if let Some(last) = d.lines().rev().find(|l| !l.trim().is_empty()) {
+            msg.push_str(" (");
+            msg.push_str(last.trim());
+            msg.push(')');
+        }
+    }
+    crate::redact::text(&msg)
+}
+
+fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
+    let bus = pipeline.bus()?;
+    let msg = bus.timed_pop_filtered(gst::ClockTime::ZERO, &[gst::MessageType::Error])?;
+    match msg.view() {
+        gst::MessageView::Error(e) => Some(describe_error(e)),
+        _ => None,
+    }
+}

@@ -1,0 +1,100 @@
+//! The source stage on its own, with real GStreamer pipelines.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use visiond::source::{BusEvent, Pipeline, PipelineSettings, RawFrame, SourceSpec, StreamStats};
+
+fn collect(
+    settings: PipelineSettings,
+    want: usize,
+    limit: Duration,
+) -> (Vec<RawFrame>, Arc<StreamStats>) {
+    let stats = Arc::new(StreamStats::default());
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let p = Pipeline::start(
+        &settings,
+        stats.clone(),
+        Box::new(move |f| tx.send(f).is_ok()),
+    )
+    .expect("pipeline starts");
+    let deadline = Instant::now() + limit;
+    let mut frames = Vec::new();
+    while frames.len() < want && Instant::now() < deadline {
+        if let Ok(f) = rx.recv_timeout(Duration::from_millis(50)) {
+            frames.push(f);
+        }
+        if let Some(BusEvent::Error(e)) = p.poll(Duration::ZERO) {
+            panic!("pipeline error: {e}");
+        }
+    }
+    p.stop();
+    (frames, stats)
+}
+
+#[test]
+fn test_source_delivers_rgb_frames_at_model_size_with_source_size() {
+    let settings = PipelineSettings {
+        spec: SourceSpec::parse("test://?width=640&height=360&fps=30").unwrap(),
+        width: 225, // odd width: rows are padded to 4 bytes
+        height: 150,
+        fps: None,
+        realtime: false,
+        rtsp_latency_ms: 200,
+    };
+    let (frames, _) = collect(settings, 5, Duration::from_secs(10));
+    assert_eq!(frames.len(), 5);
+    let f = &frames[0];
+    assert_eq!((f.image.width, f.image.height), (225, 150));
+    assert_eq!(f.image.stride, 676);
+    assert!(f.image.bytes().len() >= 676 * 150);
+    assert_eq!((f.source_width, f.source_height), (640, 360));
+    assert!(f.live);
+    assert!(frames.windows(2).all(|w| w[0].pts_ns < w[1].pts_ns));
+}
+
+#[test]
+fn fps_setting_keeps_every_sixth_frame_in_stream_time() {
+    let settings = PipelineSettings {
+        spec: SourceSpec::parse(
+            "gst:videotestsrc num-buffers=60 ! video/x-raw,width=320,height=240,framerate=30/1",
+        )
+        .unwrap(),
+        width: 64,
+        height: 64,
+        fps: Some(5.0),
+        realtime: false,
+        rtsp_latency_ms: 200,
+    };
+    let (frames, stats) = collect(settings, 10, Duration::from_secs(10));
+    assert_eq!(frames.len(), 10);
+    assert_eq!(stats.frames_kept.load(Ordering::Relaxed), 10);
+    let pts: Vec<u64> = frames
+        .iter()
+        .map(|f| f.pts_ns.unwrap() / 1_000_000)
+        .collect();
+    assert_eq!(
+        pts,
+        vec![0, 200, 400, 600, 800, 1000, 1200, 1400, 1600, 1800]
+    );
+}
+
+#[test]
+fn a_bad_source_is_an_error_not_a_panic() {
+    let settings = PipelineSettings {
+        spec: SourceSpec::parse("gst:this-element-does-not-exist").unwrap(),
+        width: 64,
+        height: 64,
+        fps: None,
+        realtime: false,
+        rtsp_latency_ms: 200,
+    };
+    let err = Pipeline::start(&settings, Arc::default(), Box::new(|_| true))
+        .err()
+        .expect("fails");
+    assert!(
+        err.to_string().contains("this-element-does-not-exist"),
+        "{err}"
+    );
+}
