@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tracing::{info, warn};
 
-use crate::config::{Loaded, Task};
+use crate::config::{Loaded, StreamConfig, Task};
 use crate::inference::{Engine, Filter, Input, Model, ModelError, runtime};
 use crate::publish::{MqttPublisher, MqttSettings, Publish};
 use crate::source::{PipelineSettings, RTSP_LATENCY, StreamHandle, StreamSetup, spawn_stream};
@@ -64,53 +64,10 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     let mqtt = Arc::new(MqttPublisher::start(settings)?);
     let publisher: Arc<dyn Publish> = mqtt.clone();
 
-    let mut tasks: HashMap<String, Task> = HashMap::new();
-    let mut engines: HashMap<String, Engine> = HashMap::new();
-    for (name, model) in models {
-        tasks.insert(name.clone(), model.task);
-        engines.insert(name, Engine::start(model, publisher.clone())?);
-    }
-
-    let mut streams: Vec<StreamHandle> = Vec::new();
-    for s in &loaded.config.streams {
-        let engine = &engines[&s.model];
-        let spec = s.source_spec().map_err(|message| DaemonError::Stream {
-            stream: s.name.clone(),
-            message,
-        })?;
-        let name: Arc<str> = s.name.as_str().into();
-        let stats = Arc::default();
-        // One frame in flight per stream: a live source replaces it when
-        // the model is busy, a file waits.
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let default_score = match tasks[&s.model] {
-            Task::Detection => 0.5,
-            Task::Classification => 0.0,
-        };
-        engine.add(Input {
-            stream: name.clone(),
-            frames: rx.clone(),
-            filter: Filter {
-                min_score: s.min_score.unwrap_or(default_score),
-                labels: s.labels.clone(),
-            },
-            stats: Arc::clone(&stats),
-        });
-        let setup = StreamSetup {
-            name,
-            settings: PipelineSettings {
-                spec,
-                width: engine.input_size.0,
-                height: engine.input_size.1,
-                fps: s.fps,
-                realtime: s.realtime,
-                rtsp_latency_ms: RTSP_LATENCY.as_millis() as u32,
-            },
-            stats,
-        };
-        streams.push(spawn_stream(setup, tx, rx, publisher.clone())?);
-    }
-    info!(streams = streams.len(), "running");
+    let running = Running::start(&loaded, models, &publisher)?;
+    let streams = running.streams.len();
+    info!(streams, "running");
+    crate::notify::notify(&format!("READY=1\nSTATUS={streams} streams"));
 
     for signal in signals.forever() {
         match signal {
@@ -121,19 +78,98 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
 
     let deadline = Instant::now() + SHUTDOWN_BUDGET;
     info!("stopping");
-    for s in &mut streams {
-        s.stop();
-    }
-    for s in streams {
-        s.join();
-    }
-    for (_, e) in engines {
-        e.join();
-    }
+    crate::notify::notify("STOPPING=1");
+    running.stop();
     drop(publisher);
     let mqtt =
         Arc::try_unwrap(mqtt).map_err(|_| DaemonError::Mqtt("publisher still in use".into()))?;
     mqtt.close(deadline.saturating_duration_since(Instant::now()));
     info!("stopped");
     Ok(())
+}
+
+/// The stages of a running configuration.
+pub struct Running {
+    pub streams: Vec<StreamHandle>,
+    pub engines: HashMap<String, Engine>,
+}
+
+impl Running {
+    /// Starts an engine per model and a supervisor per stream of `loaded`.
+    pub fn start(
+        loaded: &Loaded,
+        models: HashMap<String, Model>,
+        publisher: &Arc<dyn Publish>,
+    ) -> Result<Self, DaemonError> {
+        let mut tasks: HashMap<String, Task> = HashMap::new();
+        let mut engines: HashMap<String, Engine> = HashMap::new();
+        for (name, model) in models {
+            tasks.insert(name.clone(), model.task);
+            engines.insert(name, Engine::start(model, publisher.clone())?);
+        }
+        let mut streams = Vec::new();
+        for s in &loaded.config.streams {
+            let (Some(engine), Some(task)) = (engines.get(&s.model), tasks.get(&s.model)) else {
+                continue;
+            };
+            streams.push(start_stream(s, engine, *task, publisher)?);
+        }
+        Ok(Self { streams, engines })
+    }
+
+    /// Stops the sources, lets the engines finish the frames in flight.
+    pub fn stop(mut self) {
+        for s in &mut self.streams {
+            s.stop();
+        }
+        for s in self.streams {
+            s.join();
+        }
+        for (_, e) in self.engines {
+            e.join();
+        }
+    }
+}
+
+fn start_stream(
+    s: &StreamConfig,
+    engine: &Engine,
+    task: Task,
+    publisher: &Arc<dyn Publish>,
+) -> Result<StreamHandle, DaemonError> {
+    let spec = s.source_spec().map_err(|message| DaemonError::Stream {
+        stream: s.name.clone(),
+        message,
+    })?;
+    let name: Arc<str> = s.name.as_str().into();
+    let stats = Arc::default();
+    // One frame in flight per stream: a live source replaces it when the
+    // model is busy, a file waits.
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let default_score = match task {
+        Task::Detection => 0.5,
+        Task::Classification => 0.0,
+    };
+    engine.add(Input {
+        stream: name.clone(),
+        frames: rx.clone(),
+        filter: Filter {
+            min_score: s.min_score.unwrap_or(default_score),
+            labels: s.labels.clone(),
+        },
+        stats: Arc::clone(&stats),
+    });
+    let setup = StreamSetup {
+        name,
+        settings: PipelineSettings {
+            spec,
+            width: engine.input_size.0,
+            height: engine.input_size.1,
+            fps: s.fps,
+            realtime: s.realtime,
+            rtsp_latency_ms: RTSP_LATENCY.as_millis() as u32,
+        },
+        stats,
+    };
+    Ok(spawn_stream(setup, tx, rx, publisher.clone())?)
 }

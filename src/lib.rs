@@ -5,10 +5,12 @@
 //! Runtime) -> [`publish`] (MQTT). [`daemon`] wires them from a [`config`].
 
 pub mod backoff;
+pub mod bench;
 pub mod config;
 pub mod daemon;
 pub mod frame;
 pub mod inference;
+pub mod notify;
 pub mod publish;
 pub mod redact;
 pub mod source;

@@ -40,6 +40,21 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Measure inference throughput and latency per thread layout, or one
+    /// stream end to end (`--stream`).
+    Bench {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Only this model (default: every model in the config).
+        #[arg(long)]
+        model: Option<String>,
+        /// Frames per measurement.
+        #[arg(long, default_value_t = 300)]
+        frames: usize,
+        /// Run this stream (source, decode, inference, payload) instead.
+        #[arg(long)]
+        stream: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -54,6 +69,18 @@ fn main() -> ExitCode {
             }
         },
         Command::Check { config } => check(&config),
+        Command::Bench {
+            config,
+            model,
+            frames,
+            stream,
+        } => match bench(&config, model.as_deref(), frames, stream.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                report(&e);
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -131,4 +158,64 @@ fn check(path: &std::path::Path) -> ExitCode {
         println!("stream {}: {spec} -> {} ({fps})", s.name, s.model);
     }
     ExitCode::SUCCESS
+}
+
+fn bench(
+    path: &std::path::Path,
+    model: Option<&str>,
+    frames: usize,
+    stream: Option<&str>,
+) -> anyhow::Result<()> {
+    use visiond::bench;
+    let loaded = config::load(path)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(stream) = stream {
+        let r = bench::stream(
+            &loaded,
+            stream,
+            frames as u64,
+            std::time::Duration::from_secs(600),
+        )?;
+        println!(
+            "| stream | frames | seconds | frames/s | CPU ms/frame | latency p50 ms | latency p99 ms | RSS MiB | peak RSS MiB |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|");
+        println!(
+            "| {} | {} | {:.2} | {:.1} | {:.2} | {:.1} | {:.1} | {:.0} | {:.0} |",
+            r.stream,
+            r.frames,
+            r.seconds,
+            r.fps,
+            r.cpu_ms_per_frame,
+            r.latency_p50_ms,
+            r.latency_p99_ms,
+            r.rss_mib,
+            r.peak_rss_mib
+        );
+        return Ok(());
+    }
+    let names: Vec<String> = match model {
+        Some(m) => vec![m.to_string()],
+        None => loaded
+            .config
+            .models
+            .iter()
+            .map(|m| m.name.clone())
+            .collect(),
+    };
+    println!(
+        "{cores} cores; {frames} frames per row; batch 1 (the shipped models have a fixed batch of 1)"
+    );
+    println!("| model | workers x threads | batch | frames/s | latency p50 ms | latency p99 ms |");
+    println!("|---|---|---|---|---|---|");
+    for name in names {
+        for (workers, threads) in bench::layouts(cores) {
+            let r = bench::inference(&loaded, &name, workers, threads, frames)?;
+            println!(
+                "| {} | {} x {} | {} | {:.1} | {:.2} | {:.2} |",
+                r.model, r.workers, r.threads, r.batch, r.fps, r.p50_ms, r.p99_ms
+            );
+        }
+    }
+    Ok(())
 }
