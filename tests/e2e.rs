@@ -84,11 +84,7 @@ fn rtsp_and_test_streams_to_mqtt_then_sigterm() {
             continue;
         };
         match m.topic.as_str() {
-            "visiond/test-node/available" => {
-                if m.text() == "online" {
-                    retained_online = true;
-                }
-            }
+            "visiond/test-node/available" if m.text() == "online" => retained_online = true,
             t if t.ends_with("/status") => statuses.push((t.to_string(), m.json())),
             t if t.ends_with("/detections") => {
                 let v = m.json();
