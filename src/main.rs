@@ -40,6 +40,14 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Open a source, print what it delivers (codec, size, frame rate), exit.
+    Probe {
+        /// rtsp://, file://, v4l2://, http(s)://, test:// or gst:<launch>.
+        uri: String,
+        /// Seconds to wait for the source.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
     /// Measure inference throughput and latency per thread layout, or one
     /// stream end to end (`--stream`).
     Bench {
@@ -69,6 +77,26 @@ fn main() -> ExitCode {
             }
         },
         Command::Check { config } => check(&config),
+        Command::Probe { uri, timeout } => {
+            let result = visiond::source::SourceSpec::parse(&uri)
+                .map_err(anyhow::Error::msg)
+                .and_then(|spec| {
+                    Ok(visiond::source::probe(
+                        &spec,
+                        std::time::Duration::from_secs(timeout),
+                    )?)
+                });
+            match result {
+                Ok(r) => {
+                    print!("{r}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    report(&e.context(visiond::redact::url(&uri)));
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Bench {
             config,
             model,
@@ -100,7 +128,6 @@ fn init_logging(cli: &Cli) {
 fn report(e: &anyhow::Error) {
     let text = visiond::redact::text(&format!("{e:#}"));
     tracing::error!("{text}");
-    eprintln!("visiond: {text}");
 }
 
 fn run(path: &std::path::Path) -> anyhow::Result<()> {

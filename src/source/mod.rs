@@ -2,6 +2,7 @@
 //! and keeps it alive (reconnects, status).
 
 mod pipeline;
+mod probe;
 mod spec;
 mod supervisor;
 
@@ -9,6 +10,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 pub use pipeline::{BusEvent, Deliver, Pipeline, PipelineSettings, RawFrame};
+pub use probe::{ProbeReport, probe};
 pub use spec::SourceSpec;
 pub use supervisor::{StreamHandle, StreamSetup, spawn_stream};
 

@@ -150,11 +150,15 @@ impl Pipeline {
                 })
                 .build(),
         );
-        let started = pipeline.set_state(gst::State::Playing).map_err(|_| {
-            SourceError::Start(
-                bus_error(&pipeline).unwrap_or_else(|| "the pipeline refused to start".into()),
-            )
-        })?;
+        // PAUSED first: only that transition tells a live source (NO_PREROLL).
+        let started = pipeline
+            .set_state(gst::State::Paused)
+            .and_then(|s| pipeline.set_state(gst::State::Playing).map(|_| s))
+            .map_err(|_| {
+                SourceError::Start(
+                    bus_error(&pipeline).unwrap_or_else(|| "the pipeline refused to start".into()),
+                )
+            })?;
         let live = spec_live.unwrap_or(started == gst::StateChangeSuccess::NoPreroll);
         live_flag.store(live, Ordering::Relaxed);
         if spec_live.is_none() {
