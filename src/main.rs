@@ -113,7 +113,14 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(cli: &Cli) {
-    let filter = EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // ONNX Runtime narrates every session at info; keep it to warnings
+    // unless the filter names it.
+    let spec = if cli.log_level.contains("ort") {
+        cli.log_level.clone()
+    } else {
+        format!("{},ort=warn", cli.log_level)
+    };
+    let filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info,ort=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -45,11 +45,10 @@ pub struct InputSpec {
 /// How to read the outputs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decoder {
-    /// Raw SSD head: scores `[1, A, C]` and boxes `[1, A, 1|., 4]`.
+    /// Raw SSD head: scores `[1, A, C]` and boxes `[1, A, 1, 4]` or `[1, A, 4]`.
     SsdRaw {
         scores: String,
         boxes: String,
-        classes: usize,
         iou: f32,
     },
     /// Classifier: one `[1, N]` output of probabilities (float, or uint8
@@ -187,20 +186,16 @@ impl Model {
             message: format!("output {name:?} missing"),
         };
         match &self.decoder {
-            Decoder::SsdRaw {
-                scores,
-                boxes,
-                classes,
-                iou,
-            } => {
+            Decoder::SsdRaw { scores, boxes, iou } => {
                 let s = outputs
                     .get(scores.as_str())
                     .ok_or_else(|| missing(scores))?;
                 let b = outputs.get(boxes.as_str()).ok_or_else(|| missing(boxes))?;
-                let (_, s) = s.try_extract_tensor::<f32>().map_err(err)?;
+                let (shape, s) = s.try_extract_tensor::<f32>().map_err(err)?;
+                let classes = shape.last().copied().unwrap_or(0).max(0) as usize;
                 let (_, b) = b.try_extract_tensor::<f32>().map_err(err)?;
                 let mut out = Vec::new();
-                decode::ssd_raw(s, b, *classes, min_score, *iou, &self.labels, &mut out);
+                decode::ssd_raw(s, b, classes, min_score, *iou, &self.labels, &mut out);
                 Ok(Output::Detections(out))
             }
             Decoder::Classify {
@@ -286,19 +281,12 @@ fn describe(
         Layout::Nchw => (shape[2], shape[3]),
     };
 
-    let outputs: Vec<(String, TensorElementType, Vec<i64>)> = session
+    let outputs: Vec<OutputInfo> = session
         .outputs()
         .iter()
         .filter_map(|o| tensor_info(o.dtype()).map(|(t, s)| (o.name().to_string(), t, s)))
         .collect();
-    let ssd = outputs
-        .iter()
-        .find(|o| o.2.len() == 3 && o.1 == TensorElementType::Float32)
-        .zip(
-            outputs
-                .iter()
-                .find(|o| o.2.len() >= 3 && o.2.last() == Some(&4)),
-        );
+    let ssd = ssd_outputs(&outputs);
     let classifier = (outputs.len() == 1 && outputs[0].2.len() == 2).then(|| &outputs[0]);
     let task = match (cfg.task, ssd.is_some(), classifier.is_some()) {
         (Some(t), _, _) => t,
@@ -321,14 +309,9 @@ fn describe(
             let (s, b) = ssd.ok_or_else(|| {
                 bad("detection needs SSD outputs: scores [1,A,C] and boxes [1,A,..,4]".into())
             })?;
-            let classes = *s.2.last().unwrap_or(&-1);
-            if classes <= 0 {
-                return Err(bad(format!("scores output {:?} has no class count", s.0)));
-            }
             Decoder::SsdRaw {
                 scores: s.0.clone(),
                 boxes: b.0.clone(),
-                classes: classes as usize,
                 iou: cfg.iou,
             }
         }
@@ -368,6 +351,28 @@ fn describe(
         decoder,
         task,
     ))
+}
+
+type OutputInfo = (String, TensorElementType, Vec<i64>);
+
+/// The (scores, boxes) pair of a raw SSD head. Converted models often leave
+/// every dimension dynamic, so the boxes are told by rank 4 (`[1, A, 1, 4]`),
+/// a last dimension of 4, or their name.
+fn ssd_outputs(outputs: &[OutputInfo]) -> Option<(&OutputInfo, &OutputInfo)> {
+    if outputs.len() != 2 || outputs.iter().any(|o| o.1 != TensorElementType::Float32) {
+        return None;
+    }
+    let is_boxes = |o: &OutputInfo| {
+        o.2.len() == 4
+            || (o.2.len() == 3 && o.2[2] == 4)
+            || o.0.to_ascii_lowercase().contains("box")
+    };
+    let (a, b) = (&outputs[0], &outputs[1]);
+    match (is_boxes(a), is_boxes(b)) {
+        (false, true) if a.2.len() == 3 => Some((a, b)),
+        (true, false) if b.2.len() == 3 => Some((b, a)),
+        _ => None,
+    }
 }
 
 /// Copies packed RGB rows (skipping stride padding) into a uint8 tensor.

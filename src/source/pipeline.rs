@@ -239,7 +239,9 @@ fn install_gate(
             gst::PadProbeReturn::Ok
         } else {
             stats.frames_skipped.fetch_add(1, Ordering::Relaxed);
-            gst::PadProbeReturn::Drop
+            // Handled, not Drop: GStreamer 1.22 unrefs a dropped buffer
+            // twice (a CRITICAL per frame); Handled lets the binding free it.
+            gst::PadProbeReturn::Handled
         }
     });
 }
