@@ -15,6 +15,8 @@ use crate::source::{PipelineSettings, RTSP_LATENCY, StreamHandle, StreamSetup, s
 
 /// SIGTERM to exit: PRODUCT.md allows 5 s; MQTT gets what is left of it.
 const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4500);
+/// How long the streams wait for the broker at start.
+const BROKER_GRACE: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -29,7 +31,7 @@ pub enum DaemonError {
 }
 
 /// Loads every model a stream uses, once, with its configured threads.
-pub fn load_models(loaded: &Loaded) -> Result<HashMap<String, Model>, DaemonError> {
+pub fn load_models(loaded: &Loaded) -> Result<HashMap<String, Vec<Model>>, DaemonError> {
     runtime::init(loaded.config.onnxruntime.as_deref())?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut models = HashMap::new();
@@ -41,10 +43,20 @@ pub fn load_models(loaded: &Loaded) -> Result<HashMap<String, Model>, DaemonErro
             stream: s.name.clone(),
             message: format!("no model named {:?}", s.model),
         })?;
-        let mut model = Model::load(cfg, cfg.threads.unwrap_or(cores))?;
-        let ms = model.warm_up()?;
-        info!(model = %cfg.name, task = %model.task, input = ?(model.input.width, model.input.height), warm_up_ms = ms.round(), "model loaded");
-        models.insert(s.model.clone(), model);
+        // Single-thread sessions side by side get the most frames through:
+        // intra-op threads wait on each other whenever GStreamer takes a core.
+        let workers = cfg.workers.unwrap_or(cores);
+        let threads = cfg.threads.unwrap_or(1);
+        let mut sessions = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let mut model = Model::load(cfg, threads)?;
+            let ms = model.warm_up()?;
+            if sessions.is_empty() {
+                info!(model = %cfg.name, task = %model.task, input = ?(model.input.width, model.input.height), workers, threads, warm_up_ms = ms.round(), "model loaded");
+            }
+            sessions.push(model);
+        }
+        models.insert(s.model.clone(), sessions);
     }
     Ok(models)
 }
@@ -62,6 +74,12 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     let settings = MqttSettings::from_config(&loaded).map_err(DaemonError::Mqtt)?;
     info!(broker = %format!("{}:{}", settings.host, settings.port), node = %loaded.node, "starting");
     let mqtt = Arc::new(MqttPublisher::start(settings)?);
+    // A reachable broker gets the first frames too (a file's first frames
+    // would otherwise be analysed before the connection is up); an
+    // unreachable one does not hold the streams back for long.
+    if !mqtt.wait_connected(BROKER_GRACE) {
+        warn!("MQTT broker not reachable yet; starting the streams anyway");
+    }
     let publisher: Arc<dyn Publish> = mqtt.clone();
 
     let running = Running::start(&loaded, models, &publisher)?;
@@ -98,14 +116,16 @@ impl Running {
     /// Starts an engine per model and a supervisor per stream of `loaded`.
     pub fn start(
         loaded: &Loaded,
-        models: HashMap<String, Model>,
+        models: HashMap<String, Vec<Model>>,
         publisher: &Arc<dyn Publish>,
     ) -> Result<Self, DaemonError> {
         let mut tasks: HashMap<String, Task> = HashMap::new();
         let mut engines: HashMap<String, Engine> = HashMap::new();
-        for (name, model) in models {
-            tasks.insert(name.clone(), model.task);
-            engines.insert(name, Engine::start(model, publisher.clone())?);
+        for (name, sessions) in models {
+            if let Some(m) = sessions.first() {
+                tasks.insert(name.clone(), m.task);
+            }
+            engines.insert(name, Engine::start(sessions, publisher.clone())?);
         }
         let mut streams = Vec::new();
         for s in &loaded.config.streams {
@@ -170,6 +190,7 @@ fn start_stream(
             rtsp_latency_ms: RTSP_LATENCY.as_millis() as u32,
         },
         stats,
+        looping: s.looping,
     };
     Ok(spawn_stream(setup, tx, rx, publisher.clone())?)
 }

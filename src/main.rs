@@ -173,15 +173,18 @@ fn check(path: &std::path::Path) -> ExitCode {
     let mut names: Vec<_> = models.keys().collect();
     names.sort();
     for name in names {
-        let m = &models[name];
+        let Some(m) = models[name].first() else {
+            continue;
+        };
         println!(
-            "model {name}: {} input {}x{} {:?} {:?}, {} labels",
+            "model {name}: {} input {}x{} {:?} {:?}, {} labels, {} workers",
             m.task,
             m.input.width,
             m.input.height,
             m.input.layout,
             m.input.dtype,
-            m.labels.len()
+            m.labels.len(),
+            models[name].len()
         );
     }
     for s in &loaded.config.streams {

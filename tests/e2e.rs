@@ -211,3 +211,59 @@ fn rtsp_and_test_streams_to_mqtt_then_sigterm() {
         assert!(!log.contains(secret), "secret {secret} in the log:\n{log}");
     }
 }
+
+#[test]
+fn file_source_analyses_every_frame_in_order() {
+    let broker = Mosquitto::start();
+    let messages = subscribe(broker.port, "visiond/file-node/#");
+    let clip = media("chelsea.mp4"); // 120 frames at 30 fps
+    let config = format!(
+        r#"
+node: file-node
+mqtt:
+  url: {broker}
+models:
+  - name: coco
+    path: {ssd}
+    labels: {coco}
+    workers: 2
+streams:
+  - name: clip
+    source: file://{clip}
+    model: coco
+"#,
+        broker = broker.url(),
+        ssd = model("ssd_mobilenet_v2_coco.onnx").display(),
+        coco = model("coco_labels.txt").display(),
+        clip = clip.display(),
+    );
+    let mut daemon = Daemon::start(&config, &[]);
+    let mut frames = Vec::new();
+    let mut stopped = false;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline && !stopped {
+        let Ok(m) = messages.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        if m.topic.ends_with("/detections") {
+            let v = m.json();
+            frames.push((v["frame"].as_u64().unwrap(), v["pts_ns"].as_u64().unwrap()));
+        } else if m.topic.ends_with("/status") && m.json()["state"] == "stopped" {
+            stopped = true;
+        }
+    }
+    let log = daemon.log_text();
+    assert!(
+        stopped,
+        "the file stream did not stop at its end; log:\n{log}"
+    );
+    // Messages published before the stopped status have all arrived (same connection, in order).
+    assert_eq!(frames.len(), 120, "log:\n{log}");
+    let numbers: Vec<u64> = frames.iter().map(|f| f.0).collect();
+    assert_eq!(numbers, (0..120).collect::<Vec<u64>>());
+    assert!(
+        frames.windows(2).all(|w| w[1].1 > w[0].1),
+        "pts out of order"
+    );
+    assert_eq!(daemon.terminate().0, Some(0));
+}

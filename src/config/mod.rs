@@ -98,7 +98,10 @@ pub struct ModelConfig {
     /// One label per line, line N for output index N.
     #[serde(default)]
     pub labels: Option<PathBuf>,
-    /// Intra-op threads of the inference session; default: all cores.
+    /// Inference workers, each with its own session; default: one per core.
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// Intra-op threads of each session; default: 1.
     #[serde(default)]
     pub threads: Option<usize>,
     /// Classification: how many classes to publish per frame.
@@ -143,6 +146,9 @@ pub struct StreamConfig {
     /// the analysis goes.
     #[serde(default)]
     pub realtime: bool,
+    /// `file://` only: start again at the end instead of stopping.
+    #[serde(default, rename = "loop")]
+    pub looping: bool,
 }
 
 impl StreamConfig {
@@ -415,6 +421,9 @@ fn validate(config: &Config) -> Vec<(String, String)> {
         if m.threads == Some(0) {
             problems.push((at("threads"), "threads must be at least 1".into()));
         }
+        if m.workers == Some(0) {
+            problems.push((at("workers"), "workers must be at least 1".into()));
+        }
         if !(0.0..=1.0).contains(&m.iou) {
             problems.push((at("iou"), "iou must be between 0 and 1".into()));
         }
@@ -467,11 +476,15 @@ fn validate(config: &Config) -> Vec<(String, String)> {
         {
             problems.push((at("min_score"), "min_score must be between 0 and 1".into()));
         }
-        if s.realtime && !matches!(s.source_spec(), Ok(SourceSpec::File { .. })) {
+        let is_file = matches!(s.source_spec(), Ok(SourceSpec::File { .. }));
+        if s.realtime && !is_file {
             problems.push((
                 at("realtime"),
                 "realtime applies to file:// sources only".into(),
             ));
+        }
+        if s.looping && !is_file {
+            problems.push((at("loop"), "loop applies to file:// sources only".into()));
         }
     }
     problems

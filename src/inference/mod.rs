@@ -5,12 +5,13 @@ mod decode;
 mod model;
 pub mod runtime;
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Select, Sender};
+use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
 use tracing::{debug, error, info_span, warn};
 
 pub use decode::{Labels, softmax, ssd_raw, top_k};
@@ -59,63 +60,145 @@ pub struct Input {
     pub stats: Arc<StreamStats>,
 }
 
-enum Control {
-    Add(Input),
+/// A stream as the workers see it: its frames, and the order its results
+/// are released in (several workers may analyse its frames at once).
+struct Served {
+    input: Input,
+    order: Mutex<Order>,
 }
 
-/// A model's worker thread.
+#[derive(Default)]
+struct Order {
+    /// Key of the next frame taken from the channel: the source's order.
+    next: u64,
+    in_flight: BTreeSet<u64>,
+    /// Finished results waiting for earlier frames; `None`: inference failed.
+    done: BTreeMap<u64, Option<Analysis>>,
+    session: Option<Arc<str>>,
+    /// Published frames in the current session.
+    analysed: u64,
+}
+
+enum Take {
+    Frame(u64, Frame),
+    Empty,
+    Closed,
+}
+
+impl Served {
+    /// Takes the stream's next frame and its release key in one step, so
+    /// keys follow the channel's order whichever worker takes a frame.
+    fn take(&self) -> Take {
+        let Ok(mut o) = self.order.lock() else {
+            return Take::Closed;
+        };
+        match self.input.frames.try_recv() {
+            Ok(frame) => {
+                let key = o.next;
+                o.next += 1;
+                o.in_flight.insert(key);
+                Take::Frame(key, frame)
+            }
+            Err(TryRecvError::Empty) => Take::Empty,
+            Err(TryRecvError::Disconnected) => Take::Closed,
+        }
+    }
+
+    /// Records a result and publishes every result no earlier frame is
+    /// still waiting for, in the source's order.
+    fn finish(&self, key: u64, result: Option<Analysis>, publisher: &dyn Publish) {
+        let Ok(mut o) = self.order.lock() else { return };
+        o.in_flight.remove(&key);
+        o.done.insert(key, result);
+        let limit = o.in_flight.first().copied().unwrap_or(u64::MAX);
+        while let Some(entry) = o.done.first_entry() {
+            if *entry.key() >= limit {
+                break;
+            }
+            let Some(mut analysis) = entry.remove() else {
+                self.input
+                    .stats
+                    .frames_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            if o.session.as_ref() != Some(&analysis.meta.session) {
+                o.session = Some(analysis.meta.session.clone());
+                o.analysed = 0;
+            }
+            analysis.meta.seq = o.analysed;
+            o.analysed += 1;
+            self.input
+                .stats
+                .frames_analysed
+                .fetch_add(1, Ordering::Relaxed);
+            publisher.analysis(&analysis);
+        }
+    }
+}
+
+enum Control {
+    Add(Arc<Served>),
+}
+
+/// A model's workers: each runs its own session of the model.
 pub struct Engine {
     pub model: Arc<str>,
     /// The model's input size: the size sources scale frames to.
     pub input_size: (u32, u32),
-    control: Option<Sender<Control>>,
-    thread: Option<JoinHandle<()>>,
+    workers: Vec<(Sender<Control>, JoinHandle<()>)>,
 }
 
 impl Engine {
-    pub fn start(model: Model, publisher: Arc<dyn Publish>) -> std::io::Result<Self> {
-        let (control, control_rx) = crossbeam_channel::unbounded();
-        let name = model.name.clone();
-        let input_size = (model.input.width, model.input.height);
-        let thread = std::thread::Builder::new()
-            .name(format!("infer-{name}"))
-            .spawn(move || {
-                let span = info_span!("model", model = %model.name);
-                let _enter = span.enter();
-                work(model, control_rx, &*publisher);
-            })?;
+    /// Starts one worker per loaded session of the same model.
+    pub fn start(models: Vec<Model>, publisher: Arc<dyn Publish>) -> std::io::Result<Self> {
+        let first = models
+            .first()
+            .ok_or_else(|| std::io::Error::other("an engine needs at least one session"))?;
+        let name = first.name.clone();
+        let input_size = (first.input.width, first.input.height);
+        let mut workers = Vec::new();
+        for (i, model) in models.into_iter().enumerate() {
+            let (control, control_rx) = crossbeam_channel::unbounded();
+            let publisher = publisher.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("infer-{name}-{i}"))
+                .spawn(move || {
+                    let span = info_span!("model", model = %model.name, worker = i);
+                    let _enter = span.enter();
+                    work(model, control_rx, &*publisher);
+                })?;
+            workers.push((control, thread));
+        }
         Ok(Self {
             model: name,
             input_size,
-            control: Some(control),
-            thread: Some(thread),
+            workers,
         })
     }
 
     /// Starts serving a stream; it leaves by itself when its frame sender goes.
     pub fn add(&self, input: Input) {
-        if let Some(c) = &self.control {
-            let _ = c.send(Control::Add(input));
+        let served = Arc::new(Served {
+            input,
+            order: Mutex::default(),
+        });
+        for (control, _) in &self.workers {
+            let _ = control.send(Control::Add(served.clone()));
         }
     }
 
     /// Finishes the frames in flight once every stream has stopped, then ends.
-    pub fn join(mut self) {
-        self.control.take();
-        if let Some(t) = self.thread.take() {
+    pub fn join(self) {
+        let threads: Vec<JoinHandle<()>> = self.workers.into_iter().map(|(_, t)| t).collect();
+        for t in threads {
             let _ = t.join();
         }
     }
 }
 
-struct Served {
-    input: Input,
-    session: Arc<str>,
-    analysed: u64,
-}
-
 fn work(mut model: Model, control: Receiver<Control>, publisher: &dyn Publish) {
-    let mut served: Vec<Served> = Vec::new();
+    let mut served: Vec<Arc<Served>> = Vec::new();
     let mut control_open = true;
     let mut failures = 0u64;
     loop {
@@ -127,55 +210,43 @@ fn work(mut model: Model, control: Receiver<Control>, publisher: &dyn Publish) {
         for s in &served {
             sel.recv(&s.input.frames);
         }
-        let op = sel.select();
-        let i = op.index();
+        let i = sel.ready();
         if Some(i) == control_index {
-            match op.recv(&control) {
-                Ok(Control::Add(input)) => {
-                    debug!(stream = %input.stream, "serving stream");
-                    served.push(Served {
-                        input,
-                        session: Arc::from(""),
-                        analysed: 0,
-                    });
+            match control.try_recv() {
+                Ok(Control::Add(s)) => {
+                    debug!(stream = %s.input.stream, "serving stream");
+                    served.push(s);
                 }
-                Err(_) => control_open = false,
+                Err(TryRecvError::Disconnected) => control_open = false,
+                Err(TryRecvError::Empty) => {}
             }
             continue;
         }
         let k = i - usize::from(control_index.is_some());
-        let frame = match op.recv(&served[k].input.frames) {
-            Ok(f) => f,
-            Err(_) => {
+        let s = served[k].clone();
+        let (key, frame) = match s.take() {
+            Take::Frame(key, frame) => (key, frame),
+            // Another worker took it.
+            Take::Empty => continue,
+            Take::Closed => {
                 served.swap_remove(k);
                 continue;
             }
         };
-        let s = &mut served[k];
         let started = Instant::now();
-        match model.infer(&frame.image, s.input.filter.min_score) {
+        let result = match model.infer(&frame.image, s.input.filter.min_score) {
             Ok(mut output) => {
                 failures = 0;
                 s.input.filter.apply(&mut output);
-                if s.session != frame.meta.session {
-                    s.session = frame.meta.session.clone();
-                    s.analysed = 0;
-                }
-                let mut meta = frame.meta;
-                meta.seq = s.analysed;
-                s.analysed += 1;
-                s.input
-                    .stats
-                    .frames_analysed
-                    .fetch_add(1, Ordering::Relaxed);
+                let Frame { meta, image } = frame;
                 // The frame's memory goes back to GStreamer before publishing.
-                drop(frame.image);
-                publisher.analysis(&Analysis {
+                drop(image);
+                Some(Analysis {
                     meta,
                     model: model.name.clone(),
                     output,
                     inference_ms: started.elapsed().as_secs_f32() * 1e3,
-                });
+                })
             }
             Err(e) => {
                 failures += 1;
@@ -185,7 +256,9 @@ fn work(mut model: Model, control: Receiver<Control>, publisher: &dyn Publish) {
                 } else if failures.is_multiple_of(1000) {
                     warn!(stream = %s.input.stream, failures, "inference still failing");
                 }
+                None
             }
-        }
+        };
+        s.finish(key, result, publisher);
     }
 }

@@ -151,6 +151,18 @@ impl MqttPublisher {
         })
     }
 
+    /// Waits up to `timeout` for the first connection; returns whether it came.
+    pub fn wait_connected(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self.shared.counters.connected.load(Ordering::Relaxed) {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
     pub fn counters(&self) -> Arc<MqttCounters> {
         self.shared.counters.clone()
     }

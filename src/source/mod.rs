@@ -7,6 +7,7 @@ mod spec;
 mod supervisor;
 
 use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 pub use pipeline::{BusEvent, Deliver, Pipeline, PipelineSettings, RawFrame};
@@ -35,8 +36,20 @@ pub struct StreamStats {
     pub frames_dropped: AtomicU64,
     /// Frames the model analysed and published.
     pub frames_analysed: AtomicU64,
+    /// Frames the model failed on.
+    pub frames_failed: AtomicU64,
     /// Source (re)connections.
     pub sessions: AtomicU64,
+}
+
+impl StreamStats {
+    /// Whether every kept frame has been analysed, failed or dropped.
+    pub fn drained(&self) -> bool {
+        let done = self.frames_analysed.load(Relaxed)
+            + self.frames_failed.load(Relaxed)
+            + self.frames_dropped.load(Relaxed);
+        done >= self.frames_kept.load(Relaxed)
+    }
 }
 
 /// Keeps at most `fps` frames a second, counted in stream time (the

@@ -17,6 +17,8 @@ use crate::status::{StreamState, StreamStatus};
 
 /// How often the status (with its rates) is republished while playing.
 const STATUS_EVERY: Duration = Duration::from_secs(10);
+/// How long the end of a file waits for its last frames' results.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 /// How long a session must play before the backoff starts again from its minimum.
 const GOOD_RUN: Duration = Duration::from_secs(10);
 
@@ -25,6 +27,8 @@ pub struct StreamSetup {
     pub name: Arc<str>,
     pub settings: PipelineSettings,
     pub stats: Arc<StreamStats>,
+    /// A file starts again at its end instead of stopping.
+    pub looping: bool,
 }
 
 /// A running stream; dropping `stop` (via [`StreamHandle::stop`]) ends it.
@@ -100,22 +104,36 @@ fn supervise(
         let session: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
         let deliver = deliverer(setup, session.clone(), frames, taken_back, stop);
         let started = Instant::now();
-        let (outcome, live) = match Pipeline::start(&setup.settings, setup.stats.clone(), deliver) {
-            Err(e) => (Outcome::Error(e.to_string()), true),
+        let outcome = match Pipeline::start(&setup.settings, setup.stats.clone(), deliver) {
+            Err(e) => Outcome::Error(e.to_string()),
             Ok(p) => {
-                let live = p.is_live();
                 let outcome = watch(setup, &p, stop, publisher, &session);
                 p.stop();
-                (outcome, live)
+                outcome
             }
         };
+        let is_file = matches!(setup.settings.spec, super::SourceSpec::File { .. });
         let error = match outcome {
             Outcome::Stopped => {
                 report(StreamState::Stopped, None);
                 info!("stopped");
                 return;
             }
-            Outcome::Eos if !live => {
+            Outcome::Eos if is_file && setup.looping => {
+                info!("end of file; starting again");
+                continue;
+            }
+            Outcome::Eos if is_file => {
+                // Results of the last frames come before `stopped`.
+                let deadline = Instant::now() + DRAIN_LIMIT;
+                while !setup.stats.drained() && Instant::now() < deadline {
+                    if stop
+                        .recv_timeout(Duration::from_millis(5))
+                        .is_err_and(|e| e.is_disconnected())
+                    {
+                        break;
+                    }
+                }
                 report(StreamState::Stopped, None);
                 info!("end of file");
                 return;
