@@ -9,4 +9,12 @@ export VISIOND_CACHE="${VISIOND_CACHE:-$HOME/.cache/visiond}"
 export GST_REGISTRY="${GST_REGISTRY:-$VISIOND_CACHE/gst-registry.bin}"
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
-cargo test
+log="$(mktemp)"
+set +e
+cargo test 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+# One closing line for every test binary together.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit "$rc"

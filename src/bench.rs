@@ -23,6 +23,7 @@ pub struct InferenceRow {
     pub fps: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    pub cpu_ms_per_frame: f64,
 }
 
 /// Thread layouts worth comparing on `cores` cores: one session using every
@@ -79,6 +80,7 @@ pub fn inference(
         })
         .collect::<Result<Vec<_>, ModelError>>()?;
     let per_worker = frames.div_ceil(workers);
+    let cpu_before = cpu_time();
     let started = Instant::now();
     let results: Vec<Result<Vec<f64>, ModelError>> = std::thread::scope(|s| {
         let handles: Vec<_> = models
@@ -105,6 +107,7 @@ pub fn inference(
             .collect()
     });
     let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_time() - cpu_before;
     let mut lat = Vec::new();
     for r in results {
         lat.extend(r?);
@@ -119,6 +122,7 @@ pub fn inference(
         fps: lat.len() as f64 / wall,
         p50_ms: percentile(&lat, 0.5),
         p99_ms: percentile(&lat, 0.99),
+        cpu_ms_per_frame: cpu * 1e3 / lat.len().max(1) as f64,
     })
 }
 

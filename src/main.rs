@@ -243,14 +243,23 @@ fn bench(
     println!(
         "{cores} cores; {frames} frames per row; batch 1 (the shipped models have a fixed batch of 1)"
     );
-    println!("| model | workers x threads | batch | frames/s | latency p50 ms | latency p99 ms |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| model | workers x threads | batch | frames/s | latency p50 ms | latency p99 ms | CPU ms/frame |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for name in names {
         for (workers, threads) in bench::layouts(cores) {
             let r = bench::inference(&loaded, &name, workers, threads, frames)?;
             println!(
-                "| {} | {} x {} | {} | {:.1} | {:.2} | {:.2} |",
-                r.model, r.workers, r.threads, r.batch, r.fps, r.p50_ms, r.p99_ms
+                "| {} | {} x {} | {} | {:.1} | {:.2} | {:.2} | {:.2} |",
+                r.model,
+                r.workers,
+                r.threads,
+                r.batch,
+                r.fps,
+                r.p50_ms,
+                r.p99_ms,
+                r.cpu_ms_per_frame
             );
         }
     }
