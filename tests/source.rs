@@ -98,3 +98,34 @@ fn a_bad_source_is_an_error_not_a_panic() {
         "{err}"
     );
 }
+
+#[test]
+fn h264_files_in_mp4_and_mkv_deliver_every_frame_with_their_size() {
+    let cache = std::env::var_os("VISIOND_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/visiond")
+        });
+    for clip in ["photos.mp4", "photos.mkv"] {
+        let path = cache.join("media").join(clip);
+        assert!(
+            path.is_file(),
+            "{} missing: run scripts/setup-assets.sh",
+            path.display()
+        );
+        let settings = PipelineSettings {
+            spec: SourceSpec::File { path },
+            width: 300,
+            height: 300,
+            fps: None,
+            realtime: false,
+            rtsp_latency_ms: 200,
+        };
+        let (frames, stats) = collect(settings, 270, Duration::from_secs(30));
+        assert_eq!(frames.len(), 270, "{clip}");
+        assert_eq!(stats.frames_in.load(Ordering::Relaxed), 270, "{clip}");
+        let f = &frames[0];
+        assert_eq!((f.source_width, f.source_height), (1280, 720), "{clip}");
+        assert!(!f.live, "{clip}");
+    }
+}
