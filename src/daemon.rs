@@ -48,11 +48,23 @@ pub fn load_models(loaded: &Loaded) -> Result<HashMap<String, Vec<Model>>, Daemo
         let workers = cfg.workers.unwrap_or(cores);
         let threads = cfg.threads.unwrap_or(1);
         let mut sessions = Vec::with_capacity(workers);
+        // Name the streams that need the model: that is where users look.
+        let users: Vec<&str> = loaded
+            .config
+            .streams
+            .iter()
+            .filter(|x| x.model == s.model)
+            .map(|x| x.name.as_str())
+            .collect();
+        let in_streams = |e: ModelError| DaemonError::Stream {
+            stream: users.join(", "),
+            message: e.to_string(),
+        };
         for _ in 0..workers {
-            let mut model = Model::load(cfg, threads)?;
-            let ms = model.warm_up()?;
+            let mut model = Model::load(cfg, threads).map_err(in_streams)?;
+            let ms = model.warm_up().map_err(in_streams)?;
             if sessions.is_empty() {
-                info!(model = %cfg.name, task = %model.task, input = ?(model.input.width, model.input.height), workers, threads, warm_up_ms = ms.round(), "model loaded");
+                info!(model = %cfg.name, task = %model.task, provider = %model.provider, input = ?(model.input.width, model.input.height), workers, threads, warm_up_ms = ms.round(), "model loaded");
             }
             sessions.push(model);
         }
@@ -176,6 +188,7 @@ fn start_stream(
         filter: Filter {
             min_score: s.min_score.unwrap_or(default_score),
             labels: s.labels.clone(),
+            max_objects: s.max_objects,
         },
         stats: Arc::clone(&stats),
     });
@@ -187,6 +200,7 @@ fn start_stream(
             height: engine.input_size.1,
             fps: s.fps,
             realtime: s.realtime,
+            resize: engine.resize,
             rtsp_latency_ms: RTSP_LATENCY.as_millis() as u32,
         },
         stats,

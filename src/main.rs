@@ -177,12 +177,15 @@ fn check(path: &std::path::Path) -> ExitCode {
             continue;
         };
         println!(
-            "model {name}: {} input {}x{} {:?} {:?}, {} labels, {} workers",
+            "model {name}: {} on {}, input {}x{} {:?} {:?} {:?} {:?}, {} labels, {} workers",
             m.task,
+            m.provider,
             m.input.width,
             m.input.height,
             m.input.layout,
             m.input.dtype,
+            m.input.colour,
+            m.input.resize,
             m.labels.len(),
             models[name].len()
         );

@@ -41,6 +41,7 @@ fn test_source_delivers_rgb_frames_at_model_size_with_source_size() {
         height: 150,
         fps: None,
         realtime: false,
+        resize: visiond::inference::ResizeMode::Stretch,
         rtsp_latency_ms: 200,
     };
     let (frames, _) = collect(settings, 5, Duration::from_secs(10));
@@ -65,6 +66,7 @@ fn fps_setting_keeps_every_sixth_frame_in_stream_time() {
         height: 64,
         fps: Some(5.0),
         realtime: false,
+        resize: visiond::inference::ResizeMode::Stretch,
         rtsp_latency_ms: 200,
     };
     let (frames, stats) = collect(settings, 10, Duration::from_secs(10));
@@ -88,6 +90,7 @@ fn a_bad_source_is_an_error_not_a_panic() {
         height: 64,
         fps: None,
         realtime: false,
+        resize: visiond::inference::ResizeMode::Stretch,
         rtsp_latency_ms: 200,
     };
     let err = Pipeline::start(&settings, Arc::default(), Box::new(|_| true))
@@ -119,6 +122,7 @@ fn h264_files_in_mp4_and_mkv_deliver_every_frame_with_their_size() {
             height: 300,
             fps: None,
             realtime: false,
+            resize: visiond::inference::ResizeMode::Stretch,
             rtsp_latency_ms: 200,
         };
         let (frames, stats) = collect(settings, 270, Duration::from_secs(30));

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 pub use locate::{Locator, Pos};
 
+pub use crate::inference::{Colour, DType, Layout, ResizeMode};
 use crate::source::SourceSpec;
 
 /// Where `visiond run` looks when no `-c` is given.
@@ -104,19 +105,200 @@ pub struct ModelConfig {
     /// Intra-op threads of each session; default: 1.
     #[serde(default)]
     pub threads: Option<usize>,
-    /// Classification: how many classes to publish per frame.
-    #[serde(default = "default_top_k")]
-    pub top_k: usize,
-    /// Detection: IoU above which overlapping boxes of a class are merged.
-    #[serde(default = "default_iou")]
-    pub iou: f32,
+    /// Classification: how many classes to publish per frame (default 5).
+    #[serde(default)]
+    pub top_k: Option<usize>,
+    /// Detection: IoU above which overlapping boxes of a class are merged (default 0.5).
+    #[serde(default)]
+    pub iou: Option<f32>,
+    /// A YAML file describing the model (task, labels, input, output); this
+    /// entry's own keys override it. Relative to the config file's folder.
+    #[serde(default)]
+    pub description: Option<PathBuf>,
+    /// What the model expects; read from the model where it says.
+    #[serde(default)]
+    pub input: InputConfig,
+    /// How to read the outputs; inferred from their names and shapes.
+    #[serde(default)]
+    pub output: OutputConfig,
+    /// Execution providers, tried in order (default: cpu).
+    #[serde(default)]
+    pub providers: Vec<Provider>,
 }
 
-fn default_top_k() -> usize {
-    5
+impl ModelConfig {
+    pub fn top_k(&self) -> usize {
+        self.top_k.unwrap_or(5)
+    }
+
+    pub fn iou(&self) -> f32 {
+        self.iou.unwrap_or(0.5)
+    }
 }
-fn default_iou() -> f32 {
-    0.5
+
+/// The input side of a model description. Fields the model declares
+/// (shape, type) are checked against it; the rest is applied.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// For models whose spatial size is dynamic.
+    #[serde(default)]
+    pub width: Option<u32>,
+    #[serde(default)]
+    pub height: Option<u32>,
+    #[serde(default)]
+    pub layout: Option<Layout>,
+    #[serde(default)]
+    pub dtype: Option<DType>,
+    /// rgb (default) or bgr.
+    #[serde(default, alias = "color")]
+    pub colour: Option<Colour>,
+    /// float inputs: value = (pixel - mean) / std per channel, pixel in 0..255.
+    #[serde(default)]
+    pub mean: Option<[f32; 3]>,
+    #[serde(default)]
+    pub std: Option<[f32; 3]>,
+    /// stretch (default), letterbox or centre-crop.
+    #[serde(default)]
+    pub resize: Option<ResizeMode>,
+}
+
+impl InputConfig {
+    fn or(self, base: InputConfig) -> InputConfig {
+        InputConfig {
+            width: self.width.or(base.width),
+            height: self.height.or(base.height),
+            layout: self.layout.or(base.layout),
+            dtype: self.dtype.or(base.dtype),
+            colour: self.colour.or(base.colour),
+            mean: self.mean.or(base.mean),
+            std: self.std.or(base.std),
+            resize: self.resize.or(base.resize),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DecoderKind {
+    /// Raw SSD head: per-class scores and decoded boxes; NMS in visiond.
+    Ssd,
+    /// TensorFlow Object Detection API layout: boxes, classes, scores, count.
+    SsdPostprocessed,
+    /// Probabilities or logits per class.
+    Classification,
+}
+
+/// The output side of a model description.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    #[serde(default)]
+    pub decoder: Option<DecoderKind>,
+    /// Output names; inferred when absent.
+    #[serde(default)]
+    pub scores: Option<String>,
+    #[serde(default)]
+    pub boxes: Option<String>,
+    #[serde(default)]
+    pub classes: Option<String>,
+    #[serde(default)]
+    pub count: Option<String>,
+    /// Classification: the output holds logits (softmax is applied).
+    #[serde(default)]
+    pub logits: Option<bool>,
+    /// Quantised (uint8) outputs: probability = value * scale (default 1/256).
+    #[serde(default)]
+    pub scale: Option<f32>,
+    /// ssd-postprocessed: label line = class id - class_offset (default 1,
+    /// for 1-based COCO ids).
+    #[serde(default)]
+    pub class_offset: Option<i64>,
+}
+
+impl OutputConfig {
+    fn or(self, base: OutputConfig) -> OutputConfig {
+        OutputConfig {
+            decoder: self.decoder.or(base.decoder),
+            scores: self.scores.or(base.scores),
+            boxes: self.boxes.or(base.boxes),
+            classes: self.classes.or(base.classes),
+            count: self.count.or(base.count),
+            logits: self.logits.or(base.logits),
+            scale: self.scale.or(base.scale),
+            class_offset: self.class_offset.or(base.class_offset),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Cpu,
+    Cuda,
+    Tensorrt,
+    Openvino,
+    Xnnpack,
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Provider::Cpu => "cpu",
+            Provider::Cuda => "cuda",
+            Provider::Tensorrt => "tensorrt",
+            Provider::Openvino => "openvino",
+            Provider::Xnnpack => "xnnpack",
+        })
+    }
+}
+
+/// A model description file (`description:`): a model entry without
+/// `name` and `path`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelDescription {
+    #[serde(default)]
+    pub task: Option<Task>,
+    #[serde(default)]
+    pub labels: Option<PathBuf>,
+    #[serde(default)]
+    pub top_k: Option<usize>,
+    #[serde(default)]
+    pub iou: Option<f32>,
+    #[serde(default)]
+    pub input: InputConfig,
+    #[serde(default)]
+    pub output: OutputConfig,
+}
+
+/// Merges a description file into a model entry; the entry wins.
+fn describe_model(m: &mut ModelConfig) -> Result<(), String> {
+    let Some(file) = &m.description else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("model {:?}: description {}: {e}", m.name, file.display()))?;
+    let d: ModelDescription = serde_yaml::from_str(&text).map_err(|e| {
+        let at = e
+            .location()
+            .map(|l| format!(":{}:{}", l.line(), l.column()))
+            .unwrap_or_default();
+        format!(
+            "model {:?}: description {}{at}: {}",
+            m.name,
+            file.display(),
+            clean_serde_message(&e.to_string())
+        )
+    })?;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    m.task = m.task.or(d.task);
+    m.labels = m.labels.take().or_else(|| d.labels.map(|l| dir.join(l)));
+    m.top_k = m.top_k.or(d.top_k);
+    m.iou = m.iou.or(d.iou);
+    m.input = std::mem::take(&mut m.input).or(d.input);
+    m.output = std::mem::take(&mut m.output).or(d.output);
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -146,6 +328,9 @@ pub struct StreamConfig {
     /// the analysis goes.
     #[serde(default)]
     pub realtime: bool,
+    /// Detection: publish at most this many objects per frame, best first.
+    #[serde(default)]
+    pub max_objects: Option<usize>,
     /// `file://` only: start again at the end instead of stopping.
     #[serde(default, rename = "loop")]
     pub looping: bool,
@@ -262,10 +447,17 @@ pub fn parse(
         .map(Path::to_path_buf)
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
-    for m in &mut config.models {
+    let mut description_problems = Vec::new();
+    for (i, m) in config.models.iter_mut().enumerate() {
         m.path = base.join(&m.path);
         if let Some(l) = &mut m.labels {
             *l = base.join(&*l);
+        }
+        if let Some(d) = &mut m.description {
+            *d = base.join(&*d);
+        }
+        if let Err(e) = describe_model(m) {
+            description_problems.push((format!("models[{i}].description"), e));
         }
     }
     if let Some(p) = &mut config.onnxruntime {
@@ -276,8 +468,9 @@ pub fn parse(
     }
 
     let locator = Locator::new(&text);
-    let problems: Vec<Problem> = validate(&config)
+    let problems: Vec<Problem> = description_problems
         .into_iter()
+        .chain(validate(&config))
         .map(|(path, m)| problem(locator.nearest(&path), m))
         .collect();
     if !problems.is_empty() {
@@ -424,7 +617,7 @@ fn validate(config: &Config) -> Vec<(String, String)> {
         if m.workers == Some(0) {
             problems.push((at("workers"), "workers must be at least 1".into()));
         }
-        if !(0.0..=1.0).contains(&m.iou) {
+        if !(0.0..=1.0).contains(&m.iou()) {
             problems.push((at("iou"), "iou must be between 0 and 1".into()));
         }
     }
@@ -470,6 +663,9 @@ fn validate(config: &Config) -> Vec<(String, String)> {
             && !(fps > 0.0 && fps.is_finite())
         {
             problems.push((at("fps"), "fps must be a positive number".into()));
+        }
+        if s.max_objects == Some(0) {
+            problems.push((at("max_objects"), "max_objects must be at least 1".into()));
         }
         if let Some(ms) = s.min_score
             && !(0.0..=1.0).contains(&ms)

@@ -85,6 +85,53 @@ pub fn ssd_raw(
     }));
 }
 
+/// SSD with NMS inside the graph (TensorFlow Object Detection API layout):
+/// boxes `[N, 4]` as (ymin, xmin, ymax, xmax), class ids `[N]`, scores
+/// `[N]`, and how many of the N are valid. Label line = class id - `class_offset`.
+#[allow(clippy::too_many_arguments)]
+pub fn ssd_postprocessed(
+    boxes: &[f32],
+    classes: &[f32],
+    scores: &[f32],
+    count: Option<usize>,
+    class_offset: i64,
+    min_score: f32,
+    labels: &Labels,
+    out: &mut Vec<Detection>,
+) {
+    out.clear();
+    let n = count
+        .unwrap_or(usize::MAX)
+        .min(scores.len())
+        .min(classes.len())
+        .min(boxes.len() / 4);
+    for i in 0..n {
+        let score = scores[i];
+        if score < min_score {
+            continue;
+        }
+        let id = classes[i].round() as i64 - class_offset;
+        let Ok(id) = usize::try_from(id) else {
+            continue;
+        };
+        let b = &boxes[i * 4..i * 4 + 4];
+        let (ymin, xmin) = (b[0].clamp(0.0, 1.0), b[1].clamp(0.0, 1.0));
+        let (ymax, xmax) = (b[2].clamp(0.0, 1.0), b[3].clamp(0.0, 1.0));
+        out.push(Detection {
+            label: labels.get(id),
+            label_id: id as u32,
+            score,
+            bbox: BBox {
+                x: xmin,
+                y: ymin,
+                w: (xmax - xmin).max(0.0),
+                h: (ymax - ymin).max(0.0),
+            },
+        });
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+}
+
 /// Intersection over union of two (ymin, xmin, ymax, xmax) boxes.
 fn box_iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
     let ih = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
@@ -181,6 +228,41 @@ mod tests {
                 w: 0.5,
                 h: 1.0
             }
+        );
+    }
+
+    #[test]
+    fn postprocessed_ssd_reads_count_offset_and_score() {
+        let boxes = [
+            0.1, 0.2, 0.5, 0.6, //
+            0.0, 0.0, 1.0, 1.0, //
+            0.3, 0.3, 0.4, 0.4, //
+            0.0, 0.0, 0.0, 0.0,
+        ];
+        // 1-based ids: 3 = car, 1 = person; the 4th entry is past the count.
+        let classes = [3.0, 1.0, 2.0, 1.0];
+        let scores = [0.6, 0.9, 0.2, 0.99];
+        let mut out = Vec::new();
+        ssd_postprocessed(
+            &boxes,
+            &classes,
+            &scores,
+            Some(3),
+            1,
+            0.5,
+            &labels(),
+            &mut out,
+        );
+        let got: Vec<(&str, u32)> = out.iter().map(|d| (&*d.label, d.label_id)).collect();
+        assert_eq!(got, vec![("person", 0), ("car", 2)]);
+        let b = out[1].bbox;
+        assert!(
+            (b.x - 0.2).abs() < 1e-6 && (b.y - 0.1).abs() < 1e-6,
+            "{b:?}"
+        );
+        assert!(
+            (b.w - 0.4).abs() < 1e-6 && (b.h - 0.4).abs() < 1e-6,
+            "{b:?}"
         );
     }
 

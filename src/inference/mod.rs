@@ -2,6 +2,7 @@
 //! streams using it, runs the model, and hands each result to publishing.
 
 mod decode;
+mod geometry;
 mod model;
 pub mod runtime;
 
@@ -14,8 +15,9 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
 use tracing::{debug, error, info_span, warn};
 
-pub use decode::{Labels, softmax, ssd_raw, top_k};
-pub use model::{DType, Decoder, InputSpec, Layout, Model, fill_f32, fill_u8};
+pub use decode::{Labels, softmax, ssd_postprocessed, ssd_raw, top_k};
+pub use geometry::{ResizeMode, output_to_source, to_source};
+pub use model::{Colour, DType, Decoder, InputSpec, Layout, Model, fill_f32, fill_u8};
 
 use crate::frame::{Analysis, Frame, Output};
 use crate::publish::Publish;
@@ -27,6 +29,8 @@ pub enum ModelError {
     Runtime(String),
     #[error("model {model:?}: cannot load: {message}")]
     Load { model: String, message: String },
+    #[error("model {model:?}: the config contradicts the model: {message}")]
+    Mismatch { model: String, message: String },
     #[error("model {model:?}: unsupported: {message}")]
     Unsupported { model: String, message: String },
     #[error("model {model:?}: inference failed: {message}")]
@@ -39,15 +43,22 @@ pub struct Filter {
     pub min_score: f32,
     /// Publish only these labels; `None`: all.
     pub labels: Option<Vec<String>>,
+    /// Detections per frame at most, best first.
+    pub max_objects: Option<usize>,
 }
 
 impl Filter {
     fn apply(&self, output: &mut Output) {
-        let Some(keep) = &self.labels else { return };
-        let wanted = |l: &str| keep.iter().any(|k| k == l);
-        match output {
-            Output::Detections(d) => d.retain(|d| wanted(&d.label)),
-            Output::Classes(c) => c.retain(|c| wanted(&c.label)),
+        if let Some(keep) = &self.labels {
+            let wanted = |l: &str| keep.iter().any(|k| k == l);
+            match output {
+                Output::Detections(d) => d.retain(|d| wanted(&d.label)),
+                Output::Classes(c) => c.retain(|c| wanted(&c.label)),
+            }
+        }
+        if let (Some(max), Output::Detections(d)) = (self.max_objects, output) {
+            d.sort_by(|a, b| b.score.total_cmp(&a.score));
+            d.truncate(max);
         }
     }
 }
@@ -146,6 +157,8 @@ pub struct Engine {
     pub model: Arc<str>,
     /// The model's input size: the size sources scale frames to.
     pub input_size: (u32, u32),
+    /// How sources fit frames to that size.
+    pub resize: ResizeMode,
     workers: Vec<(Sender<Control>, JoinHandle<()>)>,
 }
 
@@ -157,6 +170,7 @@ impl Engine {
             .ok_or_else(|| std::io::Error::other("an engine needs at least one session"))?;
         let name = first.name.clone();
         let input_size = (first.input.width, first.input.height);
+        let resize = first.input.resize;
         let mut workers = Vec::new();
         for (i, model) in models.into_iter().enumerate() {
             let (control, control_rx) = crossbeam_channel::unbounded();
@@ -173,6 +187,7 @@ impl Engine {
         Ok(Self {
             model: name,
             input_size,
+            resize,
             workers,
         })
     }
@@ -237,6 +252,12 @@ fn work(mut model: Model, control: Receiver<Control>, publisher: &dyn Publish) {
         let result = match model.infer(&frame.image, s.input.filter.min_score) {
             Ok(mut output) => {
                 failures = 0;
+                geometry::output_to_source(
+                    &mut output,
+                    model.input.resize,
+                    (frame.meta.source_width, frame.meta.source_height),
+                    (model.input.width, model.input.height),
+                );
                 s.input.filter.apply(&mut output);
                 let Frame { meta, image } = frame;
                 // The frame's memory goes back to GStreamer before publishing.

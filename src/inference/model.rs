@@ -10,23 +10,35 @@ use ort::value::{Tensor, TensorElementType, ValueType};
 
 use super::ModelError;
 use super::decode::{self, Labels};
-use crate::config::{ModelConfig, Task};
+use super::geometry::ResizeMode;
+use crate::config::{DecoderKind, ModelConfig, Provider, Task};
 use crate::frame::{Image, Output};
 
 /// Size used for dynamic spatial dimensions (SSD-MobileNet resizes to 300x300 inside the graph).
 const DYNAMIC_DETECTION_SIZE: u32 = 300;
 const DYNAMIC_CLASSIFICATION_SIZE: u32 = 224;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Layout {
     Nhwc,
     Nchw,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 pub enum DType {
+    #[serde(rename = "uint8")]
     U8,
+    #[serde(rename = "float32")]
     F32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Colour {
+    #[default]
+    Rgb,
+    Bgr,
 }
 
 /// What the model's input tensor looks like.
@@ -37,6 +49,8 @@ pub struct InputSpec {
     pub height: u32,
     pub layout: Layout,
     pub dtype: DType,
+    pub colour: Colour,
+    pub resize: ResizeMode,
     /// For float inputs: value = (pixel - mean) / std, per RGB channel.
     pub mean: [f32; 3],
     pub std: [f32; 3],
@@ -50,6 +64,15 @@ pub enum Decoder {
         scores: String,
         boxes: String,
         iou: f32,
+    },
+    /// NMS done in the graph: boxes `[1, N, 4]`, class ids `[1, N]`,
+    /// scores `[1, N]`, count `[1]`.
+    SsdPostprocessed {
+        boxes: String,
+        classes: String,
+        scores: String,
+        count: Option<String>,
+        class_offset: i64,
     },
     /// Classifier: one `[1, N]` output of probabilities (float, or uint8
     /// quantised with `scale`) or logits.
@@ -70,6 +93,8 @@ enum InputTensor {
 pub struct Model {
     pub name: Arc<str>,
     pub task: Task,
+    /// The execution provider the session runs on.
+    pub provider: Provider,
     pub input: InputSpec,
     pub decoder: Decoder,
     pub labels: Labels,
@@ -104,8 +129,14 @@ impl Model {
             model: cfg.name.clone(),
             message: e.to_string(),
         };
+        let provider = choose_provider(&cfg.providers).map_err(|message| ModelError::Load {
+            model: cfg.name.clone(),
+            message,
+        })?;
         let session = Session::builder(super::runtime::environment()?)
             .map_err(err)?
+            .with_execution_providers([dispatch(provider)])
+            .map_err(|e| err(e.into()))?
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(|e| err(e.into()))?
             .with_intra_threads(threads)
@@ -146,6 +177,7 @@ impl Model {
         Ok(Self {
             name: cfg.name.as_str().into(),
             task,
+            provider,
             input,
             decoder,
             labels,
@@ -172,7 +204,12 @@ impl Model {
             });
         }
         match &mut self.tensor {
-            InputTensor::U8(t) => fill_u8(image, self.input.layout, t.extract_tensor_mut().1),
+            InputTensor::U8(t) => fill_u8(
+                image,
+                self.input.layout,
+                self.input.colour,
+                t.extract_tensor_mut().1,
+            ),
             InputTensor::F32(t) => fill_f32(image, &self.input, t.extract_tensor_mut().1),
         }
         let input_name = self.input.name.as_str();
@@ -196,6 +233,39 @@ impl Model {
                 let (_, b) = b.try_extract_tensor::<f32>().map_err(err)?;
                 let mut out = Vec::new();
                 decode::ssd_raw(s, b, classes, min_score, *iou, &self.labels, &mut out);
+                Ok(Output::Detections(out))
+            }
+            Decoder::SsdPostprocessed {
+                boxes,
+                classes,
+                scores,
+                count,
+                class_offset,
+            } => {
+                let get = |name: &String| {
+                    outputs
+                        .get(name.as_str())
+                        .ok_or_else(|| missing(name))?
+                        .try_extract_tensor::<f32>()
+                        .map(|(_, v)| v)
+                        .map_err(err)
+                };
+                let (b, c, sc) = (get(boxes)?, get(classes)?, get(scores)?);
+                let n = match count {
+                    Some(name) => get(name)?.first().map(|n| n.max(0.0) as usize),
+                    None => None,
+                };
+                let mut out = Vec::new();
+                decode::ssd_postprocessed(
+                    b,
+                    c,
+                    sc,
+                    n,
+                    *class_offset,
+                    min_score,
+                    &self.labels,
+                    &mut out,
+                );
                 Ok(Output::Detections(out))
             }
             Decoder::Classify {
@@ -243,12 +313,56 @@ impl Model {
     }
 }
 
-/// Reads input and output descriptions from the session.
+/// The first of `wanted` (default: cpu) that this ONNX Runtime build has.
+fn choose_provider(wanted: &[Provider]) -> Result<Provider, String> {
+    use ort::ep::{self, ExecutionProvider};
+    if wanted.is_empty() {
+        return Ok(Provider::Cpu);
+    }
+    for p in wanted {
+        let available = match p {
+            Provider::Cpu => Ok(true),
+            Provider::Cuda => ep::CUDA::is_available(),
+            Provider::Tensorrt => ep::TensorRT::is_available(),
+            Provider::Openvino => ep::OpenVINO::is_available(),
+            Provider::Xnnpack => ep::XNNPACK::is_available(),
+        };
+        if available.unwrap_or(false) {
+            return Ok(*p);
+        }
+    }
+    Err(format!(
+        "none of the execution providers [{}] is in this ONNX Runtime build; add cpu to fall back",
+        wanted
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+fn dispatch(p: Provider) -> ort::ep::ExecutionProviderDispatch {
+    use ort::ep;
+    match p {
+        Provider::Cpu => ep::CPU::default().build(),
+        Provider::Cuda => ep::CUDA::default().build().error_on_failure(),
+        Provider::Tensorrt => ep::TensorRT::default().build().error_on_failure(),
+        Provider::Openvino => ep::OpenVINO::default().build().error_on_failure(),
+        Provider::Xnnpack => ep::XNNPACK::default().build().error_on_failure(),
+    }
+}
+
+/// Reads the model's input and outputs, applies the config's description,
+/// and reports every contradiction between the two.
 fn describe(
     cfg: &ModelConfig,
     session: &Session,
 ) -> Result<(InputSpec, Decoder, Task), ModelError> {
     let bad = |message: String| ModelError::Unsupported {
+        model: cfg.name.clone(),
+        message,
+    };
+    let mismatch = |message: String| ModelError::Mismatch {
         model: cfg.name.clone(),
         message,
     };
@@ -266,59 +380,150 @@ fn describe(
         TensorElementType::Float32 => DType::F32,
         other => return Err(bad(format!("input type {other:?} is not uint8 or float32"))),
     };
-    if shape.len() != 4 {
-        return Err(bad(format!("input shape {shape:?} is not 4-D image batch")));
+    let want = &cfg.input;
+    if let Some(d) = want.dtype
+        && d != dtype
+    {
+        return Err(mismatch(format!(
+            "input.dtype {d:?} contradicts the model's input type {dtype:?}"
+        )));
     }
-    let layout = if shape[3] == 3 {
-        Layout::Nhwc
-    } else if shape[1] == 3 {
-        Layout::Nchw
-    } else {
-        return Err(bad(format!("input shape {shape:?} has no 3-channel axis")));
+    if shape.len() != 4 {
+        return Err(bad(format!(
+            "input shape {shape:?} is not a 4-D image batch"
+        )));
+    }
+    let model_layout = match (shape[3], shape[1]) {
+        (3, c) if c != 3 => Some(Layout::Nhwc),
+        (c, 3) if c != 3 => Some(Layout::Nchw),
+        _ => None,
+    };
+    let layout = match (want.layout, model_layout) {
+        (Some(w), Some(m)) if w != m => {
+            return Err(mismatch(format!(
+                "input.layout {w:?} contradicts the model's input shape {shape:?}"
+            )));
+        }
+        (Some(l), _) | (None, Some(l)) => l,
+        (None, None) => {
+            return Err(bad(format!(
+                "input shape {shape:?} does not tell NHWC from NCHW; set input.layout"
+            )));
+        }
     };
     let (h, w) = match layout {
         Layout::Nhwc => (shape[1], shape[2]),
         Layout::Nchw => (shape[2], shape[3]),
     };
+    if (dtype == DType::U8) && (want.mean.is_some() || want.std.is_some()) {
+        return Err(mismatch(
+            "input.mean/std apply to float32 inputs; the model takes uint8".into(),
+        ));
+    }
+    if let Some(std) = want.std
+        && std.iter().any(|s| *s == 0.0 || !s.is_finite())
+    {
+        return Err(bad("input.std must be non-zero".into()));
+    }
 
     let outputs: Vec<OutputInfo> = session
         .outputs()
         .iter()
         .filter_map(|o| tensor_info(o.dtype()).map(|(t, s)| (o.name().to_string(), t, s)))
         .collect();
-    let ssd = ssd_outputs(&outputs);
-    let classifier = (outputs.len() == 1 && outputs[0].2.len() == 2).then(|| &outputs[0]);
-    let task = match (cfg.task, ssd.is_some(), classifier.is_some()) {
-        (Some(t), _, _) => t,
-        (None, true, _) => Task::Detection,
-        (None, false, true) => Task::Classification,
-        (None, false, false) => {
+    let names = || {
+        outputs
+            .iter()
+            .map(|o| format!("{} {:?}", o.0, o.2))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let find = |name: &Option<String>| -> Result<Option<&OutputInfo>, ModelError> {
+        match name {
+            None => Ok(None),
+            Some(n) => outputs.iter().find(|o| &o.0 == n).map(Some).ok_or_else(|| {
+                mismatch(format!("the model has no output {n:?}; it has {}", names()))
+            }),
+        }
+    };
+    let oc = &cfg.output;
+    let kind = match oc.decoder {
+        Some(k) => k,
+        None if postprocessed_outputs(&outputs).is_some() => DecoderKind::SsdPostprocessed,
+        None if ssd_outputs(&outputs).is_some() => DecoderKind::Ssd,
+        None if outputs.len() == 1 && outputs[0].2.len() == 2 => DecoderKind::Classification,
+        None => {
             return Err(bad(format!(
-                "cannot tell the task from the outputs {:?}; set task",
-                outputs.iter().map(|o| (&o.0, &o.2)).collect::<Vec<_>>()
+                "cannot tell how to read the outputs ({}); set output.decoder",
+                names()
             )));
         }
     };
-    let dynamic = match task {
-        Task::Detection => DYNAMIC_DETECTION_SIZE,
-        Task::Classification => DYNAMIC_CLASSIFICATION_SIZE,
+    let task = match kind {
+        DecoderKind::Classification => Task::Classification,
+        _ => Task::Detection,
     };
-    let dim = |d: i64| if d > 0 { d as u32 } else { dynamic };
-    let decoder = match task {
-        Task::Detection => {
-            let (s, b) = ssd.ok_or_else(|| {
-                bad("detection needs SSD outputs: scores [1,A,C] and boxes [1,A,..,4]".into())
-            })?;
+    if let Some(t) = cfg.task
+        && t != task
+    {
+        return Err(mismatch(format!(
+            "task {t} contradicts the model's outputs ({}), which read as {task}",
+            names()
+        )));
+    }
+    let decoder = match kind {
+        DecoderKind::Ssd => {
+            let inferred = ssd_outputs(&outputs);
+            let scores = find(&oc.scores)?.or(inferred.map(|p| p.0));
+            let boxes = find(&oc.boxes)?.or(inferred.map(|p| p.1));
+            let (Some(s), Some(b)) = (scores, boxes) else {
+                return Err(mismatch(format!(
+                    "decoder ssd needs scores [1,A,C] and boxes [1,A,(1,)4]; the model has {}",
+                    names()
+                )));
+            };
             Decoder::SsdRaw {
                 scores: s.0.clone(),
                 boxes: b.0.clone(),
-                iou: cfg.iou,
+                iou: cfg.iou(),
             }
         }
-        Task::Classification => {
-            let o = classifier.ok_or_else(|| {
-                bad("classification needs one output of shape [1, classes]".into())
-            })?;
+        DecoderKind::SsdPostprocessed => {
+            let inferred = postprocessed_outputs(&outputs);
+            let pick = |name: &Option<String>, i: usize| -> Result<Option<String>, ModelError> {
+                Ok(find(name)?
+                    .map(|o| o.0.clone())
+                    .or_else(|| inferred.as_ref().map(|p| p[i].0.clone())))
+            };
+            let (Some(boxes), Some(classes), Some(scores)) = (
+                pick(&oc.boxes, 0)?,
+                pick(&oc.classes, 1)?,
+                pick(&oc.scores, 2)?,
+            ) else {
+                return Err(mismatch(format!(
+                    "decoder ssd-postprocessed needs boxes, classes, scores (and count) outputs; the model has {}",
+                    names()
+                )));
+            };
+            Decoder::SsdPostprocessed {
+                boxes,
+                classes,
+                scores,
+                count: pick(&oc.count, 3)?,
+                class_offset: oc.class_offset.unwrap_or(1),
+            }
+        }
+        DecoderKind::Classification => {
+            let o = match find(&oc.scores)? {
+                Some(o) => o,
+                None if outputs.len() == 1 => &outputs[0],
+                None => {
+                    return Err(mismatch(format!(
+                        "classification reads one output; the model has {}: set output.scores",
+                        names()
+                    )));
+                }
+            };
             let odt = match o.1 {
                 TensorElementType::Uint8 => DType::U8,
                 TensorElementType::Float32 => DType::F32,
@@ -332,21 +537,40 @@ fn describe(
                 output: o.0.clone(),
                 dtype: odt,
                 // Quantised softmax outputs use scale 1/256, zero point 0.
-                scale: if odt == DType::U8 { 1.0 / 256.0 } else { 1.0 },
-                logits: false,
-                top_k: cfg.top_k,
+                scale: oc
+                    .scale
+                    .unwrap_or(if odt == DType::U8 { 1.0 / 256.0 } else { 1.0 }),
+                logits: oc.logits.unwrap_or(false),
+                top_k: cfg.top_k(),
             }
+        }
+    };
+
+    let dynamic = match task {
+        Task::Detection => DYNAMIC_DETECTION_SIZE,
+        Task::Classification => DYNAMIC_CLASSIFICATION_SIZE,
+    };
+    let dim = |name: &str, model: i64, wanted: Option<u32>| -> Result<u32, ModelError> {
+        match (model, wanted) {
+            (m, Some(w)) if m > 0 && m != i64::from(w) => Err(mismatch(format!(
+                "input.{name} {w} contradicts the model's input shape {shape:?}"
+            ))),
+            (m, _) if m > 0 => Ok(m as u32),
+            (_, Some(w)) => Ok(w),
+            _ => Ok(dynamic),
         }
     };
     Ok((
         InputSpec {
             name: inputs[0].name().to_string(),
-            width: dim(w),
-            height: dim(h),
+            width: dim("width", w, want.width)?,
+            height: dim("height", h, want.height)?,
             layout,
             dtype,
-            mean: [0.0; 3],
-            std: [1.0; 3],
+            colour: want.colour.unwrap_or_default(),
+            resize: want.resize.unwrap_or_default(),
+            mean: want.mean.unwrap_or([0.0; 3]),
+            std: want.std.unwrap_or([1.0; 3]),
         },
         decoder,
         task,
@@ -354,6 +578,18 @@ fn describe(
 }
 
 type OutputInfo = (String, TensorElementType, Vec<i64>);
+
+/// The TensorFlow Object Detection API outputs, by name:
+/// [boxes, classes, scores, count].
+fn postprocessed_outputs(outputs: &[OutputInfo]) -> Option<[&OutputInfo; 4]> {
+    let by = |needle: &str| outputs.iter().find(|o| o.0.contains(needle));
+    Some([
+        by("detection_boxes")?,
+        by("detection_classes")?,
+        by("detection_scores")?,
+        by("num_detections")?,
+    ])
+}
 
 /// The (scores, boxes) pair of a raw SSD head. Converted models often leave
 /// every dimension dynamic, so the boxes are told by rank 4 (`[1, A, 1, 4]`),
@@ -375,21 +611,38 @@ fn ssd_outputs(outputs: &[OutputInfo]) -> Option<(&OutputInfo, &OutputInfo)> {
     }
 }
 
+/// Channel order of a pixel as the model wants it.
+fn channels(colour: Colour) -> [usize; 3] {
+    match colour {
+        Colour::Rgb => [0, 1, 2],
+        Colour::Bgr => [2, 1, 0],
+    }
+}
+
 /// Copies packed RGB rows (skipping stride padding) into a uint8 tensor.
-pub fn fill_u8(image: &Image, layout: Layout, out: &mut [u8]) {
+pub fn fill_u8(image: &Image, layout: Layout, colour: Colour, out: &mut [u8]) {
     let (w, h) = (image.width as usize, image.height as usize);
-    match layout {
-        Layout::Nhwc => {
+    let order = channels(colour);
+    match (layout, colour) {
+        (Layout::Nhwc, Colour::Rgb) => {
             for y in 0..h {
                 out[y * w * 3..(y + 1) * w * 3].copy_from_slice(image.row(y));
             }
         }
-        Layout::Nchw => {
+        (Layout::Nhwc, Colour::Bgr) => {
+            for y in 0..h {
+                let dst = &mut out[y * w * 3..(y + 1) * w * 3];
+                for (d, px) in dst.chunks_exact_mut(3).zip(image.row(y).chunks_exact(3)) {
+                    d.copy_from_slice(&[px[2], px[1], px[0]]);
+                }
+            }
+        }
+        (Layout::Nchw, _) => {
             let plane = w * h;
             for y in 0..h {
                 for (x, px) in image.row(y).chunks_exact(3).enumerate() {
-                    for c in 0..3 {
-                        out[c * plane + y * w + x] = px[c];
+                    for (c, &src) in order.iter().enumerate() {
+                        out[c * plane + y * w + x] = px[src];
                     }
                 }
             }
@@ -397,15 +650,17 @@ pub fn fill_u8(image: &Image, layout: Layout, out: &mut [u8]) {
     }
 }
 
-/// Fills a float tensor with (pixel - mean) / std.
+/// Fills a float tensor with (pixel - mean) / std, mean and std given in
+/// the model's channel order.
 pub fn fill_f32(image: &Image, spec: &InputSpec, out: &mut [f32]) {
     let (w, h) = (image.width as usize, image.height as usize);
+    let order = channels(spec.colour);
     let inv: [f32; 3] = std::array::from_fn(|c| 1.0 / spec.std[c]);
     let plane = w * h;
     for y in 0..h {
         for (x, px) in image.row(y).chunks_exact(3).enumerate() {
-            for c in 0..3 {
-                let v = (f32::from(px[c]) - spec.mean[c]) * inv[c];
+            for (c, &src) in order.iter().enumerate() {
+                let v = (f32::from(px[src]) - spec.mean[c]) * inv[c];
                 let i = match spec.layout {
                     Layout::Nhwc => (y * w + x) * 3 + c,
                     Layout::Nchw => c * plane + y * w + x,
@@ -435,7 +690,7 @@ mod tests {
     #[test]
     fn nhwc_u8_skips_row_padding() {
         let mut out = vec![0u8; 18];
-        fill_u8(&image(), Layout::Nhwc, &mut out);
+        fill_u8(&image(), Layout::Nhwc, Colour::Rgb, &mut out);
         assert_eq!(&out[..9], &[0, 100, 200, 1, 101, 200, 2, 102, 200]);
         assert_eq!(&out[9..], &[10, 100, 201, 11, 101, 201, 12, 102, 201]);
     }
@@ -443,10 +698,20 @@ mod tests {
     #[test]
     fn nchw_u8_is_planar() {
         let mut out = vec![0u8; 18];
-        fill_u8(&image(), Layout::Nchw, &mut out);
+        fill_u8(&image(), Layout::Nchw, Colour::Rgb, &mut out);
         assert_eq!(&out[..6], &[0, 1, 2, 10, 11, 12]);
         assert_eq!(&out[6..12], &[100, 101, 102, 100, 101, 102]);
         assert_eq!(&out[12..], &[200, 200, 200, 201, 201, 201]);
+    }
+
+    #[test]
+    fn bgr_swaps_channels_in_both_layouts() {
+        let mut out = vec![0u8; 18];
+        fill_u8(&image(), Layout::Nhwc, Colour::Bgr, &mut out);
+        assert_eq!(&out[..6], &[200, 100, 0, 200, 101, 1]);
+        fill_u8(&image(), Layout::Nchw, Colour::Bgr, &mut out);
+        assert_eq!(&out[..6], &[200, 200, 200, 201, 201, 201]);
+        assert_eq!(&out[12..], &[0, 1, 2, 10, 11, 12]);
     }
 
     #[test]
@@ -457,6 +722,8 @@ mod tests {
             height: 2,
             layout: Layout::Nchw,
             dtype: DType::F32,
+            colour: Colour::Rgb,
+            resize: ResizeMode::Stretch,
             mean: [0.0, 100.0, 200.0],
             std: [2.0, 1.0, 0.5],
         };

@@ -14,6 +14,7 @@ use gstreamer_video as gst_video;
 
 use super::{FpsGate, SourceError, SourceSpec, StreamStats};
 use crate::frame::Image;
+use crate::inference::ResizeMode;
 
 /// What the pipeline needs to know to build itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +25,8 @@ pub struct PipelineSettings {
     pub height: u32,
     pub fps: Option<f64>,
     pub realtime: bool,
+    /// How frames are fitted to the model's input.
+    pub resize: ResizeMode,
     /// rtspsrc jitter-buffer latency.
     pub rtsp_latency_ms: u32,
 }
@@ -67,14 +70,17 @@ impl Pipeline {
         let build = |e: gst::glib::BoolError| SourceError::Build(e.to_string());
 
         let scale = make("videoscale")?;
-        // Stretch to the model's input; boxes map back without offsets.
-        scale.set_property("add-borders", false);
+        // Letterbox: square pixels in the output make the scaler pad.
+        scale.set_property("add-borders", settings.resize == ResizeMode::Letterbox);
         let convert = make("videoconvert")?;
-        let caps = gst_video::VideoCapsBuilder::new()
+        let mut caps = gst_video::VideoCapsBuilder::new()
             .format(gst_video::VideoFormat::Rgb)
             .width(settings.width as i32)
-            .height(settings.height as i32)
-            .build();
+            .height(settings.height as i32);
+        if settings.resize == ResizeMode::Letterbox {
+            caps = caps.pixel_aspect_ratio(gst::Fraction::new(1, 1));
+        }
+        let caps = caps.build();
         let spec_live = settings.spec.is_live(settings.realtime);
         let appsink = gst_app::AppSink::builder()
             .caps(&caps)
@@ -87,15 +93,28 @@ impl Pipeline {
             .add_many([&scale, &convert, appsink.upcast_ref()])
             .map_err(build)?;
         gst::Element::link_many([&scale, &convert, appsink.upcast_ref()]).map_err(build)?;
+        // The first element after the source: the fps gate sits on its input.
+        let head = if settings.resize == ResizeMode::CentreCrop {
+            let crop = make("aspectratiocrop")?;
+            crop.set_property(
+                "aspect-ratio",
+                gst::Fraction::new(settings.width as i32, settings.height as i32),
+            );
+            pipeline.add(&crop).map_err(build)?;
+            crop.link(&scale).map_err(build)?;
+            crop
+        } else {
+            scale.clone()
+        };
 
-        let scale_sink = scale
+        let scale_sink = head
             .static_pad("sink")
-            .ok_or_else(|| SourceError::Build("videoscale has no sink pad".into()))?;
+            .ok_or_else(|| SourceError::Build("the scaler has no sink pad".into()))?;
         let source_size = Arc::new(AtomicU64::new(0));
         let gate_time = Arc::new(Mutex::new(SystemTime::now()));
         install_gate(&scale_sink, settings.fps, &stats, &source_size, &gate_time);
 
-        add_source(&pipeline, &settings.spec, settings.rtsp_latency_ms, &scale)?;
+        add_source(&pipeline, &settings.spec, settings.rtsp_latency_ms, &head)?;
 
         let live_flag = Arc::new(AtomicBool::new(spec_live.unwrap_or(true)));
         let live = live_flag.clone();
