@@ -190,10 +190,73 @@ impl Model {
     /// Analyses one RGB frame at the input size; `min_score` cuts weak
     /// results before the more costly steps (NMS).
     pub fn infer(&mut self, image: &Image, min_score: f32) -> Result<Output, ModelError> {
+        self.fill(image)?;
+        let model = self.name.clone();
         let err = |e: ort::Error| ModelError::Run {
-            model: self.name.to_string(),
+            model: model.to_string(),
             message: e.to_string(),
         };
+        let input_name = self.input.name.as_str();
+        let outputs = match &self.tensor {
+            InputTensor::U8(t) => self.session.run(ort::inputs![input_name => t]),
+            InputTensor::F32(t) => self.session.run(ort::inputs![input_name => t]),
+        }
+        .map_err(err)?;
+        decode_outputs(
+            &self.decoder,
+            &self.labels,
+            &mut self.probs,
+            &self.name,
+            &outputs,
+            min_score,
+        )
+    }
+
+    /// Every output of the model for one frame, as numbers (uint8 outputs
+    /// unscaled), in the model's output order: for checking against other
+    /// runtimes.
+    pub fn raw_outputs(&mut self, image: &Image) -> Result<Vec<(String, Vec<f32>)>, ModelError> {
+        self.fill(image)?;
+        let model = self.name.clone();
+        let err = |e: ort::Error| ModelError::Run {
+            model: model.to_string(),
+            message: e.to_string(),
+        };
+        let input_name = self.input.name.as_str();
+        let outputs = match &self.tensor {
+            InputTensor::U8(t) => self.session.run(ort::inputs![input_name => t]),
+            InputTensor::F32(t) => self.session.run(ort::inputs![input_name => t]),
+        }
+        .map_err(err)?;
+        let mut raw = Vec::new();
+        for (name, value) in outputs.iter() {
+            let numbers = match value.try_extract_tensor::<f32>() {
+                Ok((_, v)) => v.to_vec(),
+                Err(_) => {
+                    let (_, v) = value.try_extract_tensor::<u8>().map_err(err)?;
+                    v.iter().map(|&x| f32::from(x)).collect()
+                }
+            };
+            raw.push((name.to_string(), numbers));
+        }
+        Ok(raw)
+    }
+
+    /// The input tensor as the model will see it (for tests of pre-processing).
+    pub fn input_tensor(&mut self, image: &Image) -> Result<Vec<f32>, ModelError> {
+        self.fill(image)?;
+        Ok(match &mut self.tensor {
+            InputTensor::U8(t) => t
+                .extract_tensor_mut()
+                .1
+                .iter()
+                .map(|&x| f32::from(x))
+                .collect(),
+            InputTensor::F32(t) => t.extract_tensor_mut().1.to_vec(),
+        })
+    }
+
+    fn fill(&mut self, image: &Image) -> Result<(), ModelError> {
         if image.width != self.input.width || image.height != self.input.height {
             return Err(ModelError::Run {
                 model: self.name.to_string(),
@@ -212,17 +275,39 @@ impl Model {
             ),
             InputTensor::F32(t) => fill_f32(image, &self.input, t.extract_tensor_mut().1),
         }
-        let input_name = self.input.name.as_str();
-        let outputs = match &self.tensor {
-            InputTensor::U8(t) => self.session.run(ort::inputs![input_name => t]),
-            InputTensor::F32(t) => self.session.run(ort::inputs![input_name => t]),
-        }
-        .map_err(err)?;
+        Ok(())
+    }
+
+    /// Runs the model once on a blank frame (first runs are slow).
+    pub fn warm_up(&mut self) -> Result<f64, ModelError> {
+        let (w, h) = (self.input.width, self.input.height);
+        let stride = (w as usize * 3).div_ceil(4) * 4;
+        let image = Image::from_vec(w, h, stride, vec![0; stride * h as usize]);
+        let t = Instant::now();
+        self.infer(&image, 1.1)?;
+        Ok(t.elapsed().as_secs_f64() * 1e3)
+    }
+}
+
+/// Reads the outputs with the model's decoder.
+fn decode_outputs(
+    decoder: &Decoder,
+    labels: &Labels,
+    probs: &mut Vec<f32>,
+    model: &str,
+    outputs: &ort::session::SessionOutputs<'_>,
+    min_score: f32,
+) -> Result<Output, ModelError> {
+    {
+        let err = |e: ort::Error| ModelError::Run {
+            model: model.to_string(),
+            message: e.to_string(),
+        };
         let missing = |name: &str| ModelError::Run {
-            model: self.name.to_string(),
+            model: model.to_string(),
             message: format!("output {name:?} missing"),
         };
-        match &self.decoder {
+        match decoder {
             Decoder::SsdRaw { scores, boxes, iou } => {
                 let s = outputs
                     .get(scores.as_str())
@@ -232,7 +317,7 @@ impl Model {
                 let classes = shape.last().copied().unwrap_or(0).max(0) as usize;
                 let (_, b) = b.try_extract_tensor::<f32>().map_err(err)?;
                 let mut out = Vec::new();
-                decode::ssd_raw(s, b, classes, min_score, *iou, &self.labels, &mut out);
+                decode::ssd_raw(s, b, classes, min_score, *iou, labels, &mut out);
                 Ok(Output::Detections(out))
             }
             Decoder::SsdPostprocessed {
@@ -256,16 +341,7 @@ impl Model {
                     None => None,
                 };
                 let mut out = Vec::new();
-                decode::ssd_postprocessed(
-                    b,
-                    c,
-                    sc,
-                    n,
-                    *class_offset,
-                    min_score,
-                    &self.labels,
-                    &mut out,
-                );
+                decode::ssd_postprocessed(b, c, sc, n, *class_offset, min_score, labels, &mut out);
                 Ok(Output::Detections(out))
             }
             Decoder::Classify {
@@ -278,38 +354,25 @@ impl Model {
                 let o = outputs
                     .get(output.as_str())
                     .ok_or_else(|| missing(output))?;
-                self.probs.clear();
+                probs.clear();
                 match dtype {
                     DType::U8 => {
                         let (_, v) = o.try_extract_tensor::<u8>().map_err(err)?;
-                        self.probs.extend(v.iter().map(|&q| f32::from(q) * scale));
+                        probs.extend(v.iter().map(|&q| f32::from(q) * scale));
                     }
                     DType::F32 => {
                         let (_, v) = o.try_extract_tensor::<f32>().map_err(err)?;
-                        self.probs.extend_from_slice(v);
+                        probs.extend_from_slice(v);
                     }
                 }
                 if *logits {
-                    decode::softmax(&mut self.probs);
+                    decode::softmax(probs);
                 }
                 Ok(Output::Classes(decode::top_k(
-                    &self.probs,
-                    *top_k,
-                    min_score,
-                    &self.labels,
+                    probs, *top_k, min_score, labels,
                 )))
             }
         }
-    }
-
-    /// Runs the model once on a blank frame (first runs are slow).
-    pub fn warm_up(&mut self) -> Result<f64, ModelError> {
-        let (w, h) = (self.input.width, self.input.height);
-        let stride = (w as usize * 3).div_ceil(4) * 4;
-        let image = Image::from_vec(w, h, stride, vec![0; stride * h as usize]);
-        let t = Instant::now();
-        self.infer(&image, 1.1)?;
-        Ok(t.elapsed().as_secs_f64() * 1e3)
     }
 }
 
