@@ -13,7 +13,10 @@ use std::time::Duration;
 pub use pipeline::{BusEvent, Deliver, Pipeline, PipelineSettings, RawFrame};
 pub use probe::{ProbeReport, probe};
 pub use spec::SourceSpec;
-pub use supervisor::{StreamHandle, StreamSetup, spawn_stream};
+pub use supervisor::{
+    Clock, Kind, Opener, Policy, Session, StreamHandle, StreamSetup, SystemClock, spawn_stream,
+    supervise,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {

@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, select};
-use tracing::{info, info_span, warn};
+use tracing::{error, info, info_span, warn};
 
 use super::{BusEvent, Deliver, Pipeline, PipelineSettings, RawFrame, StreamStats};
 use crate::backoff::Backoff;
@@ -15,12 +15,84 @@ use crate::frame::{Frame, FrameMeta};
 use crate::publish::Publish;
 use crate::status::{StreamState, StreamStatus};
 
-/// How often the status (with its rates) is republished while playing.
-const STATUS_EVERY: Duration = Duration::from_secs(10);
-/// How long the end of a file waits for its last frames' results.
-const DRAIN_LIMIT: Duration = Duration::from_secs(10);
-/// How long a session must play before the backoff starts again from its minimum.
-const GOOD_RUN: Duration = Duration::from_secs(10);
+/// The supervisor's rules. Defaults suit cameras on flaky networks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Reconnect delays grow from `backoff_min` to `backoff_max`, jittered.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// A live source with no frame for this long is restarted.
+    pub stall: Duration,
+    /// How long a session must play before the backoff starts again from its minimum.
+    pub good_run: Duration,
+    /// How often the status (with its rates) is republished while playing.
+    pub status_every: Duration,
+    /// How long the end of a file waits for its last frames' results.
+    pub drain: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(30),
+            stall: Duration::from_secs(10),
+            good_run: Duration::from_secs(10),
+            status_every: Duration::from_secs(10),
+            drain: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Time as the supervisor sees it: the system's in the daemon, simulated in tests.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Instant;
+    /// Waits `d`, or less if `stop` closes; returns whether it closed.
+    fn sleep(&self, d: Duration, stop: &Receiver<()>) -> bool;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep(&self, d: Duration, stop: &Receiver<()>) -> bool {
+        stop.recv_timeout(d).is_err_and(|e| e.is_disconnected())
+    }
+}
+
+/// A source session once started. Dropping it stops it.
+pub trait Session {
+    /// Waits up to `timeout` for its end or an error.
+    fn poll(&mut self, timeout: Duration) -> Option<BusEvent>;
+    /// Whether it produces frames in real time (only live sources stall).
+    fn is_live(&self) -> bool;
+}
+
+impl Session for Pipeline {
+    fn poll(&mut self, timeout: Duration) -> Option<BusEvent> {
+        Pipeline::poll(self, timeout)
+    }
+
+    fn is_live(&self) -> bool {
+        Pipeline::is_live(self)
+    }
+}
+
+/// Starts source sessions for a stream.
+pub trait Opener {
+    /// `session` is the new session's id.
+    fn open(&self, session: Arc<str>) -> Result<Box<dyn Session>, String>;
+}
+
+/// What ended a file's stream is final; a live source comes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File { looping: bool },
+    Live,
+}
 
 /// Everything a stream needs to run.
 pub struct StreamSetup {
@@ -69,7 +141,7 @@ pub fn spawn_stream(
         .spawn(move || {
             let span = info_span!("stream", stream = %setup.name);
             let _enter = span.enter();
-            supervise(&setup, &frames, &taken_back, &stop_rx, &*publisher);
+            supervise_pipeline(&setup, &frames, &taken_back, &stop_rx, &*publisher);
         })?;
     Ok(StreamHandle {
         name,
@@ -84,53 +156,108 @@ enum Outcome {
     Error(String),
 }
 
-fn supervise(
+/// Opens real pipelines for a stream.
+struct PipelineOpener<'a> {
+    setup: &'a StreamSetup,
+    frames: &'a Sender<Frame>,
+    taken_back: &'a Receiver<Frame>,
+    stop: &'a Receiver<()>,
+}
+
+impl Opener for PipelineOpener<'_> {
+    fn open(&self, session: Arc<str>) -> Result<Box<dyn Session>, String> {
+        let deliver = deliverer(self.setup, session, self.frames, self.taken_back, self.stop);
+        Pipeline::start(&self.setup.settings, self.setup.stats.clone(), deliver)
+            .map(|p| Box::new(p) as Box<dyn Session>)
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn supervise_pipeline(
     setup: &StreamSetup,
     frames: &Sender<Frame>,
     taken_back: &Receiver<Frame>,
     stop: &Receiver<()>,
     publisher: &dyn Publish,
 ) {
-    let mut backoff = Backoff::default();
+    info!(source = %setup.settings.spec, "starting");
+    let kind = match setup.settings.spec {
+        super::SourceSpec::File { .. } => Kind::File {
+            looping: setup.looping,
+        },
+        _ => Kind::Live,
+    };
+    let opener = PipelineOpener {
+        setup,
+        frames,
+        taken_back,
+        stop,
+    };
+    supervise(
+        &setup.name,
+        kind,
+        &setup.stats,
+        &opener,
+        &SystemClock,
+        stop,
+        publisher,
+        &Policy::default(),
+    );
+}
+
+/// Runs a stream until `stop` closes (or a file ends): opens a session,
+/// watches it, and on failure reports `reconnecting` and retries after a
+/// capped, jittered backoff. File errors are final (`failed`).
+#[allow(clippy::too_many_arguments)]
+pub fn supervise(
+    name: &str,
+    kind: Kind,
+    stats: &StreamStats,
+    opener: &dyn Opener,
+    clock: &dyn Clock,
+    stop: &Receiver<()>,
+    publisher: &dyn Publish,
+    policy: &Policy,
+) {
+    let mut backoff = Backoff::new(policy.backoff_min, policy.backoff_max);
     let report = |state: StreamState, error: Option<String>| {
         let mut s = StreamStatus::new(state);
         s.error = error;
-        publisher.status(&setup.name, &s);
+        publisher.status(name, &s);
     };
-    info!(source = %setup.settings.spec, "starting");
     loop {
         report(StreamState::Starting, None);
-        setup.stats.sessions.fetch_add(1, Ordering::Relaxed);
+        stats.sessions.fetch_add(1, Ordering::Relaxed);
         let session: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
-        let deliver = deliverer(setup, session.clone(), frames, taken_back, stop);
-        let started = Instant::now();
-        let outcome = match Pipeline::start(&setup.settings, setup.stats.clone(), deliver) {
-            Err(e) => Outcome::Error(e.to_string()),
-            Ok(p) => {
-                let outcome = watch(setup, &p, stop, publisher, &session);
-                p.stop();
-                outcome
-            }
+        let started = clock.now();
+        let outcome = match opener.open(session.clone()) {
+            Err(e) => Outcome::Error(e),
+            Ok(mut running) => watch(
+                name,
+                &mut *running,
+                stats,
+                clock,
+                stop,
+                publisher,
+                policy,
+                &session,
+            ),
         };
-        let is_file = matches!(setup.settings.spec, super::SourceSpec::File { .. });
-        let error = match outcome {
-            Outcome::Stopped => {
+        let error = match (outcome, kind) {
+            (Outcome::Stopped, _) => {
                 report(StreamState::Stopped, None);
                 info!("stopped");
                 return;
             }
-            Outcome::Eos if is_file && setup.looping => {
+            (Outcome::Eos, Kind::File { looping: true }) => {
                 info!("end of file; starting again");
                 continue;
             }
-            Outcome::Eos if is_file => {
+            (Outcome::Eos, Kind::File { looping: false }) => {
                 // Results of the last frames come before `stopped`.
-                let deadline = Instant::now() + DRAIN_LIMIT;
-                while !setup.stats.drained() && Instant::now() < deadline {
-                    if stop
-                        .recv_timeout(Duration::from_millis(5))
-                        .is_err_and(|e| e.is_disconnected())
-                    {
+                let deadline = clock.now() + policy.drain;
+                while !stats.drained() && clock.now() < deadline {
+                    if clock.sleep(Duration::from_millis(5), stop) {
                         break;
                     }
                 }
@@ -138,16 +265,22 @@ fn supervise(
                 info!("end of file");
                 return;
             }
-            Outcome::Eos => "the source ended its stream".to_string(),
-            Outcome::Error(e) => e,
+            (Outcome::Error(e), Kind::File { .. }) => {
+                // A missing or broken file does not mend itself.
+                error!(error = %e, "file source failed");
+                report(StreamState::Failed, Some(e));
+                return;
+            }
+            (Outcome::Eos, Kind::Live) => "the source ended its stream".to_string(),
+            (Outcome::Error(e), Kind::Live) => e,
         };
-        if started.elapsed() >= GOOD_RUN {
+        if clock.now().saturating_duration_since(started) >= policy.good_run {
             backoff.reset();
         }
         let delay = backoff.next_delay();
         warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "source lost; reconnecting");
         report(StreamState::Reconnecting, Some(error));
-        if stop.recv_timeout(delay).is_err_and(|e| e.is_disconnected()) {
+        if clock.sleep(delay, stop) {
             report(StreamState::Stopped, None);
             info!("stopped");
             return;
@@ -155,21 +288,26 @@ fn supervise(
     }
 }
 
-/// Watches a running pipeline until it ends, fails or is stopped; reports
-/// `playing` at its first frame and the rates every [`STATUS_EVERY`].
+/// Watches a running session until it ends, fails, stalls or is stopped;
+/// reports `playing` at its first frame and the rates every `status_every`.
+#[allow(clippy::too_many_arguments)]
 fn watch(
-    setup: &StreamSetup,
-    pipeline: &Pipeline,
+    name: &str,
+    running: &mut dyn Session,
+    stats: &StreamStats,
+    clock: &dyn Clock,
     stop: &Receiver<()>,
     publisher: &dyn Publish,
+    policy: &Policy,
     session: &str,
 ) -> Outcome {
-    let stats = &setup.stats;
     let frames_at_start = stats.frames_in.load(Ordering::Relaxed);
+    let mut last_frames = frames_at_start;
+    let mut last_progress = clock.now();
     let mut playing: Option<StreamStatus> = None;
-    let mut window = (Instant::now(), 0u64, 0u64);
+    let mut window = (clock.now(), 0u64, 0u64);
     loop {
-        match pipeline.poll(Duration::from_millis(100)) {
+        match running.poll(Duration::from_millis(100)) {
             Some(BusEvent::Eos) => return Outcome::Eos,
             Some(BusEvent::Error(e)) => return Outcome::Error(e),
             None => {}
@@ -177,22 +315,36 @@ fn watch(
         if stop.try_recv().is_err_and(|e| e.is_disconnected()) {
             return Outcome::Stopped;
         }
+        let now = clock.now();
         let frames_in = stats.frames_in.load(Ordering::Relaxed);
         let analysed = stats.frames_analysed.load(Ordering::Relaxed);
+        if frames_in != last_frames {
+            last_frames = frames_in;
+            last_progress = now;
+        } else if running.is_live() && now.saturating_duration_since(last_progress) >= policy.stall
+        {
+            return Outcome::Error(format!(
+                "no frame for {} s; restarting the source",
+                policy.stall.as_secs()
+            ));
+        }
         match &mut playing {
             None if frames_in > frames_at_start => {
                 let status = StreamStatus::new(StreamState::Playing);
-                publisher.status(&setup.name, &status);
+                publisher.status(name, &status);
                 info!(session, "playing");
                 playing = Some(status);
-                window = (Instant::now(), frames_in, analysed);
+                window = (now, frames_in, analysed);
             }
-            Some(status) if window.0.elapsed() >= STATUS_EVERY => {
-                let secs = window.0.elapsed().as_secs_f64();
-                status.fps_in = (frames_in - window.1) as f64 / secs;
+            Some(status) if now.saturating_duration_since(window.0) >= policy.status_every => {
+                let secs = now
+                    .saturating_duration_since(window.0)
+                    .as_secs_f64()
+                    .max(1e-9);
+                status.fps_in = frames_in.saturating_sub(window.1) as f64 / secs;
                 status.fps_analysed = analysed.saturating_sub(window.2) as f64 / secs;
-                publisher.status(&setup.name, status);
-                window = (Instant::now(), frames_in, analysed);
+                publisher.status(name, status);
+                window = (now, frames_in, analysed);
             }
             _ => {}
         }
@@ -246,4 +398,280 @@ fn deliverer(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::frame::Analysis;
+
+    /// Time that passes only when the supervisor waits.
+    struct SimClock {
+        now: Mutex<Instant>,
+        sleeps: Mutex<Vec<Duration>>,
+    }
+
+    impl SimClock {
+        fn new() -> Arc<Self> {
+            Arc::new(Self {
+                now: Mutex::new(Instant::now()),
+                sleeps: Mutex::default(),
+            })
+        }
+        fn advance(&self, d: Duration) {
+            *self.now.lock().unwrap() += d;
+        }
+    }
+
+    impl Clock for Arc<SimClock> {
+        fn now(&self) -> Instant {
+            *self.now.lock().unwrap()
+        }
+        fn sleep(&self, d: Duration, stop: &Receiver<()>) -> bool {
+            if stop.try_recv().is_err_and(|e| e.is_disconnected()) {
+                return true;
+            }
+            self.sleeps.lock().unwrap().push(d);
+            self.advance(d);
+            false
+        }
+    }
+
+    /// What one scripted session does.
+    enum Script {
+        /// Opening fails.
+        Refused,
+        /// Produces frames for a while, then ends this way (None: goes silent).
+        Runs(Duration, Option<BusEvent>),
+    }
+
+    struct FakeSession {
+        clock: Arc<SimClock>,
+        stats: Arc<StreamStats>,
+        until: Instant,
+        end: Option<BusEvent>,
+    }
+
+    impl Session for FakeSession {
+        fn poll(&mut self, timeout: Duration) -> Option<BusEvent> {
+            self.clock.advance(timeout);
+            if self.clock.now() < self.until {
+                self.stats.frames_in.fetch_add(3, Ordering::Relaxed);
+                None
+            } else {
+                self.end.take()
+            }
+        }
+        fn is_live(&self) -> bool {
+            true
+        }
+    }
+
+    struct FakeOpener {
+        clock: Arc<SimClock>,
+        stats: Arc<StreamStats>,
+        script: Mutex<VecDeque<Script>>,
+        /// Closed when the script runs out, which ends the test.
+        stop: Mutex<Option<Sender<()>>>,
+    }
+
+    impl Opener for FakeOpener {
+        fn open(&self, _session: Arc<str>) -> Result<Box<dyn Session>, String> {
+            match self.script.lock().unwrap().pop_front() {
+                None => {
+                    self.stop.lock().unwrap().take();
+                    Err("script over".into())
+                }
+                Some(Script::Refused) => Err("connection refused".into()),
+                Some(Script::Runs(d, end)) => Ok(Box::new(FakeSession {
+                    clock: self.clock.clone(),
+                    stats: self.stats.clone(),
+                    until: self.clock.now() + d,
+                    end,
+                })),
+            }
+        }
+    }
+
+    /// Records each status with the simulated time it was published at.
+    struct Statuses {
+        clock: Arc<SimClock>,
+        start: Instant,
+        seen: Mutex<Vec<(StreamState, Option<String>)>>,
+        at: Mutex<Vec<Duration>>,
+    }
+
+    impl Publish for Statuses {
+        fn analysis(&self, _: &Analysis) {}
+        fn status(&self, _: &str, s: &StreamStatus) {
+            self.seen.lock().unwrap().push((s.state, s.error.clone()));
+            let t = self.clock.now() - self.start;
+            self.at.lock().unwrap().push(t);
+        }
+    }
+
+    /// Runs `script` through the supervisor; returns the sleeps and statuses.
+    fn run(kind: Kind, script: Vec<Script>) -> (Vec<Duration>, Vec<(StreamState, Option<String>)>) {
+        let (sleeps, statuses, _) = run_timed(kind, script);
+        (sleeps, statuses)
+    }
+
+    type Timed = (
+        Vec<Duration>,
+        Vec<(StreamState, Option<String>)>,
+        Vec<Duration>,
+    );
+
+    fn run_timed(kind: Kind, script: Vec<Script>) -> Timed {
+        let clock = SimClock::new();
+        let stats = Arc::new(StreamStats::default());
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded(0);
+        let opener = FakeOpener {
+            clock: clock.clone(),
+            stats: stats.clone(),
+            script: Mutex::new(script.into()),
+            stop: Mutex::new(Some(stop_tx)),
+        };
+        let statuses = Statuses {
+            clock: clock.clone(),
+            start: clock.now(),
+            seen: Mutex::default(),
+            at: Mutex::default(),
+        };
+        supervise(
+            "s",
+            kind,
+            &stats,
+            &opener,
+            &clock,
+            &stop_rx,
+            &statuses,
+            &Policy::default(),
+        );
+        let sleeps = clock.sleeps.lock().unwrap().clone();
+        (
+            sleeps,
+            statuses.seen.into_inner().unwrap(),
+            statuses.at.into_inner().unwrap(),
+        )
+    }
+
+    fn within(d: Duration, base: u64) -> bool {
+        d >= Duration::from_millis(base * 500) && d <= Duration::from_secs(base)
+    }
+
+    #[test]
+    fn backoff_grows_to_its_cap_with_jitter() {
+        let (sleeps, statuses) = run(Kind::Live, (0..8).map(|_| Script::Refused).collect());
+        let bases = [1, 2, 4, 8, 16, 30, 30, 30];
+        assert_eq!(sleeps.len(), bases.len());
+        for (d, base) in sleeps.iter().zip(bases) {
+            assert!(within(*d, base), "{d:?} outside [{base}/2, {base}] s");
+        }
+        let reconnecting = statuses
+            .iter()
+            .filter(|s| s.0 == StreamState::Reconnecting)
+            .count();
+        // Eight refusals and the end of the script.
+        assert_eq!(reconnecting, 9);
+        assert_eq!(
+            statuses[1],
+            (StreamState::Reconnecting, Some("connection refused".into()))
+        );
+        assert_eq!(statuses.last().unwrap().0, StreamState::Stopped);
+    }
+
+    #[test]
+    fn backoff_starts_again_after_a_good_run() {
+        let (sleeps, _) = run(
+            Kind::Live,
+            vec![
+                Script::Refused,
+                Script::Refused,
+                Script::Refused,
+                Script::Runs(
+                    Duration::from_secs(60),
+                    Some(BusEvent::Error("gone".into())),
+                ),
+                Script::Refused,
+            ],
+        );
+        assert!(within(sleeps[2], 4), "{sleeps:?}");
+        assert!(
+            within(sleeps[3], 1),
+            "reset after 60 s of frames: {sleeps:?}"
+        );
+        assert!(within(sleeps[4], 2), "{sleeps:?}");
+    }
+
+    #[test]
+    fn a_silent_live_source_is_restarted_after_the_stall_time() {
+        let (sleeps, statuses, at) =
+            run_timed(Kind::Live, vec![Script::Runs(Duration::from_secs(5), None)]);
+        let lost = statuses
+            .iter()
+            .position(|s| s.0 == StreamState::Reconnecting)
+            .expect("reconnecting");
+        // Frames stopped at 5 s; the stall is noticed 10 s later, to the poll.
+        assert!(
+            at[lost] >= Duration::from_millis(14_800) && at[lost] <= Duration::from_millis(15_200),
+            "{:?}",
+            at[lost]
+        );
+        let mut statuses = statuses;
+        // The periodic rate updates repeat `playing`.
+        statuses.dedup_by(|a, b| a.0 == b.0);
+        let states: Vec<StreamState> = statuses.iter().map(|s| s.0).collect();
+        assert_eq!(
+            &states[..3],
+            &[
+                StreamState::Starting,
+                StreamState::Playing,
+                StreamState::Reconnecting
+            ]
+        );
+        assert_eq!(
+            statuses[2].1.as_deref(),
+            Some("no frame for 10 s; restarting the source")
+        );
+        assert_eq!(sleeps.len(), 1, "{sleeps:?}");
+    }
+
+    #[test]
+    fn a_file_ends_stopped_and_a_broken_file_fails_without_retrying() {
+        let (sleeps, statuses) = run(
+            Kind::File { looping: false },
+            vec![Script::Runs(Duration::from_secs(2), Some(BusEvent::Eos))],
+        );
+        assert!(sleeps.is_empty());
+        assert_eq!(statuses.last().unwrap().0, StreamState::Stopped);
+
+        let (sleeps, statuses) = run(Kind::File { looping: false }, vec![Script::Refused]);
+        assert!(sleeps.is_empty());
+        assert_eq!(
+            statuses.last().unwrap(),
+            &(StreamState::Failed, Some("connection refused".into()))
+        );
+    }
+
+    #[test]
+    fn a_looping_file_starts_again_at_once() {
+        let (sleeps, statuses) = run(
+            Kind::File { looping: true },
+            vec![
+                Script::Runs(Duration::from_secs(1), Some(BusEvent::Eos)),
+                Script::Runs(Duration::from_secs(1), Some(BusEvent::Eos)),
+            ],
+        );
+        let starts = statuses
+            .iter()
+            .filter(|s| s.0 == StreamState::Starting)
+            .count();
+        assert_eq!(starts, 3);
+        // Only the end of the script (a refused open) waits.
+        assert_eq!(sleeps.len(), 0);
+    }
 }
