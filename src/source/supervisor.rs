@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, select};
-use tracing::{error, info, info_span, warn};
+use tracing::{debug, error, info, info_span, warn};
 
 use super::{BusEvent, Deliver, Pipeline, PipelineSettings, RawFrame, StreamStats};
 use crate::backoff::Backoff;
@@ -220,16 +220,21 @@ pub fn supervise(
     policy: &Policy,
 ) {
     let mut backoff = Backoff::new(policy.backoff_min, policy.backoff_max);
+    let mut incident: Option<String> = None;
     let report = |state: StreamState, error: Option<String>| {
         let mut s = StreamStatus::new(state);
         s.error = error;
         publisher.status(name, &s);
     };
     loop {
-        report(StreamState::Starting, None);
+        // While an incident lasts, the status stays `reconnecting`.
+        if incident.is_none() {
+            report(StreamState::Starting, None);
+        }
         stats.sessions.fetch_add(1, Ordering::Relaxed);
         let session: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
         let started = clock.now();
+        let frames_before = stats.frames_in.load(Ordering::Relaxed);
         let outcome = match opener.open(session.clone()) {
             Err(e) => Outcome::Error(e),
             Ok(mut running) => watch(
@@ -243,6 +248,10 @@ pub fn supervise(
                 &session,
             ),
         };
+        if stats.frames_in.load(Ordering::Relaxed) > frames_before {
+            // It played (and said so): a new failure is a new incident.
+            incident = None;
+        }
         let error = match (outcome, kind) {
             (Outcome::Stopped, _) => {
                 report(StreamState::Stopped, None);
@@ -276,10 +285,21 @@ pub fn supervise(
         };
         if clock.now().saturating_duration_since(started) >= policy.good_run {
             backoff.reset();
+            incident = None;
         }
         let delay = backoff.next_delay();
-        warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "source lost; reconnecting");
-        report(StreamState::Reconnecting, Some(error));
+        // One line and one status per incident: a retry failing the same
+        // way says nothing new.
+        if incident.as_ref() != Some(&error) {
+            warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "source lost; reconnecting");
+            report(StreamState::Reconnecting, Some(error.clone()));
+            incident = Some(error);
+        } else {
+            debug!(
+                retry_in_ms = delay.as_millis() as u64,
+                "still failing the same way"
+            );
+        }
         if clock.sleep(delay, stop) {
             report(StreamState::Stopped, None);
             info!("stopped");
@@ -575,8 +595,8 @@ mod tests {
             .iter()
             .filter(|s| s.0 == StreamState::Reconnecting)
             .count();
-        // Eight refusals and the end of the script.
-        assert_eq!(reconnecting, 9);
+        // One incident (eight refusals), then the end of the script.
+        assert_eq!(reconnecting, 2);
         assert_eq!(
             statuses[1],
             (StreamState::Reconnecting, Some("connection refused".into()))
