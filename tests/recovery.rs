@@ -119,7 +119,7 @@ fn a_camera_that_goes_away_comes_back_and_the_other_stream_never_notices() {
     );
 
     // The camera comes back on the same address.
-    camera = RtspServer::start(&["--port", &port, "--launch", CAMERA]);
+    let _camera_back = RtspServer::start(&["--port", &port, "--launch", CAMERA]);
     let back = Instant::now();
     let returned = wait_for(&messages, &mut seen, Duration::from_secs(40), |s| {
         s.stream == "cam"
