@@ -171,7 +171,7 @@ convert_python() {
 tf2onnx() {
   local out="$1" py; shift
   py="$(convert_python)"
-  log "converting $out (tf2onnx, about a minute)"
+  log "converting $out (tf2onnx, under a minute)"
   "$py" -m tf2onnx.convert --opset 13 "$@" --output "$WORK/$out" >"$LOGS/convert-$out.log" 2>&1 \
     || { tail -30 "$LOGS/convert-$out.log" >&2; die "converting $out failed (log: $LOGS/convert-$out.log)"; }
   mv "$WORK/$out" "$CACHE/models/$out"
@@ -208,10 +208,6 @@ if [ ! -s "$CACHE/models/efficientnet_lite0.onnx" ] \
   mv "$WORK/imagenet_labels.txt" "$CACHE/models/imagenet_labels.txt"
   [ -s "$CACHE/models/efficientnet_lite0.onnx" ] || tf2onnx efficientnet_lite0.onnx --tflite "$tflite"
 fi
-
-for f in ssd_mobilenet_v2_coco.onnx coco_labels.txt efficientnet_lite0.onnx imagenet_labels.txt; do
-  install_file "$CACHE/models/$f" "$ROOT/models/$f"
-done
 
 # --- 3. Media: real photographs from scikit-image, H.264 clips made with GStreamer ---
 pngs_ok() { local p; for p in "${!PNG_SHA[@]}"; do sha_ok "$MEDIA/$p.png" "${PNG_SHA[$p]}" || return 1; done; }
@@ -274,7 +270,7 @@ make_clip photos.mp4 mp4mux 1280 720 3 chelsea coffee astronaut
 make_clip photos.mkv matroskamux 1280 720 3 chelsea coffee astronaut
 make_clip chelsea.mp4 mp4mux 640 480 4 chelsea
 
-# --- 4. The reference venv, and the check of the models on the photographs ----------
+# --- 4. The reference venv; the models checked on the photographs, then installed --
 REF_REQS="$ORT_WHEEL $(sha_of "$ASSETS/ref-constraints.txt")"
 if [ ! -x "$CACHE/venv-ref/bin/python" ] || [ "$(cat "$CACHE/venv-ref/.visiond-stamp" 2>/dev/null)" != "$REF_REQS" ]; then
   fetch "$ORT_WHEEL" "$ORT_WHEEL_SHA" pip_get --only-binary=:all: --platform "$ORT_PLATFORM" \
@@ -282,7 +278,14 @@ if [ ! -x "$CACHE/venv-ref/bin/python" ] || [ "$(cat "$CACHE/venv-ref/.visiond-s
   make_venv "$CACHE/venv-ref" "$REF_REQS" -c "$ASSETS/ref-constraints.txt" "$DL/$ORT_WHEEL" numpy pillow
 fi
 "$CACHE/venv-ref/bin/python" "$ASSETS/check_models.py" "$CACHE/models" "$MEDIA" "$ORT_LIB" >"$LOGS/check_models.log" 2>&1 \
-  || { cat "$LOGS/check_models.log" >&2; die "the models failed their check on the photographs"; }
+  || { cat "$LOGS/check_models.log" >&2
+       die "the models in $CACHE/models failed their check on the photographs (models/ left as it was).
+  A damaged cached model: delete it and run again to convert it again."; }
+
+# Only checked models reach the repository.
+for f in ssd_mobilenet_v2_coco.onnx coco_labels.txt efficientnet_lite0.onnx imagenet_labels.txt; do
+  install_file "$CACHE/models/$f" "$ROOT/models/$f"
+done
 
 printf 'ORT_DYLIB_PATH=%s\nVISIOND_MEDIA=%s\n' "$CACHE/onnxruntime/libonnxruntime.so" "$MEDIA" >"$WORK/ENV"
 mv "$WORK/ENV" "$CACHE/ENV"

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use crate::config::{Loaded, StreamConfig, Task};
 use crate::inference::{Engine, Filter, Input, Model, ModelError, runtime};
 use crate::publish::{MqttPublisher, MqttSettings, Publish};
-use crate::source::{PipelineSettings, RTSP_LATENCY, StreamHandle, StreamSetup, spawn_stream};
+use crate::source::{PipelineSettings, StreamHandle, StreamSetup, spawn_stream};
 
 /// SIGTERM to exit: PRODUCT.md allows 5 s; MQTT gets what is left of it.
 const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4500);
@@ -201,7 +201,7 @@ fn start_stream(
             fps: s.fps,
             realtime: s.realtime,
             resize: engine.resize,
-            rtsp_latency_ms: RTSP_LATENCY.as_millis() as u32,
+            options: s.options.clone(),
         },
         stats,
         looping: s.looping,

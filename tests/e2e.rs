@@ -33,6 +33,7 @@ streams:
   - name: cam
     source: {rtsp_url}
     model: coco
+    options: {{transport: tcp, latency_ms: 100}}
   - name: pattern
     source: test://?width=640&height=480
     model: imagenet

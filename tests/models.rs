@@ -28,7 +28,7 @@ fn photo(name: &str, width: u32, height: u32, resize: ResizeMode) -> (Image, (u3
         fps: None,
         realtime: false,
         resize,
-        rtsp_latency_ms: 200,
+        options: Default::default(),
     };
     let (tx, rx) = crossbeam_channel::unbounded();
     let p = Pipeline::start(

@@ -42,7 +42,7 @@ fn test_source_delivers_rgb_frames_at_model_size_with_source_size() {
         fps: None,
         realtime: false,
         resize: visiond::inference::ResizeMode::Stretch,
-        rtsp_latency_ms: 200,
+        options: Default::default(),
     };
     let (frames, _) = collect(settings, 5, Duration::from_secs(10));
     assert_eq!(frames.len(), 5);
@@ -67,7 +67,7 @@ fn fps_setting_keeps_every_sixth_frame_in_stream_time() {
         fps: Some(5.0),
         realtime: false,
         resize: visiond::inference::ResizeMode::Stretch,
-        rtsp_latency_ms: 200,
+        options: Default::default(),
     };
     let (frames, stats) = collect(settings, 10, Duration::from_secs(10));
     assert_eq!(frames.len(), 10);
@@ -91,7 +91,7 @@ fn a_bad_source_is_an_error_not_a_panic() {
         fps: None,
         realtime: false,
         resize: visiond::inference::ResizeMode::Stretch,
-        rtsp_latency_ms: 200,
+        options: Default::default(),
     };
     let err = Pipeline::start(&settings, Arc::default(), Box::new(|_| true))
         .err()
@@ -123,7 +123,7 @@ fn h264_files_in_mp4_and_mkv_deliver_every_frame_with_their_size() {
             fps: None,
             realtime: false,
             resize: visiond::inference::ResizeMode::Stretch,
-            rtsp_latency_ms: 200,
+            options: Default::default(),
         };
         let (frames, stats) = collect(settings, 270, Duration::from_secs(30));
         assert_eq!(frames.len(), 270, "{clip}");

@@ -13,7 +13,7 @@ use serde::Deserialize;
 pub use locate::{Locator, Pos};
 
 pub use crate::inference::{Colour, DType, Layout, ResizeMode};
-use crate::source::SourceSpec;
+use crate::source::{SourceOptions, SourceSpec};
 
 /// Where `visiond run` looks when no `-c` is given.
 pub const DEFAULT_PATH: &str = "/etc/visiond/visiond.yaml";
@@ -328,6 +328,10 @@ pub struct StreamConfig {
     /// the analysis goes.
     #[serde(default)]
     pub realtime: bool,
+    /// Source options: rtsp `transport`, `latency_ms`; v4l2 `width`,
+    /// `height`, `framerate`, `format`.
+    #[serde(default)]
+    pub options: SourceOptions,
     /// Detection: publish at most this many objects per frame, best first.
     #[serde(default)]
     pub max_objects: Option<usize>,
@@ -673,6 +677,19 @@ fn validate(config: &Config) -> Vec<(String, String)> {
             problems.push((at("min_score"), "min_score must be between 0 and 1".into()));
         }
         let is_file = matches!(s.source_spec(), Ok(SourceSpec::File { .. }));
+        let spec = s.source_spec();
+        if s.options.has_rtsp() && !matches!(spec, Ok(SourceSpec::Rtsp { .. })) {
+            problems.push((
+                at("options"),
+                "transport and latency_ms apply to rtsp:// sources only".into(),
+            ));
+        }
+        if s.options.has_capture() && !matches!(spec, Ok(SourceSpec::V4l2 { .. })) {
+            problems.push((
+                at("options"),
+                "width, height, framerate and format apply to v4l2:// sources only".into(),
+            ));
+        }
         if s.realtime && !is_file {
             problems.push((
                 at("realtime"),
@@ -745,6 +762,33 @@ mod tests {
         assert!(problems[0].message.contains("nope.onnx"));
         assert!(problems[1].message.contains("duplicate stream name"));
         assert!(problems[3].message.contains("no model named \"z\""));
+    }
+
+    #[test]
+    fn source_options_belong_to_their_source_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        write_models(dir.path());
+        let text = "mqtt: {}\nmodels:\n  - name: m\n    path: m.onnx\nstreams:\n  - name: a\n    source: test://\n    model: m\n    options: {transport: udp}\n  - name: b\n    source: rtsp://h/s\n    model: m\n    options: {format: mjpeg}\n  - name: c\n    source: v4l2:///dev/video0\n    model: m\n    options: {width: 640, height: 480, framerate: 15, format: yuyv}\n  - name: d\n    source: rtsp://h/s\n    model: m\n    options: {transport: udp, latency_ms: 50}\n";
+        let ConfigError::Invalid { problems } =
+            parse(&dir.path().join("c.yaml"), text, env).unwrap_err()
+        else {
+            panic!("expected problems")
+        };
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!((problems[0].pos.line, problems[0].pos.col), (9, 15));
+        assert!(problems[0].message.contains("rtsp:// sources only"));
+        assert_eq!(problems[1].pos.line, 13);
+        assert!(problems[1].message.contains("v4l2:// sources only"));
+        let caps = crate::source::SourceOptions {
+            width: Some(640),
+            format: Some(crate::source::CaptureFormat::Mjpeg),
+            ..Default::default()
+        };
+        gstreamer::init().unwrap();
+        assert_eq!(
+            caps.capture_caps().to_string(),
+            "image/jpeg, width=(int)640"
+        );
     }
 
     #[test]

@@ -8,7 +8,6 @@ mod supervisor;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
 
 pub use pipeline::{BusEvent, Deliver, Pipeline, PipelineSettings, RawFrame};
 pub use probe::{ProbeReport, probe};
@@ -89,8 +88,86 @@ impl FpsGate {
     }
 }
 
-/// The default rtspsrc jitter buffer: low, unlike GStreamer's 2 s.
-pub const RTSP_LATENCY: Duration = Duration::from_millis(200);
+/// The default rtspsrc jitter buffer in ms: low, unlike GStreamer's 2 s.
+pub const RTSP_LATENCY_MS: u32 = 200;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+/// Options of a stream's source, by kind (`options:` in the config).
+#[derive(Debug, Clone, PartialEq, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceOptions {
+    /// rtsp: tcp (default) or udp.
+    #[serde(default)]
+    pub transport: Option<Transport>,
+    /// rtsp: jitter-buffer latency in ms (default 200).
+    #[serde(default)]
+    pub latency_ms: Option<u32>,
+    /// v4l2: capture size, rate and format (mjpeg, yuyv, nv12, i420, h264).
+    #[serde(default)]
+    pub width: Option<u32>,
+    #[serde(default)]
+    pub height: Option<u32>,
+    #[serde(default)]
+    pub framerate: Option<u32>,
+    #[serde(default)]
+    pub format: Option<CaptureFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureFormat {
+    Mjpeg,
+    Yuyv,
+    Nv12,
+    I420,
+    H264,
+}
+
+impl SourceOptions {
+    pub fn has_capture(&self) -> bool {
+        self.width.is_some()
+            || self.height.is_some()
+            || self.framerate.is_some()
+            || self.format.is_some()
+    }
+
+    pub fn has_rtsp(&self) -> bool {
+        self.transport.is_some() || self.latency_ms.is_some()
+    }
+
+    /// The caps a camera is asked for.
+    pub fn capture_caps(&self) -> gstreamer::Caps {
+        let (name, format) = match self.format {
+            Some(CaptureFormat::Mjpeg) => ("image/jpeg", None),
+            Some(CaptureFormat::H264) => ("video/x-h264", None),
+            Some(CaptureFormat::Yuyv) => ("video/x-raw", Some("YUY2")),
+            Some(CaptureFormat::Nv12) => ("video/x-raw", Some("NV12")),
+            Some(CaptureFormat::I420) => ("video/x-raw", Some("I420")),
+            None => ("video/x-raw", None),
+        };
+        let mut b = gstreamer::Caps::builder(name);
+        if let Some(f) = format {
+            b = b.field("format", f);
+        }
+        if let Some(w) = self.width {
+            b = b.field("width", w as i32);
+        }
+        if let Some(h) = self.height {
+            b = b.field("height", h as i32);
+        }
+        if let Some(f) = self.framerate {
+            b = b.field("framerate", gstreamer::Fraction::new(f as i32, 1));
+        }
+        b.build()
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
-use super::{FpsGate, SourceError, SourceSpec, StreamStats};
+use super::{FpsGate, SourceError, SourceOptions, SourceSpec, StreamStats, Transport};
 use crate::frame::Image;
 use crate::inference::ResizeMode;
 
@@ -27,8 +27,8 @@ pub struct PipelineSettings {
     pub realtime: bool,
     /// How frames are fitted to the model's input.
     pub resize: ResizeMode,
-    /// rtspsrc jitter-buffer latency.
-    pub rtsp_latency_ms: u32,
+    /// Per-kind source options (RTSP transport, capture format, …).
+    pub options: SourceOptions,
 }
 
 /// A kept frame as it leaves the pipeline, before it gets its stream metadata.
@@ -114,7 +114,7 @@ impl Pipeline {
         let gate_time = Arc::new(Mutex::new(SystemTime::now()));
         install_gate(&scale_sink, settings.fps, &stats, &source_size, &gate_time);
 
-        add_source(&pipeline, &settings.spec, settings.rtsp_latency_ms, &head)?;
+        add_source(&pipeline, &settings.spec, &settings.options, &head)?;
 
         let live_flag = Arc::new(AtomicBool::new(spec_live.unwrap_or(true)));
         let live = live_flag.clone();
@@ -290,7 +290,7 @@ fn capture_time(sink: &gst_app::AppSink, sample: &gst::Sample, live: bool) -> Op
 fn add_source(
     pipeline: &gst::Pipeline,
     spec: &SourceSpec,
-    rtsp_latency_ms: u32,
+    options: &SourceOptions,
     sink: &gst::Element,
 ) -> Result<(), SourceError> {
     let build = |e: gst::glib::BoolError| SourceError::Build(e.to_string());
@@ -329,6 +329,19 @@ fn add_source(
                 SourceError::Build("gst: fragment does not end in raw video".into())
             })?;
         }
+        SourceSpec::V4l2 { device } if options.has_capture() => {
+            // Explicit capture caps: v4l2src ! capsfilter ! decodebin.
+            let src = make("v4l2src")?;
+            src.set_property("device", device.display().to_string());
+            let filter = gst::ElementFactory::make("capsfilter")
+                .property("caps", options.capture_caps())
+                .build()
+                .map_err(build)?;
+            let decode = make("decodebin")?;
+            pipeline.add_many([&src, &filter, &decode]).map_err(build)?;
+            gst::Element::link_many([&src, &filter, &decode]).map_err(build)?;
+            link_decoded(&decode, pipeline, sink);
+        }
         SourceSpec::File { .. }
         | SourceSpec::Rtsp { .. }
         | SourceSpec::V4l2 { .. }
@@ -347,52 +360,61 @@ fn add_source(
                 .map_err(|_| {
                     SourceError::Build("GStreamer element uridecodebin is missing".into())
                 })?;
+            let latency = options.latency_ms.unwrap_or(super::RTSP_LATENCY_MS);
+            let protocols = match options.transport.unwrap_or_default() {
+                Transport::Tcp => "tcp",
+                Transport::Udp => "udp",
+            };
             decode.connect("source-setup", false, move |args| {
                 if let Some(src) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
                     && src.find_property("latency").is_some()
                     && src.find_property("protocols").is_some()
                 {
-                    // rtspsrc: low latency by default, TCP because UDP is
-                    // lost behind NAT and firewalls.
-                    src.set_property("latency", rtsp_latency_ms);
-                    src.set_property_from_str("protocols", "tcp");
+                    // rtspsrc: a low jitter buffer; TCP by default because
+                    // UDP is lost behind NAT and firewalls.
+                    src.set_property("latency", latency);
+                    src.set_property_from_str("protocols", protocols);
                 }
                 None
             });
-            let sink = sink.clone();
-            let weak_pipeline = pipeline.downgrade();
-            decode.connect_pad_added(move |_, pad| {
-                let is_video = pad
-                    .current_caps()
-                    .or_else(|| Some(pad.query_caps(None)))
-                    .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
-                    .unwrap_or(false);
-                let target = sink.static_pad("sink");
-                match target {
-                    Some(t) if is_video && !t.is_linked() => {
-                        let _ = pad.link(&t);
-                    }
-                    _ => {
-                        // Audio and extra video tracks go nowhere, quietly.
-                        if let Some(p) = weak_pipeline.upgrade()
-                            && let Ok(fake) = gst::ElementFactory::make("fakesink")
-                                .property("sync", false)
-                                .property("async", false)
-                                .build()
-                            && p.add(&fake).is_ok()
-                        {
-                            let _ = fake.sync_state_with_parent();
-                            if let Some(fp) = fake.static_pad("sink") {
-                                let _ = pad.link(&fp);
-                            }
-                        }
-                    }
-                }
-            });
+            link_decoded(&decode, pipeline, sink);
             pipeline.add(&decode).map_err(build)?;
         }
     }
     Ok(())
+}
+
+/// Links a decoder's video pad to `sink`; other pads go to fakesinks.
+fn link_decoded(decode: &gst::Element, pipeline: &gst::Pipeline, sink: &gst::Element) {
+    let sink = sink.clone();
+    let weak_pipeline = pipeline.downgrade();
+    decode.connect_pad_added(move |_, pad| {
+        let is_video = pad
+            .current_caps()
+            .or_else(|| Some(pad.query_caps(None)))
+            .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
+            .unwrap_or(false);
+        match sink.static_pad("sink") {
+            Some(t) if is_video && !t.is_linked() => {
+                let _ = pad.link(&t);
+            }
+            _ => {
+                // Audio and extra video tracks go nowhere, quietly.
+                if let Some(p) = weak_pipeline.upgrade()
+                    && let Ok(fake) = gst::ElementFactory::make("fakesink")
+                        .property("sync", false)
+                        .property("async", false)
+                        .build()
+                    && p.add(&fake).is_ok()
+                {
+                    let _ = fake.sync_state_with_parent();
+                    if let Some(fp) = fake.static_pad("sink") {
+                        let _ = pad.link(&fp);
+                    }
+                }
+            }
+        }
+    });
 }
 
 fn describe_error(e: &gst::message::Error) -> String {
