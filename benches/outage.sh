@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Camera outage benchmark: RSS before and after a camera is down for
+# OUTAGE seconds (default 60), and the time from its return to the first
+# result of the new session. Real mosquitto, real RTSP server, release build.
+#   benches/outage.sh [OUTAGE_SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUTAGE="${1:-60}"
+CACHE="${VISIOND_CACHE:-$HOME/.cache/visiond}"
+cargo build --release --quiet --example rtsp-server --bin visiond
+work="$(mktemp -d)"; pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+MQTT_PORT="$(free_port)"; RTSP_PORT="$(free_port)"
+CAMERA="videotestsrc is-live=true pattern=ball ! video/x-raw,width=1280,height=720,framerate=30/1 ! videoconvert ! video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! rtph264pay name=pay0 pt=96"
+/usr/sbin/mosquitto -p "$MQTT_PORT" >/dev/null 2>&1 & pids+=($!)
+start_camera() { target/release/examples/rtsp-server --port "$RTSP_PORT" --launch "$CAMERA" > "$work/rtsp.out" & cam=$!; pids+=($cam); sleep 0.5; }
+start_camera
+cat > "$work/c.yaml" <<YAML
+node: bench
+mqtt: {url: "mqtt://127.0.0.1:$MQTT_PORT"}
+models:
+  - {name: coco, path: $PWD/models/ssd_mobilenet_v2_coco.onnx, labels: $PWD/models/coco_labels.txt}
+streams:
+  - {name: cam, source: "rtsp://127.0.0.1:$RTSP_PORT/cam", model: coco, fps: 5}
+  - {name: steady, source: "test://?width=1280&height=720", model: coco, fps: 5}
+YAML
+mosquitto_sub -p "$MQTT_PORT" -v -t 'visiond/bench/cam/#' | while read -r line; do echo "$(date +%s.%N) $line"; done > "$work/cam.log" & pids+=($!)
+target/release/visiond run -c "$work/c.yaml" 2>"$work/visiond.log" & daemon=$!; pids+=($daemon)
+rss() { awk '/VmRSS/ {print $2/1024}' "/proc/$daemon/status"; }
+sleep 20
+before="$(rss)"
+kill -9 "$cam"; wait "$cam" 2>/dev/null || true
+sleep "$OUTAGE"
+after="$(rss)"
+back="$(date +%s.%N)"
+start_camera
+sleep 15
+session0="$(grep -m1 '/detections' "$work/cam.log" | sed 's/.*"session":"\([0-9a-f]*\)".*/\1/')"
+first_new="$(grep '/detections' "$work/cam.log" | grep -v "$session0" | head -1 | cut -d' ' -f1)"
+recovery="$(python3 -c "print(f'{$first_new - $back:.2f}')" 2>/dev/null || echo none)"
+printf '| outage s | RSS before MiB | RSS after outage MiB | growth MiB | first result after return s |\n|---|---|---|---|---|\n'
+printf '| %s | %.1f | %.1f | %.1f | %s |\n' "$OUTAGE" "$before" "$after" "$(python3 -c "print($after-$before)")" "$recovery"
