@@ -98,6 +98,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     let streams = running.streams.len();
     info!(streams, "running");
     crate::notify::notify(&format!("READY=1\nSTATUS={streams} streams"));
+    let watchdog = Watchdog::start(&running)?;
 
     for signal in signals.forever() {
         match signal {
@@ -109,6 +110,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     let deadline = Instant::now() + SHUTDOWN_BUDGET;
     info!("stopping");
     crate::notify::notify("STOPPING=1");
+    drop(watchdog);
     running.stop();
     drop(publisher);
     let mqtt =
@@ -207,4 +209,70 @@ fn start_stream(
         looping: s.looping,
     };
     Ok(spawn_stream(setup, tx, rx, publisher.clone())?)
+}
+
+/// Pings systemd's watchdog at half `WATCHDOG_USEC` while no inference
+/// worker is stuck on a frame; a stuck stage stops the pings and systemd
+/// restarts the service.
+struct Watchdog {
+    stop: Option<crossbeam_channel::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    fn start(running: &Running) -> std::io::Result<Self> {
+        let interval = std::env::var("WATCHDOG_USEC")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|us| *us > 0)
+            .map(Duration::from_micros);
+        let Some(interval) = interval else {
+            return Ok(Self {
+                stop: None,
+                thread: None,
+            });
+        };
+        let beats: Vec<Arc<crate::inference::Heartbeat>> = running
+            .engines
+            .values()
+            .flat_map(|e| e.heartbeats())
+            .collect();
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let thread = std::thread::Builder::new()
+            .name("watchdog".into())
+            .spawn(move || {
+                let mut was_stuck = false;
+                loop {
+                    let stuck = beats
+                        .iter()
+                        .filter_map(|b| b.busy_for())
+                        .any(|d| d >= interval / 2);
+                    if !stuck {
+                        crate::notify::notify("WATCHDOG=1");
+                    } else if !was_stuck {
+                        tracing::error!("an inference worker is stuck; no more watchdog pings");
+                    }
+                    was_stuck = stuck;
+                    if stopped
+                        .recv_timeout(interval / 2)
+                        .is_err_and(|e| e.is_disconnected())
+                    {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

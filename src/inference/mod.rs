@@ -7,7 +7,7 @@ mod model;
 pub mod runtime;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -153,6 +153,44 @@ enum Control {
 }
 
 /// A model's workers: each runs its own session of the model.
+/// When a worker started its current frame, in ms since `epoch`; 0: idle.
+/// A worker that stays busy far longer than a frame takes is stuck.
+#[derive(Debug)]
+pub struct Heartbeat {
+    epoch: Instant,
+    busy_since_ms: AtomicU64,
+}
+
+impl Heartbeat {
+    fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            busy_since_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn busy(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.busy_since_ms.store(ms.max(1), Ordering::Relaxed);
+    }
+
+    fn idle(&self) {
+        self.busy_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// How long the current frame has taken so far; `None` when idle.
+    pub fn busy_for(&self) -> Option<Duration> {
+        match self.busy_since_ms.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(
+                self.epoch
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(since)),
+            ),
+        }
+    }
+}
+
 pub struct Engine {
     pub model: Arc<str>,
     /// The model's input size: the size sources scale frames to.
@@ -160,6 +198,7 @@ pub struct Engine {
     /// How sources fit frames to that size.
     pub resize: ResizeMode,
     workers: Vec<(Sender<Control>, JoinHandle<()>)>,
+    heartbeats: Vec<Arc<Heartbeat>>,
 }
 
 impl Engine {
@@ -172,15 +211,18 @@ impl Engine {
         let input_size = (first.input.width, first.input.height);
         let resize = first.input.resize;
         let mut workers = Vec::new();
+        let mut heartbeats = Vec::new();
         for (i, model) in models.into_iter().enumerate() {
             let (control, control_rx) = crossbeam_channel::unbounded();
+            let heartbeat = Arc::new(Heartbeat::new());
+            heartbeats.push(heartbeat.clone());
             let publisher = publisher.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("infer-{name}-{i}"))
                 .spawn(move || {
                     let span = info_span!("model", model = %model.name, worker = i);
                     let _enter = span.enter();
-                    work(model, control_rx, &*publisher);
+                    work(model, control_rx, &*publisher, &heartbeat);
                 })?;
             workers.push((control, thread));
         }
@@ -189,6 +231,7 @@ impl Engine {
             input_size,
             resize,
             workers,
+            heartbeats,
         })
     }
 
@@ -203,6 +246,16 @@ impl Engine {
         }
     }
 
+    /// The workers' heartbeats.
+    pub fn heartbeats(&self) -> Vec<Arc<Heartbeat>> {
+        self.heartbeats.clone()
+    }
+
+    /// The longest any worker has been on its current frame.
+    pub fn longest_busy(&self) -> Option<Duration> {
+        self.heartbeats.iter().filter_map(|h| h.busy_for()).max()
+    }
+
     /// Finishes the frames in flight once every stream has stopped, then ends.
     pub fn join(self) {
         let threads: Vec<JoinHandle<()>> = self.workers.into_iter().map(|(_, t)| t).collect();
@@ -212,7 +265,12 @@ impl Engine {
     }
 }
 
-fn work(mut model: Model, control: Receiver<Control>, publisher: &dyn Publish) {
+fn work(
+    mut model: Model,
+    control: Receiver<Control>,
+    publisher: &dyn Publish,
+    heartbeat: &Heartbeat,
+) {
     let mut served: Vec<Arc<Served>> = Vec::new();
     let mut control_open = true;
     let mut failures = 0u64;
@@ -258,6 +316,7 @@ fn work(mut model: Model, control: Receiver<Control>, publisher: &dyn Publish) {
             }
         };
         let started = Instant::now();
+        heartbeat.busy();
         let result = match model.infer(&frame.image, s.input.filter.min_score) {
             Ok(mut output) => {
                 failures = 0;
@@ -289,6 +348,7 @@ fn work(mut model: Model, control: Receiver<Control>, publisher: &dyn Publish) {
                 None
             }
         };
+        heartbeat.idle();
         s.finish(key, result, publisher);
     }
 }

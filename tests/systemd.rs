@@ -1,0 +1,70 @@
+//! The daemon under systemd's notify protocol: READY, WATCHDOG, STOPPING.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn ready_then_watchdog_pings_then_stopping() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let config = format!(
+        "node: sd\nmqtt:\n  url: {}\nmodels:\n  - name: coco\n    path: {}\nstreams:\n  - name: pattern\n    source: test://?width=320&height=240\n    model: coco\n    fps: 2\n",
+        broker.url(),
+        model("ssd_mobilenet_v2_coco.onnx").display()
+    );
+    let socket_env = socket_path.display().to_string();
+    let mut daemon = Daemon::start(
+        &config,
+        &[
+            ("NOTIFY_SOCKET", socket_env.as_str()),
+            ("WATCHDOG_USEC", "1000000"),
+        ],
+    );
+    let mut got: Vec<(Instant, String)> = Vec::new();
+    let mut buf = [0u8; 512];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(n) = socket.recv(&mut buf) {
+            got.push((
+                Instant::now(),
+                String::from_utf8_lossy(&buf[..n]).into_owned(),
+            ));
+        }
+        let pings = got.iter().filter(|g| g.1 == "WATCHDOG=1").count();
+        if pings >= 5 {
+            break;
+        }
+    }
+    let ready = got.iter().position(|g| g.1.starts_with("READY=1"));
+    assert!(ready.is_some(), "{got:?}\n{}", daemon.log_text());
+    let pings: Vec<Instant> = got
+        .iter()
+        .filter(|g| g.1 == "WATCHDOG=1")
+        .map(|g| g.0)
+        .collect();
+    assert!(pings.len() >= 5, "{got:?}");
+    // Half of WATCHDOG_USEC apart.
+    for w in pings.windows(2) {
+        let gap = w[1] - w[0];
+        assert!(
+            gap >= Duration::from_millis(350) && gap <= Duration::from_millis(800),
+            "{gap:?}"
+        );
+    }
+    let (code, _) = daemon.terminate();
+    assert_eq!(code, Some(0));
+    let mut stopping = false;
+    while let Ok(n) = socket.recv(&mut buf) {
+        stopping |= &buf[..n] == b"STOPPING=1";
+    }
+    assert!(stopping, "no STOPPING=1");
+}
