@@ -286,6 +286,30 @@ for f in ssd_mobilenet_v2_coco.onnx coco_labels.txt efficientnet_lite0.onnx imag
   install_file "$CACHE/models/$f" "$ROOT/models/$f"
 done
 
+# --- Reference data for the tests ------------------------------------------------------
+# A real float NCHW classifier (EfficientNet-Lite0 behind an ImageNet mean/std
+# front end), and Python onnxruntime's outputs for every model and photograph.
+FLOAT_MODEL="$CACHE/models/effnet_float_nchw.onnx"
+if [ ! -s "$FLOAT_MODEL" ] || [ "$FLOAT_MODEL" -ot "$CACHE/models/efficientnet_lite0.onnx" ] \
+  || [ "$FLOAT_MODEL" -ot "$ASSETS/float_nchw.py" ]; then
+  log "building the float NCHW test model"
+  "$(convert_python)" "$ASSETS/float_nchw.py" "$CACHE/models/efficientnet_lite0.onnx" "$WORK/float.onnx" \
+    >"$LOGS/float_nchw.log" 2>&1 || { cat "$LOGS/float_nchw.log" >&2; die "building the float NCHW model failed"; }
+  mv "$WORK/float.onnx" "$FLOAT_MODEL"
+fi
+REFERENCE="$CACHE/reference"
+stale=""
+for f in "$FLOAT_MODEL" "$CACHE/models/ssd_mobilenet_v2_coco.onnx" "$ASSETS/ref_outputs.py"; do
+  [ "$REFERENCE/manifest.json" -nt "$f" ] || stale=1
+done
+if [ -n "$stale" ]; then
+  log "computing reference outputs with Python onnxruntime"
+  "$CACHE/venv-ref/bin/python" "$ASSETS/ref_outputs.py" "$CACHE/models" "$MEDIA" "$WORK/reference" "$FLOAT_MODEL" \
+    >"$LOGS/reference.log" 2>&1 || { cat "$LOGS/reference.log" >&2; die "computing reference outputs failed"; }
+  rm -rf "$REFERENCE"
+  mv "$WORK/reference" "$REFERENCE"
+fi
+
 printf 'ORT_DYLIB_PATH=%s\nVISIOND_MEDIA=%s\n' "$CACHE/onnxruntime/libonnxruntime.so" "$MEDIA" >"$WORK/ENV"
 mv "$WORK/ENV" "$CACHE/ENV"
 
