@@ -60,12 +60,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// Pure inference (pre-processing, run, decoding) of `model_name` with
-/// `workers` sessions of `threads` intra-op threads each, in parallel.
+/// `workers` sessions of `threads` intra-op threads each, in parallel, each
+/// run taking `batch` frames (at most what the model allows). Latency is per run.
 pub fn inference(
     loaded: &Loaded,
     model_name: &str,
     workers: usize,
     threads: usize,
+    batch: usize,
     frames: usize,
 ) -> Result<InferenceRow, ModelError> {
     runtime::init(loaded.config.onnxruntime.as_deref())?;
@@ -79,7 +81,8 @@ pub fn inference(
             Ok(m)
         })
         .collect::<Result<Vec<_>, ModelError>>()?;
-    let per_worker = frames.div_ceil(workers);
+    let batch = batch.clamp(1, models.first().map_or(1, |m| m.max_batch));
+    let per_worker = frames.div_ceil(workers * batch);
     let cpu_before = cpu_time();
     let started = Instant::now();
     let results: Vec<Result<Vec<f64>, ModelError>> = std::thread::scope(|s| {
@@ -88,10 +91,12 @@ pub fn inference(
             .map(|m| {
                 s.spawn(move || {
                     let image = test_image(m.input.width, m.input.height);
+                    let images = vec![&image; batch];
+                    let scores = vec![0.5; batch];
                     let mut lat = Vec::with_capacity(per_worker);
                     for _ in 0..per_worker {
                         let t = Instant::now();
-                        m.infer(&image, 0.5)?;
+                        m.infer_batch(&images, &scores)?;
                         lat.push(t.elapsed().as_secs_f64() * 1e3);
                     }
                     Ok(lat)
@@ -113,17 +118,27 @@ pub fn inference(
         lat.extend(r?);
     }
     lat.sort_by(f64::total_cmp);
+    let frames = lat.len() * batch;
     Ok(InferenceRow {
         model: model_name.to_string(),
         workers,
         threads,
-        batch: 1,
-        frames: lat.len(),
-        fps: lat.len() as f64 / wall,
+        batch,
+        frames,
+        fps: frames as f64 / wall,
         p50_ms: percentile(&lat, 0.5),
         p99_ms: percentile(&lat, 0.99),
-        cpu_ms_per_frame: cpu * 1e3 / lat.len().max(1) as f64,
+        cpu_ms_per_frame: cpu * 1e3 / frames.max(1) as f64,
     })
+}
+
+/// How many frames one run of the model may take.
+pub fn max_batch(loaded: &Loaded, model_name: &str) -> Result<usize, ModelError> {
+    runtime::init(loaded.config.onnxruntime.as_deref())?;
+    let cfg = loaded
+        .model(model_name)
+        .ok_or_else(|| ModelError::Runtime(format!("no model named {model_name:?}")))?;
+    Ok(Model::load(cfg, 1)?.max_batch)
 }
 
 /// What one stream achieved through the whole pipeline.

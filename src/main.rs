@@ -251,19 +251,31 @@ fn bench(
     );
     println!("|---|---|---|---|---|---|---|");
     for name in names {
+        let max_batch = loaded
+            .model(&name)
+            .map(|_| bench::max_batch(&loaded, &name))
+            .transpose()?
+            .unwrap_or(1);
+        let batches: Vec<usize> = if max_batch > 1 {
+            vec![1, max_batch]
+        } else {
+            vec![1]
+        };
         for (workers, threads) in bench::layouts(cores) {
-            let r = bench::inference(&loaded, &name, workers, threads, frames)?;
-            println!(
-                "| {} | {} x {} | {} | {:.1} | {:.2} | {:.2} | {:.2} |",
-                r.model,
-                r.workers,
-                r.threads,
-                r.batch,
-                r.fps,
-                r.p50_ms,
-                r.p99_ms,
-                r.cpu_ms_per_frame
-            );
+            for &batch in &batches {
+                let r = bench::inference(&loaded, &name, workers, threads, batch, frames)?;
+                println!(
+                    "| {} | {} x {} | {} | {:.1} | {:.2} | {:.2} | {:.2} |",
+                    r.model,
+                    r.workers,
+                    r.threads,
+                    r.batch,
+                    r.fps,
+                    r.p50_ms,
+                    r.p99_ms,
+                    r.cpu_ms_per_frame
+                );
+            }
         }
     }
     Ok(())

@@ -289,3 +289,34 @@ fn stride_padded_rows_reach_the_tensor_unpadded() {
         assert_eq!(&tensor[y * 675..(y + 1) * 675], &row[..], "row {y}");
     }
 }
+
+#[test]
+fn frames_of_several_streams_share_a_run_with_the_same_results() {
+    let mut m = ssd();
+    assert_eq!(m.max_batch, 4, "SSD-MobileNetV2's batch dimension is dynamic");
+    let (cat, _) = photo("chelsea.png", 300, 300, ResizeMode::Stretch);
+    let (cup, _) = photo("coffee.png", 300, 300, ResizeMode::Stretch);
+    let alone = [m.infer(&cat, 0.5).expect("cat"), m.infer(&cup, 0.5).expect("cup")];
+    let together = m.infer_batch(&[&cat, &cup], &[0.5, 0.5]).expect("batch");
+    assert_eq!(together.len(), 2);
+    for (a, b) in alone.iter().zip(&together) {
+        let (Output::Detections(a), Output::Detections(b)) = (a, b) else {
+            panic!("detections")
+        };
+        assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!(x.label, y.label);
+            assert!((x.score - y.score).abs() < 1e-4, "{x:?} vs {y:?}");
+            assert!((x.bbox.x - y.bbox.x).abs() < 1e-4 && (x.bbox.w - y.bbox.w).abs() < 1e-4);
+        }
+    }
+    // A fixed batch of 1 stays 1, and asking for more is a mismatch.
+    assert_eq!(effnet().max_batch, 1);
+    visiond::inference::runtime::init(None).expect("runtime");
+    let err = Model::load(
+        &entry("  - name: e\n    path: efficientnet_lite0.onnx\n    batch: 8")[0],
+        1,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("batch 8 contradicts the model's fixed batch of 1"), "{err}");
+}

@@ -105,6 +105,10 @@ pub struct ModelConfig {
     /// Intra-op threads of each session; default: 1.
     #[serde(default)]
     pub threads: Option<usize>,
+    /// Frames per run at most, when the model's batch dimension is
+    /// dynamic (default 4); frames waiting from several streams share a run.
+    #[serde(default)]
+    pub batch: Option<usize>,
     /// Classification: how many classes to publish per frame (default 5).
     #[serde(default)]
     pub top_k: Option<usize>,
@@ -617,6 +621,9 @@ fn validate(config: &Config) -> Vec<(String, String)> {
         }
         if m.threads == Some(0) {
             problems.push((at("threads"), "threads must be at least 1".into()));
+        }
+        if m.batch == Some(0) {
+            problems.push((at("batch"), "batch must be at least 1".into()));
         }
         if m.workers == Some(0) {
             problems.push((at("workers"), "workers must be at least 1".into()));

@@ -19,7 +19,7 @@ pub use decode::{Labels, softmax, ssd_postprocessed, ssd_raw, top_k};
 pub use geometry::{ResizeMode, output_to_source, to_source};
 pub use model::{Colour, DType, Decoder, InputSpec, Layout, Model, fill_f32, fill_u8};
 
-use crate::frame::{Analysis, Frame, Output};
+use crate::frame::{Analysis, Frame, Image, Output};
 use crate::publish::Publish;
 use crate::source::StreamStats;
 
@@ -315,40 +315,64 @@ fn work(
                 continue;
             }
         };
+        let mut batch = vec![(s, key, frame)];
+        // Frames already waiting in other streams share the run.
+        while batch.len() < model.max_batch {
+            let before = batch.len();
+            for j in 1..=served.len() {
+                let other = &served[(k + j) % served.len()];
+                if batch.len() < model.max_batch
+                    && let Take::Frame(key, frame) = other.take()
+                {
+                    batch.push((other.clone(), key, frame));
+                }
+            }
+            if batch.len() == before {
+                break;
+            }
+        }
         let started = Instant::now();
         heartbeat.busy();
-        let result = match model.infer(&frame.image, s.input.filter.min_score) {
-            Ok(mut output) => {
+        let images: Vec<&Image> = batch.iter().map(|b| &b.2.image).collect();
+        let min_scores: Vec<f32> = batch.iter().map(|b| b.0.input.filter.min_score).collect();
+        let results = model.infer_batch(&images, &min_scores);
+        let inference_ms = started.elapsed().as_secs_f32() * 1e3;
+        heartbeat.idle();
+        match results {
+            Ok(outputs) => {
                 failures = 0;
-                geometry::output_to_source(
-                    &mut output,
-                    model.input.resize,
-                    (frame.meta.source_width, frame.meta.source_height),
-                    (model.input.width, model.input.height),
-                );
-                s.input.filter.apply(&mut output);
-                let Frame { meta, image } = frame;
-                // The frame's memory goes back to GStreamer before publishing.
-                drop(image);
-                Some(Analysis {
-                    meta,
-                    model: model.name.clone(),
-                    output,
-                    inference_ms: started.elapsed().as_secs_f32() * 1e3,
-                })
+                for ((s, key, frame), mut output) in batch.into_iter().zip(outputs) {
+                    geometry::output_to_source(
+                        &mut output,
+                        model.input.resize,
+                        (frame.meta.source_width, frame.meta.source_height),
+                        (model.input.width, model.input.height),
+                    );
+                    s.input.filter.apply(&mut output);
+                    let Frame { meta, image } = frame;
+                    // The frame's memory goes back to GStreamer before publishing.
+                    drop(image);
+                    let analysis = Analysis {
+                        meta,
+                        model: model.name.clone(),
+                        output,
+                        inference_ms,
+                    };
+                    s.finish(key, Some(analysis), publisher);
+                }
             }
             Err(e) => {
                 failures += 1;
                 // One line per failure streak, not per frame.
                 if failures == 1 {
-                    error!(stream = %s.input.stream, error = %e, "inference failed");
+                    error!(error = %e, "inference failed");
                 } else if failures.is_multiple_of(1000) {
-                    warn!(stream = %s.input.stream, failures, "inference still failing");
+                    warn!(failures, "inference still failing");
                 }
-                None
+                for (s, key, _) in batch {
+                    s.finish(key, None, publisher);
+                }
             }
-        };
-        heartbeat.idle();
-        s.finish(key, result, publisher);
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
-use ort::value::{Tensor, TensorElementType, ValueType};
+use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use super::ModelError;
 use super::decode::{self, Labels};
@@ -17,6 +17,8 @@ use crate::frame::{Image, Output};
 /// Size used for dynamic spatial dimensions (SSD-MobileNet resizes to 300x300 inside the graph).
 const DYNAMIC_DETECTION_SIZE: u32 = 300;
 const DYNAMIC_CLASSIFICATION_SIZE: u32 = 224;
+/// Frames per run at most when the model's batch dimension is dynamic.
+const DEFAULT_BATCH: usize = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -85,9 +87,10 @@ pub enum Decoder {
     },
 }
 
-enum InputTensor {
-    U8(Tensor<u8>),
-    F32(Tensor<f32>),
+/// Room for `max_batch` input tensors, reused for every run.
+enum InputBuf {
+    U8(Vec<u8>),
+    F32(Vec<f32>),
 }
 
 pub struct Model {
@@ -98,8 +101,10 @@ pub struct Model {
     pub input: InputSpec,
     pub decoder: Decoder,
     pub labels: Labels,
+    /// Frames one run may take: 1 unless the model's batch dimension is dynamic.
+    pub max_batch: usize,
     session: Session,
-    tensor: InputTensor,
+    buf: InputBuf,
     probs: Vec<f32>,
 }
 
@@ -162,17 +167,11 @@ impl Model {
             }
             None => Labels::default(),
         };
-        let (input, decoder, task) = describe(cfg, &session)?;
-        let n = (input.width * input.height * 3) as usize;
-        let shape = match input.layout {
-            Layout::Nhwc => [1, input.height as i64, input.width as i64, 3],
-            Layout::Nchw => [1, 3, input.height as i64, input.width as i64],
-        };
-        let tensor = match input.dtype {
-            DType::U8 => InputTensor::U8(Tensor::from_array((shape, vec![0u8; n])).map_err(err)?),
-            DType::F32 => {
-                InputTensor::F32(Tensor::from_array((shape, vec![0f32; n])).map_err(err)?)
-            }
+        let (input, decoder, task, max_batch) = describe(cfg, &session)?;
+        let n = (input.width * input.height * 3) as usize * max_batch;
+        let buf = match input.dtype {
+            DType::U8 => InputBuf::U8(vec![0; n]),
+            DType::F32 => InputBuf::F32(vec![0.0; n]),
         };
         Ok(Self {
             name: cfg.name.as_str().into(),
@@ -181,8 +180,9 @@ impl Model {
             input,
             decoder,
             labels,
+            max_batch,
             session,
-            tensor,
+            buf,
             probs: Vec::new(),
         })
     }
@@ -190,44 +190,64 @@ impl Model {
     /// Analyses one RGB frame at the input size; `min_score` cuts weak
     /// results before the more costly steps (NMS).
     pub fn infer(&mut self, image: &Image, min_score: f32) -> Result<Output, ModelError> {
-        self.fill(image)?;
+        let mut out = self.infer_batch(&[image], &[min_score])?;
+        out.pop().ok_or_else(|| ModelError::Run {
+            model: self.name.to_string(),
+            message: "no output".into(),
+        })
+    }
+
+    /// Analyses up to `max_batch` frames in one run.
+    pub fn infer_batch(
+        &mut self,
+        images: &[&Image],
+        min_scores: &[f32],
+    ) -> Result<Vec<Output>, ModelError> {
+        let n = images.len();
+        if n == 0 || n > self.max_batch || min_scores.len() != n {
+            return Err(ModelError::Run {
+                model: self.name.to_string(),
+                message: format!(
+                    "a batch of {n} frames (the model takes 1 to {})",
+                    self.max_batch
+                ),
+            });
+        }
+        for (i, image) in images.iter().enumerate() {
+            self.fill(i, image)?;
+        }
         let model = self.name.clone();
         let err = |e: ort::Error| ModelError::Run {
             model: model.to_string(),
             message: e.to_string(),
         };
-        let input_name = self.input.name.as_str();
-        let outputs = match &self.tensor {
-            InputTensor::U8(t) => self.session.run(ort::inputs![input_name => t]),
-            InputTensor::F32(t) => self.session.run(ort::inputs![input_name => t]),
-        }
-        .map_err(err)?;
-        decode_outputs(
-            &self.decoder,
-            &self.labels,
-            &mut self.probs,
-            &self.name,
-            &outputs,
-            min_score,
-        )
+        let outputs = run(&mut self.session, &self.input, &self.buf, n).map_err(err)?;
+        (0..n)
+            .map(|i| {
+                decode_outputs(
+                    &self.decoder,
+                    &self.labels,
+                    &mut self.probs,
+                    &self.name,
+                    &outputs,
+                    (i, n),
+                    min_scores[i],
+                )
+            })
+            .collect()
     }
 
     /// Every output of the model for one frame, as numbers (uint8 outputs
     /// unscaled), in the model's output order: for checking against other
     /// runtimes.
     pub fn raw_outputs(&mut self, image: &Image) -> Result<Vec<(String, Vec<f32>)>, ModelError> {
-        self.fill(image)?;
+        self.fill(0, image)?;
         let model = self.name.clone();
         let err = |e: ort::Error| ModelError::Run {
             model: model.to_string(),
             message: e.to_string(),
         };
-        let input_name = self.input.name.as_str();
-        let outputs = match &self.tensor {
-            InputTensor::U8(t) => self.session.run(ort::inputs![input_name => t]),
-            InputTensor::F32(t) => self.session.run(ort::inputs![input_name => t]),
-        }
-        .map_err(err)?;
+        let outputs = run(&mut self.session, &self.input, &self.buf, 1).map_err(err)?;
         let mut raw = Vec::new();
         for (name, value) in outputs.iter() {
             let numbers = match value.try_extract_tensor::<f32>() {
@@ -244,19 +264,20 @@ impl Model {
 
     /// The input tensor as the model will see it (for tests of pre-processing).
     pub fn input_tensor(&mut self, image: &Image) -> Result<Vec<f32>, ModelError> {
-        self.fill(image)?;
-        Ok(match &mut self.tensor {
-            InputTensor::U8(t) => t
-                .extract_tensor_mut()
-                .1
-                .iter()
-                .map(|&x| f32::from(x))
-                .collect(),
-            InputTensor::F32(t) => t.extract_tensor_mut().1.to_vec(),
+        self.fill(0, image)?;
+        let item = self.item_len();
+        Ok(match &self.buf {
+            InputBuf::U8(v) => v[..item].iter().map(|&x| f32::from(x)).collect(),
+            InputBuf::F32(v) => v[..item].to_vec(),
         })
     }
 
-    fn fill(&mut self, image: &Image) -> Result<(), ModelError> {
+    fn item_len(&self) -> usize {
+        (self.input.width * self.input.height * 3) as usize
+    }
+
+    /// Fills batch slot `slot` from `image`.
+    fn fill(&mut self, slot: usize, image: &Image) -> Result<(), ModelError> {
         if image.width != self.input.width || image.height != self.input.height {
             return Err(ModelError::Run {
                 model: self.name.to_string(),
@@ -266,14 +287,11 @@ impl Model {
                 ),
             });
         }
-        match &mut self.tensor {
-            InputTensor::U8(t) => fill_u8(
-                image,
-                self.input.layout,
-                self.input.colour,
-                t.extract_tensor_mut().1,
-            ),
-            InputTensor::F32(t) => fill_f32(image, &self.input, t.extract_tensor_mut().1),
+        let item = self.item_len();
+        let range = slot * item..(slot + 1) * item;
+        match &mut self.buf {
+            InputBuf::U8(v) => fill_u8(image, self.input.layout, self.input.colour, &mut v[range]),
+            InputBuf::F32(v) => fill_f32(image, &self.input, &mut v[range]),
         }
         Ok(())
     }
@@ -289,13 +307,46 @@ impl Model {
     }
 }
 
-/// Reads the outputs with the model's decoder.
+/// Runs the session on the first `n` slots of `buf`, viewed in place.
+fn run<'s>(
+    session: &'s mut Session,
+    input: &InputSpec,
+    buf: &InputBuf,
+    n: usize,
+) -> Result<ort::session::SessionOutputs<'s>, ort::Error> {
+    let (w, h) = (i64::from(input.width), i64::from(input.height));
+    let shape = match input.layout {
+        Layout::Nhwc => [n as i64, h, w, 3],
+        Layout::Nchw => [n as i64, 3, h, w],
+    };
+    let len = n * (input.width * input.height * 3) as usize;
+    let name = input.name.as_str();
+    match buf {
+        InputBuf::U8(v) => {
+            let t = TensorRef::from_array_view((shape, &v[..len]))?;
+            session.run(ort::inputs![name => t])
+        }
+        InputBuf::F32(v) => {
+            let t = TensorRef::from_array_view((shape, &v[..len]))?;
+            session.run(ort::inputs![name => t])
+        }
+    }
+}
+
+/// Item `i` of a batch of `n`: outputs are laid out item after item.
+fn item(v: &[f32], (i, n): (usize, usize)) -> &[f32] {
+    let per = v.len() / n.max(1);
+    &v[i * per..(i + 1) * per]
+}
+
+/// Reads item `at.0` of a batch of `at.1` from the outputs with the model's decoder.
 fn decode_outputs(
     decoder: &Decoder,
     labels: &Labels,
     probs: &mut Vec<f32>,
     model: &str,
     outputs: &ort::session::SessionOutputs<'_>,
+    at: (usize, usize),
     min_score: f32,
 ) -> Result<Output, ModelError> {
     {
@@ -316,6 +367,7 @@ fn decode_outputs(
                 let (shape, s) = s.try_extract_tensor::<f32>().map_err(err)?;
                 let classes = shape.last().copied().unwrap_or(0).max(0) as usize;
                 let (_, b) = b.try_extract_tensor::<f32>().map_err(err)?;
+                let (s, b) = (item(s, at), item(b, at));
                 let mut out = Vec::new();
                 decode::ssd_raw(s, b, classes, min_score, *iou, labels, &mut out);
                 Ok(Output::Detections(out))
@@ -332,7 +384,7 @@ fn decode_outputs(
                         .get(name.as_str())
                         .ok_or_else(|| missing(name))?
                         .try_extract_tensor::<f32>()
-                        .map(|(_, v)| v)
+                        .map(|(_, v)| item(v, at))
                         .map_err(err)
                 };
                 let (b, c, sc) = (get(boxes)?, get(classes)?, get(scores)?);
@@ -358,11 +410,13 @@ fn decode_outputs(
                 match dtype {
                     DType::U8 => {
                         let (_, v) = o.try_extract_tensor::<u8>().map_err(err)?;
+                        let per = v.len() / at.1.max(1);
+                        let v = &v[at.0 * per..(at.0 + 1) * per];
                         probs.extend(v.iter().map(|&q| f32::from(q) * scale));
                     }
                     DType::F32 => {
                         let (_, v) = o.try_extract_tensor::<f32>().map_err(err)?;
-                        probs.extend_from_slice(v);
+                        probs.extend_from_slice(item(v, at));
                     }
                 }
                 if *logits {
@@ -420,7 +474,7 @@ fn dispatch(p: Provider) -> ort::ep::ExecutionProviderDispatch {
 fn describe(
     cfg: &ModelConfig,
     session: &Session,
-) -> Result<(InputSpec, Decoder, Task), ModelError> {
+) -> Result<(InputSpec, Decoder, Task, usize), ModelError> {
     let bad = |message: String| ModelError::Unsupported {
         model: cfg.name.clone(),
         message,
@@ -623,6 +677,16 @@ fn describe(
             _ => Ok(dynamic),
         }
     };
+    // A dynamic batch dimension lets one run take frames of several streams.
+    let max_batch = match (shape[0], cfg.batch) {
+        (b, Some(want)) if b > 0 && i64::try_from(want).ok() != Some(b) => {
+            return Err(mismatch(format!(
+                "batch {want} contradicts the model's fixed batch of {b}"
+            )));
+        }
+        (b, _) if b > 0 => 1,
+        (_, want) => want.unwrap_or(DEFAULT_BATCH).max(1),
+    };
     Ok((
         InputSpec {
             name: inputs[0].name().to_string(),
@@ -637,6 +701,7 @@ fn describe(
         },
         decoder,
         task,
+        max_batch,
     ))
 }
 
