@@ -293,10 +293,16 @@ fn stride_padded_rows_reach_the_tensor_unpadded() {
 #[test]
 fn frames_of_several_streams_share_a_run_with_the_same_results() {
     let mut m = ssd();
-    assert_eq!(m.max_batch, 4, "SSD-MobileNetV2's batch dimension is dynamic");
+    assert_eq!(
+        m.max_batch, 4,
+        "SSD-MobileNetV2's batch dimension is dynamic"
+    );
     let (cat, _) = photo("chelsea.png", 300, 300, ResizeMode::Stretch);
     let (cup, _) = photo("coffee.png", 300, 300, ResizeMode::Stretch);
-    let alone = [m.infer(&cat, 0.5).expect("cat"), m.infer(&cup, 0.5).expect("cup")];
+    let alone = [
+        m.infer(&cat, 0.5).expect("cat"),
+        m.infer(&cup, 0.5).expect("cup"),
+    ];
     let together = m.infer_batch(&[&cat, &cup], &[0.5, 0.5]).expect("batch");
     assert_eq!(together.len(), 2);
     for (a, b) in alone.iter().zip(&together) {
@@ -318,5 +324,9 @@ fn frames_of_several_streams_share_a_run_with_the_same_results() {
         1,
     )
     .unwrap_err();
-    assert!(err.to_string().contains("batch 8 contradicts the model's fixed batch of 1"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("batch 8 contradicts the model's fixed batch of 1"),
+        "{err}"
+    );
 }

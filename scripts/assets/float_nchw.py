@@ -30,6 +30,7 @@ def main(src: str, dst: str) -> None:
         numpy_helper.from_array(np.array(0.0, dtype=np.float32), "vd_lo"),
         numpy_helper.from_array(np.array(255.0, dtype=np.float32), "vd_hi"),
         numpy_helper.from_array(np.array(1.0 / 256.0, dtype=np.float32), "vd_scale"),
+        numpy_helper.from_array(np.array([0, 1, 2], dtype=np.int64), "vd_channels"),
     ]
     front = [
         helper.make_node("Mul", ["input", "vd_std"], ["vd_scaled"]),
@@ -37,7 +38,11 @@ def main(src: str, dst: str) -> None:
         helper.make_node("Round", ["vd_pixels"], ["vd_rounded"]),
         helper.make_node("Clip", ["vd_rounded", "vd_lo", "vd_hi"], ["vd_clipped"]),
         helper.make_node("Cast", ["vd_clipped"], ["vd_u8"], to=TensorProto.UINT8),
-        helper.make_node("Transpose", ["vd_u8"], ["images"], perm=[0, 2, 3, 1]),
+        helper.make_node("Transpose", ["vd_u8"], ["vd_nhwc"], perm=[0, 2, 3, 1]),
+        # An identity Gather on the channels: without it onnxruntime's
+        # optimiser cancels this Transpose against the graph's own and
+        # computes the first convolution differently (outputs move by 1/256).
+        helper.make_node("Gather", ["vd_nhwc", "vd_channels"], ["images"], axis=3),
     ]
     back = [
         helper.make_node("Cast", ["Softmax"], ["vd_quant"], to=TensorProto.FLOAT),
