@@ -74,6 +74,11 @@ pub fn inference(
     let cfg = loaded
         .model(model_name)
         .ok_or_else(|| ModelError::Runtime(format!("no model named {model_name:?}")))?;
+    let mut cfg = cfg.clone();
+    if batch > 1 {
+        cfg.batch = Some(batch);
+    }
+    let cfg = &cfg;
     let mut models = (0..workers)
         .map(|_| {
             let mut m = Model::load(cfg, threads)?;
@@ -132,13 +137,21 @@ pub fn inference(
     })
 }
 
-/// How many frames one run of the model may take.
+/// The largest batch worth measuring: what the config allows, or 4 when
+/// the model's batch dimension is dynamic and the config leaves it open.
 pub fn max_batch(loaded: &Loaded, model_name: &str) -> Result<usize, ModelError> {
     runtime::init(loaded.config.onnxruntime.as_deref())?;
     let cfg = loaded
         .model(model_name)
         .ok_or_else(|| ModelError::Runtime(format!("no model named {model_name:?}")))?;
-    Ok(Model::load(cfg, 1)?.max_batch)
+    let mut probe = cfg.clone();
+    probe.batch = Some(cfg.batch.unwrap_or(4));
+    match Model::load(&probe, 1) {
+        Ok(m) => Ok(m.max_batch),
+        // A fixed batch dimension.
+        Err(ModelError::Mismatch { .. }) => Ok(1),
+        Err(e) => Err(e),
+    }
 }
 
 /// What one stream achieved through the whole pipeline.

@@ -292,7 +292,12 @@ fn stride_padded_rows_reach_the_tensor_unpadded() {
 
 #[test]
 fn frames_of_several_streams_share_a_run_with_the_same_results() {
-    let mut m = ssd();
+    assert_eq!(ssd().max_batch, 1, "batching is opt-in");
+    let mut m = load(
+        &entry(
+            "  - name: coco\n    path: ssd_mobilenet_v2_coco.onnx\n    labels: coco_labels.txt\n    batch: 4",
+        )[0],
+    );
     assert_eq!(
         m.max_batch, 4,
         "SSD-MobileNetV2's batch dimension is dynamic"

@@ -106,7 +106,8 @@ pub struct ModelConfig {
     #[serde(default)]
     pub threads: Option<usize>,
     /// Frames per run at most, when the model's batch dimension is
-    /// dynamic (default 4); frames waiting from several streams share a run.
+    /// dynamic (default 1: measure first); frames waiting from several
+    /// streams then share a run.
     #[serde(default)]
     pub batch: Option<usize>,
     /// Classification: how many classes to publish per frame (default 5).

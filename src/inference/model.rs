@@ -17,8 +17,10 @@ use crate::frame::{Image, Output};
 /// Size used for dynamic spatial dimensions (SSD-MobileNet resizes to 300x300 inside the graph).
 const DYNAMIC_DETECTION_SIZE: u32 = 300;
 const DYNAMIC_CLASSIFICATION_SIZE: u32 = 224;
-/// Frames per run at most when the model's batch dimension is dynamic.
-const DEFAULT_BATCH: usize = 4;
+/// Frames per run at most when the model's batch dimension is dynamic and
+/// the config does not say. 1: on CPU, SSD-MobileNetV2 runs a batch of 4
+/// slower than 4 single runs (docs/BENCHMARKS.md), so batching is opt-in.
+const DEFAULT_BATCH: usize = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
