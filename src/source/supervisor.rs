@@ -695,3 +695,80 @@ mod tests {
         assert_eq!(sleeps.len(), 0);
     }
 }
+
+#[cfg(test)]
+mod delivery_tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::frame::Image;
+    use crate::source::SourceSpec;
+
+    fn setup(spec: &str) -> StreamSetup {
+        StreamSetup {
+            name: "s".into(),
+            settings: PipelineSettings {
+                spec: SourceSpec::parse(spec).unwrap(),
+                width: 2,
+                height: 2,
+                fps: None,
+                realtime: false,
+                resize: crate::inference::ResizeMode::Stretch,
+                options: Default::default(),
+            },
+            stats: Arc::default(),
+            looping: false,
+        }
+    }
+
+    fn raw(pts: u64, live: bool) -> RawFrame {
+        RawFrame {
+            image: Image::from_vec(2, 2, 8, vec![0; 16]),
+            pts_ns: Some(pts),
+            captured_at: SystemTime::now(),
+            source_width: 2,
+            source_height: 2,
+            live,
+        }
+    }
+
+    #[test]
+    fn a_live_source_never_queues_the_newest_frame_wins() {
+        let setup = setup("test://");
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (_stop_tx, stop_rx) = crossbeam_channel::bounded(0);
+        let mut deliver = deliverer(&setup, "a".into(), &tx, &rx, &stop_rx);
+        // Inference is stuck: nobody takes frames.
+        for pts in 0..5 {
+            assert!(deliver(raw(pts, true)));
+        }
+        assert_eq!(rx.len(), 1);
+        assert_eq!(rx.try_recv().unwrap().meta.pts_ns, Some(4));
+        assert_eq!(setup.stats.frames_dropped.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn a_file_waits_for_the_analysis_and_stops_when_asked() {
+        let setup = setup("file:///clip.mp4");
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        let mut deliver = deliverer(&setup, "a".into(), &tx, &rx, &stop_rx);
+        assert!(deliver(raw(0, false)));
+        // The channel is full: the next frame waits until it is taken.
+        let taker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let first = rx.recv().unwrap();
+            let second = rx.recv().unwrap();
+            (first.meta.pts_ns, second.meta.pts_ns)
+        });
+        assert!(deliver(raw(1, false)));
+        assert_eq!(taker.join().unwrap(), (Some(0), Some(1)));
+        assert_eq!(setup.stats.frames_dropped.load(Ordering::Relaxed), 0);
+        // Blocked on a full channel, a stop releases it.
+        let (tx2, _rx2) = crossbeam_channel::bounded(1);
+        let mut deliver = deliverer(&setup, "a".into(), &tx2, &_rx2, &stop_rx);
+        assert!(deliver(raw(2, false)));
+        drop(stop_tx);
+        assert!(!deliver(raw(3, false)));
+    }
+}
