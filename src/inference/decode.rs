@@ -68,21 +68,24 @@ pub fn ssd_raw(
             kept.push(c);
         }
     }
-    out.extend(kept.into_iter().map(|(class, score, b)| {
-        let (ymin, xmin) = (b[0].clamp(0.0, 1.0), b[1].clamp(0.0, 1.0));
-        let (ymax, xmax) = (b[2].clamp(0.0, 1.0), b[3].clamp(0.0, 1.0));
-        Detection {
-            label: labels.get(class),
-            label_id: class as u32,
-            score,
-            bbox: BBox {
-                x: xmin,
-                y: ymin,
-                w: (xmax - xmin).max(0.0),
-                h: (ymax - ymin).max(0.0),
-            },
-        }
+    out.extend(kept.into_iter().map(|(class, score, b)| Detection {
+        label: labels.get(class),
+        label_id: class as u32,
+        score,
+        bbox: corners_to_box(&b),
     }));
+}
+
+/// (ymin, xmin, ymax, xmax), normalised, to a box clamped to the frame.
+fn corners_to_box(b: &[f32]) -> BBox {
+    let (ymin, xmin) = (b[0].clamp(0.0, 1.0), b[1].clamp(0.0, 1.0));
+    let (ymax, xmax) = (b[2].clamp(0.0, 1.0), b[3].clamp(0.0, 1.0));
+    BBox {
+        x: xmin,
+        y: ymin,
+        w: (xmax - xmin).max(0.0),
+        h: (ymax - ymin).max(0.0),
+    }
 }
 
 /// SSD with NMS inside the graph (TensorFlow Object Detection API layout):
@@ -115,18 +118,11 @@ pub fn ssd_postprocessed(
             continue;
         };
         let b = &boxes[i * 4..i * 4 + 4];
-        let (ymin, xmin) = (b[0].clamp(0.0, 1.0), b[1].clamp(0.0, 1.0));
-        let (ymax, xmax) = (b[2].clamp(0.0, 1.0), b[3].clamp(0.0, 1.0));
         out.push(Detection {
             label: labels.get(id),
             label_id: id as u32,
             score,
-            bbox: BBox {
-                x: xmin,
-                y: ymin,
-                w: (xmax - xmin).max(0.0),
-                h: (ymax - ymin).max(0.0),
-            },
+            bbox: corners_to_box(b),
         });
     }
     out.sort_by(|a, b| b.score.total_cmp(&a.score));

@@ -89,11 +89,7 @@ pub fn probe(spec: &SourceSpec, timeout: Duration) -> Result<ProbeReport, Source
         codec,
         width: video.width(),
         height: video.height(),
-        fps: if fr.denom() > 0 {
-            fr.numer() as f64 / fr.denom() as f64
-        } else {
-            0.0
-        },
+        fps: rate(fr),
         live: info.is_live(),
         duration: info.duration().map(|d| Duration::from_nanos(d.nseconds())),
     })
@@ -139,11 +135,7 @@ fn probe_raw(spec: &SourceSpec, timeout: Duration) -> Result<ProbeReport, Source
                     codec: format!("raw video ({})", info.format().to_str()),
                     width: info.width(),
                     height: info.height(),
-                    fps: if fr.denom() > 0 {
-                        fr.numer() as f64 / fr.denom() as f64
-                    } else {
-                        0.0
-                    },
+                    fps: rate(fr),
                     live: s == gst::StateChangeSuccess::NoPreroll,
                     duration: None,
                 });
@@ -156,4 +148,13 @@ fn probe_raw(spec: &SourceSpec, timeout: Duration) -> Result<ProbeReport, Source
     });
     let _ = pipeline.set_state(gst::State::Null);
     result
+}
+
+/// Frames per second of a GStreamer frame rate; 0 when unknown (0/1) or variable.
+fn rate(fr: gst::Fraction) -> f64 {
+    if fr.denom() > 0 {
+        f64::from(fr.numer()) / f64::from(fr.denom())
+    } else {
+        0.0
+    }
 }
