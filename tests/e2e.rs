@@ -268,3 +268,30 @@ streams:
     );
     assert_eq!(daemon.terminate().0, Some(0));
 }
+
+#[test]
+fn a_killed_daemon_is_announced_offline_by_its_last_will() {
+    let broker = Mosquitto::start();
+    let messages = subscribe(broker.port, "visiond/will-node/available");
+    let config = format!(
+        "node: will-node\nmqtt:\n  url: {}\n  keep_alive: 2\nmodels:\n  - name: coco\n    path: {}\nstreams:\n  - name: p\n    source: test://?width=160&height=120\n    model: coco\n    fps: 1\n",
+        broker.url(),
+        model("ssd_mobilenet_v2_coco.onnx").display()
+    );
+    let mut daemon = Daemon::start(&config, &[]);
+    let online = std::iter::from_fn(|| messages.recv_timeout(Duration::from_secs(20)).ok())
+        .any(|m| m.text() == "online");
+    assert!(online, "never online; log:\n{}", daemon.log_text());
+    let _ = daemon.proc.0.kill();
+    let killed = Instant::now();
+    let offline = std::iter::from_fn(|| messages.recv_timeout(Duration::from_secs(10)).ok())
+        .find(|m| m.text() == "offline");
+    let offline = offline.expect("no offline after kill -9");
+    assert!(offline.retain || offline.at.duration_since(killed) < Duration::from_secs(5));
+    // 1.5 keep-alives of 2 s, and some slack for the broker's timer.
+    assert!(
+        offline.at.duration_since(killed) <= Duration::from_millis(4500),
+        "{:?}",
+        offline.at.duration_since(killed)
+    );
+}
