@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::{Loaded, StreamConfig, Task};
 use crate::inference::{Engine, Filter, Input, Model, ModelError, runtime};
@@ -32,11 +32,19 @@ pub enum DaemonError {
 
 /// Loads every model a stream uses, once, with its configured threads.
 pub fn load_models(loaded: &Loaded) -> Result<HashMap<String, Vec<Model>>, DaemonError> {
+    load_models_where(loaded, |_| true)
+}
+
+/// Loads the models streams use that `wanted` names.
+fn load_models_where(
+    loaded: &Loaded,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<HashMap<String, Vec<Model>>, DaemonError> {
     runtime::init(loaded.config.onnxruntime.as_deref())?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut models = HashMap::new();
     for s in &loaded.config.streams {
-        if models.contains_key(&s.model) {
+        if models.contains_key(&s.model) || !wanted(&s.model) {
             continue;
         }
         let cfg = loaded.model(&s.model).ok_or_else(|| DaemonError::Stream {
@@ -94,17 +102,44 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     }
     let publisher: Arc<dyn Publish> = mqtt.clone();
 
-    let running = Running::start(&loaded, models, &publisher)?;
+    let mut running = Running::start(&loaded, models, &publisher)?;
     let streams = running.streams.len();
     info!(streams, "running");
     crate::notify::notify(&format!("READY=1\nSTATUS={streams} streams"));
-    let watchdog = Watchdog::start(&running)?;
+    let mut watchdog = Watchdog::start(&running)?;
+    let mut loaded = loaded;
 
     for signal in signals.forever() {
-        match signal {
-            SIGHUP => warn!("SIGHUP: reloading is not supported yet; keeping the running config"),
-            _ => break,
+        if signal != SIGHUP {
+            break;
         }
+        crate::notify::notify("RELOADING=1");
+        let started = Instant::now();
+        match crate::config::load(&loaded.file) {
+            Err(e) => {
+                error!(
+                    "reload refused, the running config stays: {}",
+                    crate::redact::text(&e.to_string())
+                );
+            }
+            Ok(new)
+                if new.node != loaded.node
+                    || new.client_id != loaded.client_id
+                    || new.config.mqtt != loaded.config.mqtt =>
+            {
+                warn!(
+                    "reload: node or MQTT settings changed; they take a restart (systemctl restart visiond), the rest is reloaded"
+                );
+                reload(&mut running, &mut loaded, new, &publisher, started);
+            }
+            Ok(new) => reload(&mut running, &mut loaded, new, &publisher, started),
+        }
+        drop(watchdog);
+        watchdog = Watchdog::start(&running)?;
+        crate::notify::notify(&format!(
+            "READY=1\nSTATUS={} streams",
+            running.streams.len()
+        ));
     }
 
     let deadline = Instant::now() + SHUTDOWN_BUDGET;
@@ -120,10 +155,49 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// Applies a new, valid config; on failure the running one stays.
+fn reload(
+    running: &mut Running,
+    loaded: &mut Loaded,
+    new: Loaded,
+    publisher: &Arc<dyn Publish>,
+    started: Instant,
+) {
+    crate::redact::register(&new.secrets);
+    let mut new = new;
+    // Node and MQTT settings stay as they run until a restart.
+    new.node = loaded.node.clone();
+    new.client_id = loaded.client_id.clone();
+    new.config.mqtt = loaded.config.mqtt.clone();
+    match running.reload(loaded, &new, publisher) {
+        Ok(r) => {
+            info!(
+                kept = r.kept,
+                restarted = r.restarted,
+                added = r.added,
+                removed = r.removed,
+                ms = started.elapsed().as_millis() as u64,
+                "reloaded"
+            );
+            *loaded = new;
+        }
+        Err(e) => error!("reload refused, the running config stays: {e}"),
+    }
+}
+
+/// What a reload did, in streams.
+#[derive(Debug, Default, PartialEq)]
+pub struct ReloadReport {
+    pub kept: usize,
+    pub restarted: usize,
+    pub added: usize,
+    pub removed: usize,
+}
+
 /// The stages of a running configuration.
 pub struct Running {
-    pub streams: Vec<StreamHandle>,
-    pub engines: HashMap<String, Engine>,
+    pub streams: HashMap<String, StreamHandle>,
+    pub engines: HashMap<String, (Engine, Task)>,
 }
 
 impl Running {
@@ -133,33 +207,117 @@ impl Running {
         models: HashMap<String, Vec<Model>>,
         publisher: &Arc<dyn Publish>,
     ) -> Result<Self, DaemonError> {
-        let mut tasks: HashMap<String, Task> = HashMap::new();
-        let mut engines: HashMap<String, Engine> = HashMap::new();
-        for (name, sessions) in models {
-            if let Some(m) = sessions.first() {
-                tasks.insert(name.clone(), m.task);
-            }
-            engines.insert(name, Engine::start(sessions, publisher.clone())?);
-        }
-        let mut streams = Vec::new();
+        let mut running = Self {
+            streams: HashMap::new(),
+            engines: HashMap::new(),
+        };
+        running.start_engines(models, publisher)?;
         for s in &loaded.config.streams {
-            let (Some(engine), Some(task)) = (engines.get(&s.model), tasks.get(&s.model)) else {
+            running.start_stream(s, publisher)?;
+        }
+        Ok(running)
+    }
+
+    fn start_engines(
+        &mut self,
+        models: HashMap<String, Vec<Model>>,
+        publisher: &Arc<dyn Publish>,
+    ) -> Result<(), DaemonError> {
+        for (name, sessions) in models {
+            let Some(task) = sessions.first().map(|m| m.task) else {
                 continue;
             };
-            streams.push(start_stream(s, engine, *task, publisher)?);
+            self.engines
+                .insert(name, (Engine::start(sessions, publisher.clone())?, task));
         }
-        Ok(Self { streams, engines })
+        Ok(())
+    }
+
+    fn start_stream(
+        &mut self,
+        s: &StreamConfig,
+        publisher: &Arc<dyn Publish>,
+    ) -> Result<(), DaemonError> {
+        if let Some((engine, task)) = self.engines.get(&s.model) {
+            let handle = start_stream(s, engine, *task, publisher)?;
+            self.streams.insert(s.name.clone(), handle);
+        }
+        Ok(())
+    }
+
+    /// Moves from `old` to `new`: restarts only the streams whose settings
+    /// (or model) changed, starts new ones, stops removed ones. New models
+    /// are loaded first: if that fails nothing has changed.
+    pub fn reload(
+        &mut self,
+        old: &Loaded,
+        new: &Loaded,
+        publisher: &Arc<dyn Publish>,
+    ) -> Result<ReloadReport, DaemonError> {
+        let changed_model =
+            |name: &str| old.model(name) != new.model(name) || !self.engines.contains_key(name);
+        let models = load_models_where(new, changed_model)?;
+        let mut report = ReloadReport::default();
+        let mut going: Vec<StreamHandle> = Vec::new();
+        let names: Vec<String> = self.streams.keys().cloned().collect();
+        for name in names {
+            let before = old.config.streams.iter().find(|s| s.name == name);
+            let after = new.config.streams.iter().find(|s| s.name == name);
+            let keep = match (before, after) {
+                (Some(b), Some(a)) => b == a && !models.contains_key(&a.model),
+                _ => false,
+            };
+            if keep {
+                report.kept += 1;
+            } else if let Some(mut h) = self.streams.remove(&name) {
+                if after.is_some() {
+                    report.restarted += 1;
+                } else {
+                    report.removed += 1;
+                }
+                h.stop();
+                going.push(h);
+            }
+        }
+        for h in going {
+            h.join();
+        }
+        // Engines whose model changed, or that no stream uses any more.
+        let unused: Vec<String> = self
+            .engines
+            .keys()
+            .filter(|m| {
+                models.contains_key(*m) || !new.config.streams.iter().any(|s| &s.model == *m)
+            })
+            .cloned()
+            .collect();
+        for m in unused {
+            if let Some((e, _)) = self.engines.remove(&m) {
+                e.join();
+            }
+        }
+        self.start_engines(models, publisher)?;
+        for s in &new.config.streams {
+            if !self.streams.contains_key(&s.name) {
+                if !old.config.streams.iter().any(|o| o.name == s.name) {
+                    report.added += 1;
+                }
+                self.start_stream(s, publisher)?;
+            }
+        }
+        Ok(report)
     }
 
     /// Stops the sources, lets the engines finish the frames in flight.
-    pub fn stop(mut self) {
-        for s in &mut self.streams {
+    pub fn stop(self) {
+        let mut streams: Vec<StreamHandle> = self.streams.into_values().collect();
+        for s in &mut streams {
             s.stop();
         }
-        for s in self.streams {
+        for s in streams {
             s.join();
         }
-        for (_, e) in self.engines {
+        for (_, (e, _)) in self.engines {
             e.join();
         }
     }
@@ -235,7 +393,7 @@ impl Watchdog {
         let beats: Vec<Arc<crate::inference::Heartbeat>> = running
             .engines
             .values()
-            .flat_map(|e| e.heartbeats())
+            .flat_map(|(e, _)| e.heartbeats())
             .collect();
         let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
         let thread = std::thread::Builder::new()

@@ -1,0 +1,101 @@
+//! SIGHUP: a changed stream restarts, the others keep their session; an
+//! invalid file is refused and everything keeps running.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn config(broker: &str, b_fps: u32) -> String {
+    format!(
+        "node: rl\nmqtt:\n  url: {broker}\nmodels:\n  - name: coco\n    path: {}\nstreams:\n  - name: a\n    source: test://?width=160&height=120\n    model: coco\n    fps: 2\n  - name: b\n    source: test://?width=160&height=120\n    model: coco\n    fps: {b_fps}\n",
+        model("ssd_mobilenet_v2_coco.onnx").display()
+    )
+}
+
+/// The sessions each stream published in the next `secs` seconds.
+fn sessions(
+    messages: &crossbeam_channel::Receiver<Msg>,
+    secs: u64,
+) -> HashMap<String, Vec<String>> {
+    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if let Ok(m) = messages.recv_timeout(Duration::from_millis(100))
+            && m.topic.ends_with("/detections")
+        {
+            let v = m.json();
+            let list = seen
+                .entry(v["stream"].as_str().unwrap_or("").to_string())
+                .or_default();
+            let s = v["session"].as_str().unwrap_or("").to_string();
+            if list.last() != Some(&s) {
+                list.push(s);
+            }
+        }
+    }
+    seen
+}
+
+fn hup(daemon: &Daemon) {
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(daemon.proc.0.id() as i32, libc::SIGHUP) };
+}
+
+#[test]
+fn reload_restarts_only_what_changed_and_refuses_a_bad_file() {
+    let broker = Mosquitto::start();
+    let messages = subscribe(broker.port, "visiond/rl/#");
+    let mut daemon = Daemon::start(&config(&broker.url(), 2), &[]);
+    let before = sessions(&messages, 4);
+    let (a0, b0) = (before.get("a").cloned(), before.get("b").cloned());
+    assert!(
+        a0.is_some() && b0.is_some(),
+        "{before:?}\n{}",
+        daemon.log_text()
+    );
+
+    // b changes, a does not.
+    let path = daemon.dir.path().join("visiond.yaml");
+    std::fs::write(&path, config(&broker.url(), 1)).expect("write");
+    hup(&daemon);
+    let after = sessions(&messages, 4);
+    assert_eq!(
+        after.get("a").and_then(|v| v.first()),
+        a0.as_ref().and_then(|v| v.last()),
+        "a kept its session: {after:?}"
+    );
+    assert_eq!(after.get("a").map(Vec::len), Some(1), "{after:?}");
+    let b1 = after
+        .get("b")
+        .and_then(|v| v.last())
+        .expect("b runs after the reload");
+    assert_ne!(
+        Some(b1),
+        b0.as_ref().and_then(|v| v.last()),
+        "b restarted: {after:?}"
+    );
+    assert!(
+        daemon.log_text().contains("reloaded"),
+        "{}",
+        daemon.log_text()
+    );
+
+    // A broken file: refused, both keep running as they were.
+    std::fs::write(&path, "mqtt: [nope\n").expect("write");
+    hup(&daemon);
+    let broken = sessions(&messages, 3);
+    assert_eq!(
+        broken.get("a").and_then(|v| v.first()),
+        after.get("a").and_then(|v| v.last())
+    );
+    assert_eq!(broken.get("b").and_then(|v| v.first()), Some(b1));
+    let log = daemon.log_text();
+    assert!(
+        log.contains("reload refused") && log.contains("visiond.yaml:"),
+        "{log}"
+    );
+    assert_eq!(daemon.terminate().0, Some(0));
+}
