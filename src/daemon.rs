@@ -26,6 +26,8 @@ pub enum DaemonError {
     Stream { stream: String, message: String },
     #[error("MQTT: {0}")]
     Mqtt(String),
+    #[error("HTTP: {0}")]
+    Http(String),
     #[error("cannot start a thread: {0}")]
     Thread(#[from] std::io::Error),
 }
@@ -103,6 +105,18 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     let publisher: Arc<dyn Publish> = mqtt.clone();
 
     let mut running = Running::start(&loaded, models, &publisher)?;
+    let monitor = Arc::new(crate::http::Monitor::new(
+        mqtt.counters(),
+        Duration::from_secs(loaded.config.http.as_ref().map_or(30, |h| h.grace)),
+    ));
+    monitor.set_streams(running.stats());
+    let _http = match &loaded.config.http {
+        Some(h) => Some(
+            crate::http::HttpServer::start(&h.listen, monitor.clone())
+                .map_err(DaemonError::Http)?,
+        ),
+        None => None,
+    };
     let streams = running.streams.len();
     info!(streams, "running");
     crate::notify::notify(&format!("READY=1\nSTATUS={streams} streams"));
@@ -134,6 +148,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
             }
             Ok(new) => reload(&mut running, &mut loaded, new, &publisher, started),
         }
+        monitor.set_streams(running.stats());
         drop(watchdog);
         watchdog = Watchdog::start(&running)?;
         crate::notify::notify(&format!(
@@ -306,6 +321,14 @@ impl Running {
             }
         }
         Ok(report)
+    }
+
+    /// Each stream's counters, by name.
+    pub fn stats(&self) -> Vec<(String, Arc<crate::source::StreamStats>)> {
+        self.streams
+            .iter()
+            .map(|(n, h)| (n.clone(), h.stats.clone()))
+            .collect()
     }
 
     /// Stops the sources, lets the engines finish the frames in flight.

@@ -32,6 +32,24 @@ pub struct Config {
     /// The ONNX Runtime shared library; default: the one the set-up installed.
     #[serde(default)]
     pub onnxruntime: Option<PathBuf>,
+    /// `/healthz` and `/metrics`; off unless `listen` is given.
+    #[serde(default)]
+    pub http: Option<HttpConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// host:port, e.g. 127.0.0.1:9464.
+    pub listen: String,
+    /// Seconds a stream may be starting or reconnecting before /healthz
+    /// says 503 (default 30).
+    #[serde(default = "default_grace")]
+    pub grace: u64,
+}
+
+fn default_grace() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -589,6 +607,14 @@ fn validate(config: &Config) -> Vec<(String, String)> {
                 crate::redact::url(&config.mqtt.url)
             ),
         )),
+    }
+    if let Some(h) = &config.http
+        && h.listen.parse::<std::net::SocketAddr>().is_err()
+    {
+        problems.push((
+            "http.listen".into(),
+            format!("{:?} is not host:port, e.g. 127.0.0.1:9464", h.listen),
+        ));
     }
     if config.mqtt.qos > 1 {
         problems.push(("mqtt.qos".into(), "qos must be 0 or 1".into()));

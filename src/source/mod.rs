@@ -6,15 +6,18 @@ mod probe;
 mod spec;
 mod supervisor;
 
+use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+
+use crate::status::StreamState;
 use std::sync::atomic::Ordering::Relaxed;
 
 pub use pipeline::{BusEvent, Deliver, Pipeline, PipelineSettings, RawFrame};
 pub use probe::{ProbeReport, probe};
 pub use spec::SourceSpec;
 pub use supervisor::{
-    Clock, Kind, Opener, Policy, Session, StreamHandle, StreamSetup, SystemClock, spawn_stream,
-    supervise,
+    Clock, Kind, Opener, Policy, Session, StreamHandle, StreamSetup, SystemClock, now_ms,
+    spawn_stream, supervise,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +45,46 @@ pub struct StreamStats {
     pub frames_failed: AtomicU64,
     /// Source (re)connections.
     pub sessions: AtomicU64,
+    /// The current state and since when (ms since the Unix epoch).
+    pub state: Mutex<Option<(StreamState, u64)>>,
+    /// Time in the model per analysed frame.
+    pub inference: Histogram,
+}
+
+/// Upper bounds, in ms, of the inference-latency histogram's buckets.
+pub const LATENCY_BUCKETS_MS: [f64; 9] = [5.0, 10.0, 20.0, 35.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
+
+/// A fixed-bucket histogram of milliseconds (Prometheus style: cumulative
+/// when read, plain counts when written).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    counts: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, ms: f64) {
+        let i = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|b| ms <= *b)
+            .unwrap_or(LATENCY_BUCKETS_MS.len());
+        self.counts[i].fetch_add(1, Relaxed);
+        self.sum_us.fetch_add((ms * 1000.0) as u64, Relaxed);
+    }
+
+    /// Cumulative counts per bucket (the last is +Inf), and the sum in ms.
+    pub fn read(&self) -> (Vec<u64>, f64) {
+        let mut total = 0;
+        let cumulative = self
+            .counts
+            .iter()
+            .map(|c| {
+                total += c.load(Relaxed);
+                total
+            })
+            .collect();
+        (cumulative, self.sum_us.load(Relaxed) as f64 / 1000.0)
+    }
 }
 
 impl StreamStats {

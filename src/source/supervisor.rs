@@ -94,6 +94,13 @@ pub enum Kind {
     Live,
 }
 
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Everything a stream needs to run.
 pub struct StreamSetup {
     pub name: Arc<str>,
@@ -106,6 +113,7 @@ pub struct StreamSetup {
 /// A running stream; dropping `stop` (via [`StreamHandle::stop`]) ends it.
 pub struct StreamHandle {
     pub name: Arc<str>,
+    pub stats: Arc<StreamStats>,
     stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -136,6 +144,7 @@ pub fn spawn_stream(
 ) -> std::io::Result<StreamHandle> {
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
     let name = setup.name.clone();
+    let stats = setup.stats.clone();
     let thread = std::thread::Builder::new()
         .name(format!("stream-{name}"))
         .spawn(move || {
@@ -145,6 +154,7 @@ pub fn spawn_stream(
         })?;
     Ok(StreamHandle {
         name,
+        stats,
         stop: Some(stop_tx),
         thread: Some(thread),
     })
@@ -224,6 +234,9 @@ pub fn supervise(
     let report = |state: StreamState, error: Option<String>| {
         let mut s = StreamStatus::new(state);
         s.error = error;
+        if let Ok(mut st) = stats.state.lock() {
+            *st = Some((state, now_ms()));
+        }
         publisher.status(name, &s);
     };
     loop {
@@ -351,6 +364,9 @@ fn watch(
         match &mut playing {
             None if frames_in > frames_at_start => {
                 let status = StreamStatus::new(StreamState::Playing);
+                if let Ok(mut st) = stats.state.lock() {
+                    *st = Some((StreamState::Playing, now_ms()));
+                }
                 publisher.status(name, &status);
                 info!(session, "playing");
                 playing = Some(status);

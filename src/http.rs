@@ -1,0 +1,237 @@
+//! `http.listen`: `/healthz` and `/metrics` (Prometheus text format) for
+//! monitoring systems.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::publish::MqttCounters;
+use crate::source::{LATENCY_BUCKETS_MS, StreamStats, now_ms};
+use crate::status::StreamState;
+
+/// What the endpoint reports on: the running streams and the MQTT client.
+pub struct Monitor {
+    streams: Mutex<Vec<(String, Arc<StreamStats>)>>,
+    mqtt: Arc<MqttCounters>,
+    /// How long a stream may be starting or reconnecting before it counts as down.
+    grace: Duration,
+}
+
+const STATES: [(StreamState, &str); 5] = [
+    (StreamState::Starting, "starting"),
+    (StreamState::Playing, "playing"),
+    (StreamState::Reconnecting, "reconnecting"),
+    (StreamState::Failed, "failed"),
+    (StreamState::Stopped, "stopped"),
+];
+
+impl Monitor {
+    pub fn new(mqtt: Arc<MqttCounters>, grace: Duration) -> Self {
+        Self {
+            streams: Mutex::default(),
+            mqtt,
+            grace,
+        }
+    }
+
+    /// Replaces the streams reported on (at start and after a reload).
+    pub fn set_streams(&self, mut streams: Vec<(String, Arc<StreamStats>)>) {
+        streams.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Ok(mut s) = self.streams.lock() {
+            *s = streams;
+        }
+    }
+
+    fn streams(&self) -> Vec<(String, Arc<StreamStats>)> {
+        self.streams.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Healthy when every stream plays, has ended, or is starting or
+    /// reconnecting for less than the grace period; else the reasons.
+    pub fn health(&self) -> Result<(), serde_json::Value> {
+        let now = now_ms();
+        let mut problems = serde_json::Map::new();
+        for (name, stats) in self.streams() {
+            let state = stats.state.lock().ok().and_then(|s| *s);
+            let down = match state {
+                Some((StreamState::Failed, _)) => Some("failed".to_string()),
+                Some((s @ (StreamState::Reconnecting | StreamState::Starting), since))
+                    if now.saturating_sub(since) >= self.grace.as_millis() as u64 =>
+                {
+                    let what = if s == StreamState::Starting {
+                        "starting"
+                    } else {
+                        "reconnecting"
+                    };
+                    Some(format!("{what} for {} s", now.saturating_sub(since) / 1000))
+                }
+                _ => None,
+            };
+            if let Some(d) = down {
+                problems.insert(name, d.into());
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(serde_json::json!({ "status": "unhealthy", "streams": problems }))
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn metrics(&self) -> String {
+        let streams = self.streams();
+        let mut out = String::new();
+        let counter =
+            |out: &mut String, name: &str, help: &str, get: &dyn Fn(&StreamStats) -> u64| {
+                let _ = writeln!(
+                    out,
+                    "# HELP visiond_{name} {help}\n# TYPE visiond_{name} counter"
+                );
+                for (s, stats) in &streams {
+                    let _ = writeln!(out, "visiond_{name}{{stream=\"{s}\"}} {}", get(stats));
+                }
+            };
+        counter(&mut out, "frames_in_total", "Decoded frames.", &|s| {
+            s.frames_in.load(Relaxed)
+        });
+        counter(
+            &mut out,
+            "frames_skipped_total",
+            "Frames left out by the fps setting.",
+            &|s| s.frames_skipped.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "frames_dropped_total",
+            "Frames dropped because inference was busy.",
+            &|s| s.frames_dropped.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "frames_analysed_total",
+            "Frames analysed and published.",
+            &|s| s.frames_analysed.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "reconnects_total",
+            "Source reconnections.",
+            &|s| s.sessions.load(Relaxed).saturating_sub(1),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP visiond_stream_state 1 for the state the stream is in.\n# TYPE visiond_stream_state gauge"
+        );
+        for (s, stats) in &streams {
+            let now = stats.state.lock().ok().and_then(|st| *st).map(|st| st.0);
+            for (state, label) in STATES {
+                let v = u8::from(now == Some(state));
+                let _ = writeln!(
+                    out,
+                    "visiond_stream_state{{stream=\"{s}\",state=\"{label}\"}} {v}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP visiond_inference_ms Time in the model per analysed frame.\n# TYPE visiond_inference_ms histogram"
+        );
+        for (s, stats) in &streams {
+            let (counts, sum) = stats.inference.read();
+            for (i, c) in counts.iter().enumerate() {
+                let le = LATENCY_BUCKETS_MS
+                    .get(i)
+                    .map_or("+Inf".to_string(), |b| b.to_string());
+                let _ = writeln!(
+                    out,
+                    "visiond_inference_ms_bucket{{stream=\"{s}\",le=\"{le}\"}} {c}"
+                );
+            }
+            let _ = writeln!(out, "visiond_inference_ms_sum{{stream=\"{s}\"}} {sum}");
+            let _ = writeln!(
+                out,
+                "visiond_inference_ms_count{{stream=\"{s}\"}} {}",
+                counts.last().copied().unwrap_or(0)
+            );
+        }
+        let m = &self.mqtt;
+        for (name, help, kind, v) in [
+            (
+                "mqtt_published_total",
+                "Messages handed to the MQTT client.",
+                "counter",
+                m.published.load(Relaxed),
+            ),
+            (
+                "mqtt_dropped_total",
+                "QoS 0 messages dropped while the broker was unreachable.",
+                "counter",
+                m.dropped.load(Relaxed),
+            ),
+            (
+                "mqtt_connected",
+                "1 while connected to the broker.",
+                "gauge",
+                u64::from(m.connected.load(Relaxed)),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP visiond_{name} {help}\n# TYPE visiond_{name} {kind}\nvisiond_{name} {v}"
+            );
+        }
+        out
+    }
+}
+
+/// The HTTP server's thread; dropping it stops the server.
+pub struct HttpServer {
+    server: Arc<tiny_http::Server>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HttpServer {
+    pub fn start(listen: &str, monitor: Arc<Monitor>) -> Result<Self, String> {
+        let server = Arc::new(
+            tiny_http::Server::http(listen).map_err(|e| format!("http.listen {listen}: {e}"))?,
+        );
+        let s = server.clone();
+        let thread = std::thread::Builder::new()
+            .name("http".into())
+            .spawn(move || {
+                for request in s.incoming_requests() {
+                    let (code, body, kind) = match request.url() {
+                        "/metrics" => (200, monitor.metrics(), "text/plain; version=0.0.4"),
+                        "/healthz" => match monitor.health() {
+                            Ok(()) => (200, "{\"status\":\"ok\"}".to_string(), "application/json"),
+                            Err(why) => (503, why.to_string(), "application/json"),
+                        },
+                        _ => (404, "not found\n".to_string(), "text/plain"),
+                    };
+                    let mut response =
+                        tiny_http::Response::from_string(body).with_status_code(code);
+                    if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", kind) {
+                        response = response.with_header(h);
+                    }
+                    let _ = request.respond(response);
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            server,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
