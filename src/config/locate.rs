@@ -28,6 +28,8 @@ impl Pos {
 #[derive(Debug, Default)]
 pub struct Locator {
     positions: HashMap<String, Pos>,
+    /// Every mapping key: (path of its mapping, key, position).
+    keys: Vec<(String, String, Pos)>,
 }
 
 impl Locator {
@@ -50,6 +52,11 @@ impl Locator {
             locator.walk(&events, start + 1, String::new());
         }
         locator
+    }
+
+    /// Every mapping key as (path of its mapping, key, position), in order.
+    pub fn keys(&self) -> &[(String, String, Pos)] {
+        &self.keys
     }
 
     /// Where the value at `path` starts.
@@ -106,6 +113,10 @@ impl Locator {
                     };
                     self.positions
                         .insert(format!("{child}:key"), Pos::from_marker(key_marker));
+                    if let Event::Scalar(k, ..) = ev {
+                        self.keys
+                            .push((path.clone(), k.clone(), Pos::from_marker(key_marker)));
+                    }
                     if j == i + 1 {
                         // A block mapping starts where its first key does.
                         self.positions

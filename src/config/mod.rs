@@ -456,18 +456,32 @@ pub fn parse(
                 .collect(),
         });
     }
-    let mut config: Config = serde_yaml::from_str(&text).map_err(|e| {
-        let pos = e
-            .location()
-            .map(|l| Pos {
-                line: l.line(),
-                col: l.column(),
-            })
-            .unwrap_or(Pos { line: 1, col: 1 });
-        ConfigError::Invalid {
-            problems: vec![problem(pos, clean_serde_message(&e.to_string()))],
+    // Every unknown key at once, each with a suggestion; serde stops at the first.
+    let unknown: Vec<Problem> = unknown_keys(&Locator::new(&text))
+        .into_iter()
+        .map(|(pos, m)| problem(pos, m))
+        .collect();
+    let parsed: Result<Config, _> = serde_yaml::from_str(&text);
+    let mut config = match parsed {
+        Ok(c) if unknown.is_empty() => c,
+        Ok(_) => return Err(ConfigError::Invalid { problems: unknown }),
+        Err(e) => {
+            let message = clean_serde_message(&e.to_string());
+            let mut problems = unknown;
+            if problems.is_empty() || !message.contains("unknown field") {
+                let pos = e
+                    .location()
+                    .map(|l| Pos {
+                        line: l.line(),
+                        col: l.column(),
+                    })
+                    .unwrap_or(Pos { line: 1, col: 1 });
+                problems.push(problem(pos, message));
+            }
+            problems.sort_by_key(|p| (p.pos.line, p.pos.col));
+            return Err(ConfigError::Invalid { problems });
         }
-    })?;
+    };
 
     let base = file
         .parent()
@@ -531,6 +545,146 @@ pub fn parse(
         client_id,
         secrets,
     })
+}
+
+/// The keys each mapping of the config takes, by path (`[]`: any item).
+const KNOWN_KEYS: &[(&str, &[&str])] = &[
+    (
+        "",
+        &["node", "mqtt", "models", "streams", "onnxruntime", "http"],
+    ),
+    (
+        "mqtt",
+        &[
+            "url",
+            "client_id",
+            "username",
+            "password",
+            "prefix",
+            "qos",
+            "spool",
+            "keep_alive",
+        ],
+    ),
+    ("http", &["listen", "grace"]),
+    (
+        "models[]",
+        &[
+            "name",
+            "path",
+            "task",
+            "labels",
+            "workers",
+            "threads",
+            "batch",
+            "top_k",
+            "iou",
+            "description",
+            "input",
+            "output",
+            "providers",
+        ],
+    ),
+    (
+        "models[].input",
+        &[
+            "width", "height", "layout", "dtype", "colour", "color", "mean", "std", "resize",
+        ],
+    ),
+    (
+        "models[].output",
+        &[
+            "decoder",
+            "scores",
+            "boxes",
+            "classes",
+            "count",
+            "logits",
+            "scale",
+            "class_offset",
+        ],
+    ),
+    (
+        "streams[]",
+        &[
+            "name",
+            "source",
+            "gst",
+            "model",
+            "fps",
+            "min_score",
+            "labels",
+            "max_objects",
+            "options",
+            "realtime",
+            "loop",
+        ],
+    ),
+    (
+        "streams[].options",
+        &[
+            "transport",
+            "latency_ms",
+            "width",
+            "height",
+            "framerate",
+            "format",
+        ],
+    ),
+];
+
+/// Keys no mapping of the config takes, with the closest known one.
+fn unknown_keys(locator: &Locator) -> Vec<(Pos, String)> {
+    let mut problems = Vec::new();
+    for (parent, key, pos) in locator.keys() {
+        let pattern = strip_indices(parent);
+        let Some((_, known)) = KNOWN_KEYS.iter().find(|(p, _)| *p == pattern) else {
+            continue;
+        };
+        if known.contains(&key.as_str()) {
+            continue;
+        }
+        let place = if parent.is_empty() {
+            "the top level".to_string()
+        } else {
+            parent.clone()
+        };
+        let closest = known
+            .iter()
+            .map(|k| (strsim::jaro_winkler(k, key), *k))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .filter(|(score, _)| *score > 0.8);
+        let message = match closest {
+            Some((_, k)) => format!("unknown key `{key}` in {place}; did you mean `{k}`?"),
+            None => format!(
+                "unknown key `{key}` in {place}; known: {}",
+                known.join(", ")
+            ),
+        };
+        problems.push((*pos, message));
+    }
+    problems
+}
+
+/// `streams[3].options` -> `streams[].options`.
+fn strip_indices(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                out.push('[');
+            }
+            ']' => {
+                in_index = false;
+                out.push(']');
+            }
+            _ if in_index => {}
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// serde_yaml appends " at line L column C" to its messages; the position is
@@ -772,14 +926,32 @@ mod tests {
     }
 
     #[test]
-    fn unknown_key_is_reported_with_position() {
-        let text = "mqtt:\n  url: mqtt://h\n  prefx: x\n";
-        let err = parse(Path::new("/c.yaml"), text, env).unwrap_err();
-        let s = err.to_string();
-        assert!(
-            s.starts_with("/c.yaml:3:3: mqtt: unknown field `prefx`"),
-            "{s}"
+    fn every_unknown_key_is_reported_with_a_suggestion() {
+        let text = "mqtt:\n  url: mqtt://h\n  prefx: x\nstreams:\n  - name: a\n    souce: test://\n    model: m\n    options: {latency: 5}\nmodles: []\n";
+        let err = parse(Path::new("/c.yaml"), text, env)
+            .unwrap_err()
+            .to_string();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(
+            lines,
+            vec![
+                "/c.yaml:3:3: unknown key `prefx` in mqtt; did you mean `prefix`?",
+                "/c.yaml:6:5: unknown key `souce` in streams[0]; did you mean `source`?",
+                "/c.yaml:8:15: unknown key `latency` in streams[0].options; did you mean `latency_ms`?",
+                "/c.yaml:9:1: unknown key `modles` in the top level; did you mean `models`?",
+            ],
+            "{err}"
         );
+    }
+
+    #[test]
+    fn the_known_keys_are_the_ones_serde_takes() {
+        let dir = tempfile::tempdir().unwrap();
+        write_models(dir.path());
+        // Nearly every key of KNOWN_KEYS at once: serde must accept them all.
+        let text = "node: n\nonnxruntime: x.so\nhttp: {listen: \"127.0.0.1:1\", grace: 1}\nmqtt: {url: \"mqtt://h\", client_id: c, username: u, password: p, prefix: p, qos: 0, spool: s, keep_alive: 5}\nmodels:\n  - {name: m, path: m.onnx, task: detection, labels: l.txt, workers: 1, threads: 1, batch: 1, top_k: 1, iou: 0.5, providers: [cpu],\n     input: {width: 1, height: 1, layout: nhwc, dtype: uint8, colour: rgb, mean: [0, 0, 0], std: [1, 1, 1], resize: stretch},\n     output: {decoder: ssd, scores: s, boxes: b, classes: c, count: n, logits: false, scale: 1.0, class_offset: 1}}\nstreams:\n  - {name: a, source: \"rtsp://h/s\", model: m, fps: 1, min_score: 0.5, labels: [x], max_objects: 1, options: {transport: tcp, latency_ms: 1}, realtime: false, loop: false}\n";
+        let r = parse(&dir.path().join("c.yaml"), text, env);
+        assert!(r.is_ok(), "{}", r.unwrap_err());
     }
 
     #[test]
