@@ -131,10 +131,9 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         let started = Instant::now();
         match crate::config::load(&loaded.file) {
             Err(e) => {
-                error!(
-                    "reload refused, the running config stays: {}",
-                    crate::redact::text(&e.to_string())
-                );
+                let why = crate::redact::text(&e.to_string());
+                error!("reload refused, the running config stays: {why}");
+                tell_reload_refused(&running, &publisher, &why);
             }
             Ok(new)
                 if new.node != loaded.node
@@ -170,6 +169,22 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// Puts a refused reload on every stream's status (state unchanged), where
+/// the people watching the streams will see it.
+fn tell_reload_refused(running: &Running, publisher: &Arc<dyn Publish>, why: &str) {
+    for (name, stats) in running.stats() {
+        let Some((state, since_ms)) = stats.state.lock().ok().and_then(|s| *s) else {
+            continue;
+        };
+        let mut status = crate::status::StreamStatus::new(state);
+        status.since = std::time::UNIX_EPOCH + Duration::from_millis(since_ms);
+        status.error = Some(format!(
+            "config reload refused, running the previous config: {why}"
+        ));
+        publisher.status(&name, &status);
+    }
+}
+
 /// Applies a new, valid config; on failure the running one stays.
 fn reload(
     running: &mut Running,
@@ -196,7 +211,10 @@ fn reload(
             );
             *loaded = new;
         }
-        Err(e) => error!("reload refused, the running config stays: {e}"),
+        Err(e) => {
+            error!("reload refused, the running config stays: {e}");
+            tell_reload_refused(running, publisher, &e.to_string());
+        }
     }
 }
 

@@ -83,10 +83,22 @@ fn reload_restarts_only_what_changed_and_refuses_a_bad_file() {
         daemon.log_text()
     );
 
-    // A broken file: refused, both keep running as they were.
+    // A broken file: refused, both keep running as they were, and their
+    // status says so.
+    let statuses = subscribe(broker.port, "visiond/rl/+/status");
     std::fs::write(&path, "mqtt: [nope\n").expect("write");
     hup(&daemon);
     let broken = sessions(&messages, 3);
+    let told = std::iter::from_fn(|| statuses.recv_timeout(Duration::from_millis(100)).ok())
+        .filter(|m| {
+            let v = m.json();
+            v["state"] == "playing"
+                && v["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("config reload refused"))
+        })
+        .count();
+    assert!(told >= 2, "the refusal is not on the statuses");
     assert_eq!(
         broken.get("a").and_then(|v| v.first()),
         after.get("a").and_then(|v| v.last())

@@ -68,3 +68,43 @@ fn ready_then_watchdog_pings_then_stopping() {
     }
     assert!(stopping, "no STOPPING=1");
 }
+
+#[test]
+fn a_stuck_inference_stage_stops_the_watchdog_pings() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let config = format!(
+        "node: sd2\nmqtt:\n  url: {}\nmodels:\n  - name: coco\n    path: {}\n    workers: 1\nstreams:\n  - name: pattern\n    source: test://?width=160&height=120\n    model: coco\n    fps: 2\n",
+        broker.url(),
+        model("ssd_mobilenet_v2_coco.onnx").display()
+    );
+    let socket_env = socket_path.display().to_string();
+    let mut daemon = Daemon::start(
+        &config,
+        &[
+            ("NOTIFY_SOCKET", socket_env.as_str()),
+            ("WATCHDOG_USEC", "1000000"),
+            ("VISIOND_FAULT", "stall-inference"),
+        ],
+    );
+    let mut pings = Vec::new();
+    let mut buf = [0u8; 512];
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(8) {
+        if let Ok(n) = socket.recv(&mut buf)
+            && &buf[..n] == b"WATCHDOG=1"
+        {
+            pings.push(start.elapsed());
+        }
+    }
+    // Pings while the first frame is on its way, then none: the worker hangs.
+    let last = pings.last().copied().unwrap_or_default();
+    assert!(last < Duration::from_secs(5), "pings went on: {pings:?}");
+    assert!(daemon.log_text().contains("stuck"), "{}", daemon.log_text());
+    let _ = daemon.proc.0.kill();
+}

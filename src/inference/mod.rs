@@ -265,6 +265,12 @@ impl Engine {
     }
 }
 
+/// Whether `VISIOND_FAULT=stall-inference` asks the workers to hang.
+fn stall_for_tests() -> bool {
+    static STALL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *STALL.get_or_init(|| std::env::var("VISIOND_FAULT").is_ok_and(|v| v == "stall-inference"))
+}
+
 fn work(
     mut model: Model,
     control: Receiver<Control>,
@@ -335,6 +341,11 @@ fn work(
         heartbeat.busy();
         let images: Vec<&Image> = batch.iter().map(|b| &b.2.image).collect();
         let min_scores: Vec<f32> = batch.iter().map(|b| b.0.input.filter.min_score).collect();
+        if stall_for_tests() {
+            // Fault injection (VISIOND_FAULT=stall-inference): a stuck stage,
+            // so the watchdog's refusal to ping can be tested for real.
+            std::thread::sleep(Duration::from_secs(3600));
+        }
         let results = model.infer_batch(&images, &min_scores);
         let inference_ms = started.elapsed().as_secs_f32() * 1e3;
         heartbeat.idle();
