@@ -9,6 +9,8 @@ export VISIOND_CACHE="${VISIOND_CACHE:-$HOME/.cache/visiond}"
 export GST_REGISTRY="${GST_REGISTRY:-$VISIOND_CACHE/gst-registry.bin}"
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
+# The Debian package, installed and checked (needs root: CI is).
+if [ "$(id -u)" -eq 0 ]; then scripts/test-deb.sh; else echo "deb: skipped (not root)"; fi
 log="$(mktemp)"
 set +e
 cargo test 2>&1 | tee "$log"
