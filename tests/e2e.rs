@@ -46,6 +46,13 @@ streams:
     )
 }
 
+fn validator(name: &str) -> jsonschema::Validator {
+    let path = repo().join("docs/schema").join(name);
+    let schema: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("schema file")).expect("schema JSON");
+    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// Every contract field is there with the right type.
 fn check_fields(m: &Value, stream: &str) {
     assert_eq!(m["v"], 1);
@@ -184,6 +191,26 @@ fn rtsp_and_test_streams_to_mqtt_then_sigterm() {
         "cat box {b}"
     );
     assert_eq!(o["label_id"], 16);
+
+    // Every message against the JSON Schemas users get in docs/schema.
+    let detections = validator("detections.schema.json");
+    assert!(
+        !detections.is_valid(&serde_json::json!({"v": 2})),
+        "the schema checks something"
+    );
+    for m in cam.iter().chain(pattern) {
+        if let Err(e) = detections.validate(m) {
+            panic!("{m} does not match docs/schema/detections.schema.json: {e}");
+        }
+    }
+    let status = validator("status.schema.json");
+    for (t, v) in &statuses {
+        if let Err(e) = status.validate(v) {
+            panic!("{t} {v} does not match docs/schema/status.schema.json: {e}");
+        }
+    }
+    let available = validator("available.schema.json");
+    assert!(available.is_valid(&Value::from("online")) && !available.is_valid(&Value::from("up")));
 
     let playing: Vec<&String> = statuses
         .iter()

@@ -65,6 +65,9 @@ pub struct MqttConfig {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    /// A file holding the password (first line), e.g. a systemd credential.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
     /// First level of every topic.
     #[serde(default = "default_prefix")]
     pub prefix: String,
@@ -507,6 +510,22 @@ pub fn parse(
     if let Some(p) = &mut config.mqtt.spool {
         *p = base.join(&*p);
     }
+    if let Some(f) = &mut config.mqtt.password_file {
+        *f = base.join(&*f);
+        match std::fs::read_to_string(&*f) {
+            Ok(text) if config.mqtt.password.is_none() => {
+                config.mqtt.password = Some(text.lines().next().unwrap_or("").to_string());
+            }
+            Ok(_) => description_problems.push((
+                "mqtt.password_file".into(),
+                "give password or password_file, not both".into(),
+            )),
+            Err(e) => description_problems.push((
+                "mqtt.password_file".into(),
+                format!("cannot read {}: {e}", f.display()),
+            )),
+        }
+    }
 
     let locator = Locator::new(&text);
     let problems: Vec<Problem> = description_problems
@@ -560,6 +579,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "client_id",
             "username",
             "password",
+            "password_file",
             "prefix",
             "qos",
             "spool",
@@ -994,6 +1014,30 @@ mod tests {
         assert_eq!(
             caps.capture_caps().to_string(),
             "image/jpeg, width=(int)640"
+        );
+    }
+
+    #[test]
+    fn the_password_can_come_from_a_file_and_stays_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "from-file-123\nignored\n").unwrap();
+        let l = parse(
+            &dir.path().join("c.yaml"),
+            "mqtt:\n  password_file: pw\n",
+            env,
+        )
+        .unwrap();
+        assert_eq!(l.config.mqtt.password.as_deref(), Some("from-file-123"));
+        assert!(l.secrets.contains(&"from-file-123".to_string()));
+        let err = parse(
+            &dir.path().join("c.yaml"),
+            "mqtt:\n  password_file: nope\n",
+            env,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("c.yaml:2:18: cannot read"),
+            "{err}"
         );
     }
 

@@ -10,6 +10,10 @@ use crate::status::{StreamState, StreamStatus};
 /// Version of the detections payload.
 pub const VERSION: u32 = 1;
 
+/// Objects per message at most (about 100 bytes each): far below any
+/// broker's packet limit. More are cut, best kept, and the message says so.
+pub const MAX_OBJECTS: usize = 1000;
+
 #[derive(Serialize)]
 struct DetectionsPayload<'a> {
     v: u32,
@@ -26,6 +30,9 @@ struct DetectionsPayload<'a> {
     model: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     objects: Option<&'a [Detection]>,
+    /// Present (true) when `objects` was cut to [`MAX_OBJECTS`].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    objects_truncated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     classes: Option<&'a [Class]>,
 }
@@ -37,9 +44,11 @@ pub fn detections(a: &Analysis, node: &str, now: SystemTime) -> Vec<u8> {
         .map(|d| d.as_secs_f64() * 1e3)
         .unwrap_or(0.0);
     let (objects, classes) = match &a.output {
-        Output::Detections(d) => (Some(d.as_slice()), None),
+        // Detections arrive best first.
+        Output::Detections(d) => (Some(&d[..d.len().min(MAX_OBJECTS)]), None),
         Output::Classes(c) => (None, Some(c.as_slice())),
     };
+    let objects_truncated = matches!(&a.output, Output::Detections(d) if d.len() > MAX_OBJECTS);
     let p = DetectionsPayload {
         v: VERSION,
         node,
@@ -53,6 +62,7 @@ pub fn detections(a: &Analysis, node: &str, now: SystemTime) -> Vec<u8> {
         height: a.meta.source_height,
         model: &a.model,
         objects,
+        objects_truncated,
         classes,
     };
     serde_json::to_vec(&p).unwrap_or_default()
@@ -147,6 +157,43 @@ mod tests {
         assert!((o["score"].as_f64().unwrap() - 0.91).abs() < 1e-6);
         assert!((o["box"]["h"].as_f64().unwrap() - 0.4).abs() < 1e-6);
         assert!(v.get("classes").is_none());
+    }
+
+    #[test]
+    fn too_many_objects_are_cut_and_flagged() {
+        let det = Detection {
+            label: Arc::from("person"),
+            label_id: 0,
+            score: 0.5,
+            bbox: BBox {
+                x: 0.0,
+                y: 0.0,
+                w: 0.1,
+                h: 0.1,
+            },
+        };
+        let mut a = Analysis {
+            meta: FrameMeta {
+                stream: "s".into(),
+                session: "x".into(),
+                seq: 0,
+                pts_ns: None,
+                captured_at: SystemTime::now(),
+                source_width: 1,
+                source_height: 1,
+            },
+            model: "m".into(),
+            output: Output::Detections(vec![det.clone(); MAX_OBJECTS + 5]),
+            inference_ms: 1.0,
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(&detections(&a, "n", SystemTime::now())).unwrap();
+        assert_eq!(v["objects"].as_array().unwrap().len(), MAX_OBJECTS);
+        assert_eq!(v["objects_truncated"], true);
+        a.output = Output::Detections(vec![det]);
+        let v: serde_json::Value =
+            serde_json::from_slice(&detections(&a, "n", SystemTime::now())).unwrap();
+        assert!(v.get("objects_truncated").is_none());
     }
 
     #[test]
