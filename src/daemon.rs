@@ -95,7 +95,8 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
 
     let settings = MqttSettings::from_config(&loaded).map_err(DaemonError::Mqtt)?;
     info!(broker = %format!("{}:{}", settings.host, settings.port), node = %loaded.node, "starting");
-    let mqtt = Arc::new(MqttPublisher::start(settings)?);
+    let mqtt =
+        Arc::new(MqttPublisher::start(settings).map_err(|e| DaemonError::Mqtt(e.to_string()))?);
     // A reachable broker gets the first frames too (a file's first frames
     // would otherwise be analysed before the connection is up); an
     // unreachable one does not hold the streams back for long.

@@ -68,6 +68,14 @@ pub struct MqttConfig {
     /// A file holding the password (first line), e.g. a systemd credential.
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// mqtts://: the CA that signed the broker's certificate (PEM).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// mqtts://: a client certificate and its key (PEM), for brokers that ask.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
     /// First level of every topic.
     #[serde(default = "default_prefix")]
     pub prefix: String,
@@ -510,6 +518,16 @@ pub fn parse(
     if let Some(p) = &mut config.mqtt.spool {
         *p = base.join(&*p);
     }
+    for f in [
+        &mut config.mqtt.ca_file,
+        &mut config.mqtt.cert_file,
+        &mut config.mqtt.key_file,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *f = base.join(&*f);
+    }
     if let Some(f) = &mut config.mqtt.password_file {
         *f = base.join(&*f);
         match std::fs::read_to_string(&*f) {
@@ -580,6 +598,9 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "username",
             "password",
             "password_file",
+            "ca_file",
+            "cert_file",
+            "key_file",
             "prefix",
             "qos",
             "spool",
@@ -770,10 +791,14 @@ fn validate(config: &Config) -> Vec<(String, String)> {
     }
     match url::Url::parse(&config.mqtt.url) {
         Ok(u) if u.scheme() == "mqtt" && u.host_str().is_some() => {}
-        Ok(u) if u.scheme() == "mqtts" => problems.push((
-            "mqtt.url".into(),
-            "mqtts:// (TLS) is not supported yet; use mqtt://".into(),
-        )),
+        Ok(u) if u.scheme() == "mqtts" && u.host_str().is_some() => {
+            if config.mqtt.ca_file.is_none() {
+                problems.push((
+                    "mqtt.url".into(),
+                    "mqtts:// needs ca_file, the CA that signed the broker's certificate".into(),
+                ));
+            }
+        }
         _ => problems.push((
             "mqtt.url".into(),
             format!(
@@ -781,6 +806,23 @@ fn validate(config: &Config) -> Vec<(String, String)> {
                 crate::redact::url(&config.mqtt.url)
             ),
         )),
+    }
+    for (key, file) in [
+        ("ca_file", &config.mqtt.ca_file),
+        ("cert_file", &config.mqtt.cert_file),
+        ("key_file", &config.mqtt.key_file),
+    ] {
+        if let Some(f) = file
+            && !f.is_file()
+        {
+            problems.push((format!("mqtt.{key}"), format!("{} not found", f.display())));
+        }
+    }
+    if config.mqtt.cert_file.is_some() != config.mqtt.key_file.is_some() {
+        problems.push((
+            "mqtt.cert_file".into(),
+            "cert_file and key_file go together".into(),
+        ));
     }
     if let Some(h) = &config.http
         && h.listen.parse::<std::net::SocketAddr>().is_err()

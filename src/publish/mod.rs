@@ -7,7 +7,7 @@ pub mod payload;
 use crate::frame::Analysis;
 use crate::status::StreamStatus;
 
-pub use mqtt::{MqttCounters, MqttPublisher, MqttSettings};
+pub use mqtt::{MqttCounters, MqttPublisher, MqttSettings, TlsFiles};
 
 /// Where results and stream health go. Implementations never block the
 /// caller on the network.

@@ -34,6 +34,14 @@ pub struct MqttSettings {
     /// QoS of `detections`.
     pub qos: u8,
     pub node: String,
+    /// mqtts://: CA, and optionally a client certificate and key (PEM files).
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFiles {
+    pub ca: std::path::PathBuf,
+    pub client: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl MqttSettings {
@@ -44,9 +52,17 @@ impl MqttSettings {
             .ok_or_else(|| "mqtt.url has no host".to_string())?
             .trim_matches(['[', ']'])
             .to_string();
+        let m = &c.config.mqtt;
+        let tls = (url.scheme() == "mqtts").then(|| TlsFiles {
+            ca: m.ca_file.clone().unwrap_or_default(),
+            client: m.cert_file.clone().zip(m.key_file.clone()),
+        });
         Ok(Self {
             host,
-            port: url.port().unwrap_or(1883),
+            port: url
+                .port()
+                .unwrap_or(if tls.is_some() { 8883 } else { 1883 }),
+            tls,
             client_id: c.client_id.clone(),
             username: c.config.mqtt.username.clone(),
             password: c.config.mqtt.password.clone(),
@@ -121,6 +137,25 @@ impl MqttPublisher {
     /// Connects in the background; returns at once.
     pub fn start(settings: MqttSettings) -> std::io::Result<Self> {
         let mut opts = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
+        if let Some(tls) = &settings.tls {
+            // rustls needs its crypto chosen once per process.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let read = |p: &std::path::Path| {
+                std::fs::read(p)
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+            };
+            let client_auth = match &tls.client {
+                Some((cert, key)) => Some((read(cert)?, read(key)?)),
+                None => None,
+            };
+            opts.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Simple {
+                    ca: read(&tls.ca)?,
+                    alpn: None,
+                    client_auth,
+                },
+            ));
+        }
         opts.set_keep_alive(settings.keep_alive);
         opts.set_max_packet_size(MAX_PACKET, MAX_PACKET);
         opts.set_last_will(LastWill::new(
