@@ -121,7 +121,8 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     let streams = running.streams.len();
     info!(streams, "running");
     crate::notify::notify(&format!("READY=1\nSTATUS={streams} streams"));
-    let mut watchdog = Watchdog::start(&running)?;
+    let mqtt_progress = (mqtt.counters(), mqtt.stuck_after());
+    let mut watchdog = Watchdog::start(&running, &mqtt_progress)?;
     let mut loaded = loaded;
 
     for signal in signals.forever() {
@@ -150,7 +151,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         }
         monitor.set_streams(running.stats());
         drop(watchdog);
-        watchdog = Watchdog::start(&running)?;
+        watchdog = Watchdog::start(&running, &mqtt_progress)?;
         crate::notify::notify(&format!(
             "READY=1\nSTATUS={} streams",
             running.streams.len()
@@ -412,15 +413,19 @@ fn start_stream(
 }
 
 /// Pings systemd's watchdog at half `WATCHDOG_USEC` while no inference
-/// worker is stuck on a frame; a stuck stage stops the pings and systemd
-/// restarts the service.
+/// worker is stuck on a frame and the MQTT loop turns; a stuck stage stops
+/// the pings and systemd restarts the service.
 struct Watchdog {
     stop: Option<crossbeam_channel::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Watchdog {
-    fn start(running: &Running) -> std::io::Result<Self> {
+    fn start(
+        running: &Running,
+        mqtt: &(Arc<crate::publish::MqttCounters>, Duration),
+    ) -> std::io::Result<Self> {
+        let (mqtt_counters, mqtt_stuck_after) = (mqtt.0.clone(), mqtt.1);
         let interval = std::env::var("WATCHDOG_USEC")
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
@@ -443,14 +448,25 @@ impl Watchdog {
             .spawn(move || {
                 let mut was_stuck = false;
                 loop {
-                    let stuck = beats
+                    let inference_stuck = beats
                         .iter()
                         .filter_map(|b| b.busy_for())
                         .any(|d| d >= interval / 2);
+                    let last_turn = mqtt_counters
+                        .last_turn_ms
+                        .load(std::sync::atomic::Ordering::Relaxed);
+                    let mqtt_stuck = crate::source::now_ms().saturating_sub(last_turn)
+                        > mqtt_stuck_after.as_millis() as u64;
+                    let stuck = inference_stuck || mqtt_stuck;
                     if !stuck {
                         crate::notify::notify("WATCHDOG=1");
                     } else if !was_stuck {
-                        tracing::error!("an inference worker is stuck; no more watchdog pings");
+                        let what = if inference_stuck {
+                            "an inference worker"
+                        } else {
+                            "the MQTT loop"
+                        };
+                        tracing::error!("{what} is stuck; no more watchdog pings");
                     }
                     was_stuck = stuck;
                     if stopped

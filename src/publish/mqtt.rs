@@ -82,6 +82,9 @@ pub struct MqttCounters {
     /// request queue was full.
     pub dropped: AtomicU64,
     pub connected: AtomicBool,
+    /// When the connection loop last turned (ms since the Unix epoch): it
+    /// turns at least every keep-alive while connected, every backoff while not.
+    pub last_turn_ms: AtomicU64,
 }
 
 struct Shared {
@@ -175,6 +178,10 @@ impl MqttPublisher {
             statuses: Mutex::default(),
         });
         let (closing_tx, closing_rx) = crossbeam_channel::bounded(0);
+        shared
+            .counters
+            .last_turn_ms
+            .store(crate::source::now_ms(), Ordering::Relaxed);
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("mqtt".into())
@@ -196,6 +203,11 @@ impl MqttPublisher {
             std::thread::sleep(Duration::from_millis(10));
         }
         true
+    }
+
+    /// The longest the connection loop may rest without being stuck.
+    pub fn stuck_after(&self) -> Duration {
+        (self.shared.settings.keep_alive * 3).max(Duration::from_secs(90))
     }
 
     pub fn counters(&self) -> Arc<MqttCounters> {
@@ -265,6 +277,9 @@ fn poll(mut connection: Connection, s: &Shared, closing: &Receiver<()>) {
     let mut last_error: Option<String> = None;
     let broker = format!("{}:{}", s.settings.host, s.settings.port);
     for event in connection.iter() {
+        s.counters
+            .last_turn_ms
+            .store(crate::source::now_ms(), Ordering::Relaxed);
         let is_closing = closing.try_recv().is_err_and(|e| e.is_disconnected());
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
