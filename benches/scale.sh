@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Scale: N RTSP streams of 720p30 H.264 (the photos clip served as it is by
+# gst-rtsp-server, no re-encoding), each at `fps: 5`, through the daemon and
+# a real broker. Per N: analysed frames/s, drops, latency_ms p50/p99 (from
+# the messages), CPU and RSS of the daemon.
+#   benches/scale.sh [N...]        (default: 1 2 4 8)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+COUNTS=("${@:-1 2 4 8}"); [ $# -eq 0 ] && COUNTS=(1 2 4 8)
+CACHE="${VISIOND_CACHE:-$HOME/.cache/visiond}"
+cargo build --release --quiet --example rtsp-server --bin visiond
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+echo "| streams | analysed frames/s | expected | dropped | latency p50 ms | latency p99 ms | CPU % | RSS MiB |"
+echo "|---|---|---|---|---|---|---|---|"
+for n in "${COUNTS[@]}"; do
+  work="$(mktemp -d)"; pids=()
+  MQTT="$(free_port)"
+  /usr/sbin/mosquitto -p "$MQTT" >/dev/null 2>&1 & pids+=($!)
+  {
+    echo "node: scale"; echo "mqtt: {url: \"mqtt://127.0.0.1:$MQTT\"}"
+    echo "http: {listen: \"127.0.0.1:$(free_port)\"}"
+    echo "models:"; echo "  - {name: coco, path: $PWD/models/ssd_mobilenet_v2_coco.onnx, labels: $PWD/models/coco_labels.txt}"
+    echo "streams:"
+  } > "$work/c.yaml"
+  for i in $(seq "$n"); do
+    port="$(free_port)"
+    target/release/examples/rtsp-server --port "$port" --file "$CACHE/media/photos.mp4" > /dev/null & pids+=($!)
+    echo "  - {name: cam$i, source: \"rtsp://127.0.0.1:$port/cam\", model: coco, fps: 5}" >> "$work/c.yaml"
+  done
+  sleep 0.5
+  http="$(sed -n 's/^http: {listen: "\(.*\)"}/\1/p' "$work/c.yaml")"
+  target/release/visiond run -c "$work/c.yaml" 2>"$work/log" & daemon=$!; pids+=($daemon)
+  sleep 3   # connect, first key frames
+  mosquitto_sub -p "$MQTT" -t 'visiond/scale/+/detections' > "$work/msgs" & pids+=($!)
+  t0="$(awk '{print $14+$15}' /proc/$daemon/stat)"; sleep 5
+  t1="$(awk '{print $14+$15}' /proc/$daemon/stat)"
+  rss="$(awk '/VmRSS/ {print $2/1024}' /proc/$daemon/status)"
+  dropped="$(curl -s "http://$http/metrics" | awk '/^visiond_frames_dropped_total/ {s+=$2} END {print s+0}')"
+  python3 - "$work/msgs" "$n" "$t0" "$t1" "$rss" "$dropped" <<'PY'
+import json, sys
+path, n, t0, t1, rss, dropped = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:6]), sys.argv[6]
+lat = sorted(json.loads(l)["latency_ms"] for l in open(path) if l.strip())
+pct = lambda p: lat[min(len(lat) - 1, int(round(p * (len(lat) - 1))))] if lat else 0
+hz = 100  # clock ticks per second
+print(f"| {n} | {len(lat)/5:.1f} | {5*n} | {dropped} | {pct(.5):.1f} | {pct(.99):.1f} | {(t1-t0)/hz/5*100:.0f} | {rss:.0f} |")
+PY
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"
+done
