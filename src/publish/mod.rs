@@ -3,6 +3,7 @@
 
 mod mqtt;
 pub mod payload;
+pub mod spool;
 
 use crate::frame::Analysis;
 use crate::status::StreamStatus;
