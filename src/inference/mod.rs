@@ -251,11 +251,6 @@ impl Engine {
         self.heartbeats.clone()
     }
 
-    /// The longest any worker has been on its current frame.
-    pub fn longest_busy(&self) -> Option<Duration> {
-        self.heartbeats.iter().filter_map(|h| h.busy_for()).max()
-    }
-
     /// Finishes the frames in flight once every stream has stopped, then ends.
     pub fn join(self) {
         let threads: Vec<JoinHandle<()>> = self.workers.into_iter().map(|(_, t)| t).collect();

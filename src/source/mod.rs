@@ -99,32 +99,36 @@ impl StreamStats {
 
 /// Keeps at most `fps` frames a second, counted in stream time (the
 /// buffers' timestamps): on a 30 fps source `fps: 5` keeps every sixth frame.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FpsGate {
     interval_ns: Option<u64>,
-    last_slot: Option<u64>,
+    /// The last kept slot; `NO_SLOT` before the first frame. Atomic so the
+    /// gate needs no lock on the streaming thread.
+    last_slot: AtomicU64,
 }
+
+const NO_SLOT: u64 = u64::MAX;
 
 impl FpsGate {
     pub fn new(fps: Option<f64>) -> Self {
         Self {
             interval_ns: fps.map(|f| (1e9 / f).round() as u64),
-            last_slot: None,
+            last_slot: AtomicU64::new(NO_SLOT),
         }
     }
 
-    pub fn keep(&mut self, pts_ns: Option<u64>) -> bool {
+    pub fn keep(&self, pts_ns: Option<u64>) -> bool {
         let (Some(interval), Some(pts)) = (self.interval_ns, pts_ns) else {
             return true;
         };
         // A millisecond of slack absorbs timestamp rounding (6 x 33.333 ms
         // is 199.999998 ms, which must count as 200 ms).
         let slot = (pts + 1_000_000) / interval;
-        match self.last_slot {
+        match self.last_slot.load(Relaxed) {
             // A timestamp going backwards is a new segment (a seek or a loop).
-            Some(last) if slot <= last && slot + 1 >= last => false,
+            last if last != NO_SLOT && slot <= last && slot + 1 >= last => false,
             _ => {
-                self.last_slot = Some(slot);
+                self.last_slot.store(slot, Relaxed);
                 true
             }
         }
@@ -218,7 +222,7 @@ mod tests {
 
     #[test]
     fn fps_gate_keeps_every_sixth_frame_of_30fps_at_5() {
-        let mut gate = FpsGate::new(Some(5.0));
+        let gate = FpsGate::new(Some(5.0));
         let frame_ns = 1_000_000_000u64 / 30;
         let kept: Vec<u64> = (0..60)
             .filter(|i| gate.keep(Some(i * frame_ns + i / 7)))
@@ -228,15 +232,15 @@ mod tests {
 
     #[test]
     fn fps_gate_passes_everything_without_fps_or_pts() {
-        let mut gate = FpsGate::new(None);
+        let gate = FpsGate::new(None);
         assert!((0..10).all(|i| gate.keep(Some(i))));
-        let mut gate = FpsGate::new(Some(1.0));
+        let gate = FpsGate::new(Some(1.0));
         assert!(gate.keep(None) && gate.keep(None));
     }
 
     #[test]
     fn fps_gate_restarts_when_time_jumps_back() {
-        let mut gate = FpsGate::new(Some(1.0));
+        let gate = FpsGate::new(Some(1.0));
         assert!(gate.keep(Some(10_000_000_000)));
         assert!(!gate.keep(Some(10_500_000_000)));
         assert!(gate.keep(Some(0)));

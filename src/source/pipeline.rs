@@ -3,8 +3,8 @@
 //! Scaling happens before conversion (fewer pixels to convert), and frames
 //! the fps gate drops are never scaled, converted or copied.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use gstreamer as gst;
@@ -111,7 +111,8 @@ impl Pipeline {
             .static_pad("sink")
             .ok_or_else(|| SourceError::Build("the scaler has no sink pad".into()))?;
         let source_size = Arc::new(AtomicU64::new(0));
-        let gate_time = Arc::new(Mutex::new(SystemTime::now()));
+        // When the last kept frame passed the gate, in ns since the Unix epoch.
+        let gate_time = Arc::new(AtomicU64::new(0));
         install_gate(&scale_sink, settings.fps, &stats, &source_size, &gate_time);
 
         add_source(&pipeline, &settings.spec, &settings.options, &head)?;
@@ -139,10 +140,8 @@ impl Pipeline {
                     let pts_ns = buffer.pts().map(|t| t.nseconds());
                     let live = live.load(Ordering::Relaxed);
                     let captured_at = capture_time(sink, &sample, live).unwrap_or_else(|| {
-                        gate_time
-                            .lock()
-                            .map(|t| *t)
-                            .unwrap_or_else(|_| SystemTime::now())
+                        SystemTime::UNIX_EPOCH
+                            + Duration::from_nanos(gate_time.load(Ordering::Relaxed))
                     });
                     let mapped = buffer
                         .into_mapped_buffer_readable()
@@ -236,7 +235,7 @@ fn install_gate(
     fps: Option<f64>,
     stats: &Arc<StreamStats>,
     source_size: &Arc<AtomicU64>,
-    gate_time: &Arc<Mutex<SystemTime>>,
+    gate_time: &Arc<AtomicU64>,
 ) {
     let size = source_size.clone();
     pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
@@ -250,17 +249,18 @@ fn install_gate(
         }
         gst::PadProbeReturn::Ok
     });
-    let gate = Mutex::new(FpsGate::new(fps));
+    let gate = FpsGate::new(fps);
     let stats = stats.clone();
     let gate_time = gate_time.clone();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         stats.frames_in.fetch_add(1, Ordering::Relaxed);
         let pts = info.buffer().and_then(|b| b.pts()).map(|t| t.nseconds());
-        if gate.lock().map_or(true, |mut g| g.keep(pts)) {
+        if gate.keep(pts) {
             stats.frames_kept.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut t) = gate_time.lock() {
-                *t = SystemTime::now();
-            }
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            gate_time.store(now, Ordering::Relaxed);
             gst::PadProbeReturn::Ok
         } else {
             stats.frames_skipped.fetch_add(1, Ordering::Relaxed);
