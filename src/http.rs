@@ -161,15 +161,21 @@ impl Monitor {
         for (name, help, kind, v) in [
             (
                 "mqtt_published_total",
-                "Messages handed to the MQTT client.",
+                "Messages sent (QoS 0) or acknowledged by the broker (QoS 1).",
                 "counter",
                 m.published.load(Relaxed),
             ),
             (
                 "mqtt_dropped_total",
-                "QoS 0 messages dropped while the broker was unreachable.",
+                "Messages lost: QoS 0 while the broker was unreachable, QoS 1 beyond the spool's bound.",
                 "counter",
                 m.dropped.load(Relaxed),
+            ),
+            (
+                "mqtt_spooled",
+                "QoS 1 messages in the spool waiting for the broker's acknowledgement.",
+                "gauge",
+                m.spooled.load(Relaxed),
             ),
             (
                 "mqtt_connected",

@@ -82,12 +82,45 @@ pub struct MqttConfig {
     /// QoS of `detections` messages (0 or 1).
     #[serde(default)]
     pub qos: u8,
-    /// Folder where QoS 1 messages wait while the broker is unreachable.
+    /// Folder where QoS 1 messages wait while the broker is unreachable
+    /// (kept across restarts); without it they wait in memory.
     #[serde(default)]
     pub spool: Option<PathBuf>,
+    /// The spool's bound in MiB: beyond it the oldest messages are dropped.
+    #[serde(default = "default_spool_max_mb")]
+    pub spool_max_mb: u64,
     /// Seconds between MQTT keep-alive pings.
     #[serde(default = "default_keep_alive")]
     pub keep_alive: u64,
+    /// MQTT protocol version: `3.1.1` or `5`.
+    #[serde(default = "default_protocol", deserialize_with = "text_or_number")]
+    pub protocol: String,
+    /// MQTT 5: seconds after which the broker discards an undelivered
+    /// detections message (0: never).
+    #[serde(default = "default_expiry")]
+    pub expiry: u64,
+}
+
+fn default_spool_max_mb() -> u64 {
+    64
+}
+fn default_protocol() -> String {
+    "3.1.1".into()
+}
+fn default_expiry() -> u64 {
+    300
+}
+
+/// `protocol: 5` is a number in YAML, `protocol: 3.1.1` a string.
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    use serde::Deserialize;
+    match serde_yaml::Value::deserialize(d)? {
+        serde_yaml::Value::String(s) => Ok(s),
+        serde_yaml::Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "expected 3.1.1 or 5, found {other:?}"
+        ))),
+    }
 }
 
 fn default_mqtt_url() -> String {
@@ -604,7 +637,10 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "prefix",
             "qos",
             "spool",
+            "spool_max_mb",
             "keep_alive",
+            "protocol",
+            "expiry",
         ],
     ),
     ("http", &["listen", "grace"]),
@@ -835,6 +871,21 @@ fn validate(config: &Config) -> Vec<(String, String)> {
     if config.mqtt.qos > 1 {
         problems.push(("mqtt.qos".into(), "qos must be 0 or 1".into()));
     }
+    if !["3.1.1", "5"].contains(&config.mqtt.protocol.as_str()) {
+        problems.push((
+            "mqtt.protocol".into(),
+            format!(
+                "protocol must be 3.1.1 or 5, not {:?}",
+                config.mqtt.protocol
+            ),
+        ));
+    }
+    if config.mqtt.spool_max_mb == 0 {
+        problems.push((
+            "mqtt.spool_max_mb".into(),
+            "the spool needs at least 1 MiB".into(),
+        ));
+    }
     if config.mqtt.prefix.is_empty() || config.mqtt.prefix.contains(['#', '+']) {
         problems.push((
             "mqtt.prefix".into(),
@@ -1011,7 +1062,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_models(dir.path());
         // Nearly every key of KNOWN_KEYS at once: serde must accept them all.
-        let text = "node: n\nonnxruntime: x.so\nhttp: {listen: \"127.0.0.1:1\", grace: 1}\nmqtt: {url: \"mqtt://h\", client_id: c, username: u, password: p, prefix: p, qos: 0, spool: s, keep_alive: 5}\nmodels:\n  - {name: m, path: m.onnx, task: detection, labels: l.txt, workers: 1, threads: 1, batch: 1, top_k: 1, iou: 0.5, providers: [cpu],\n     input: {width: 1, height: 1, layout: nhwc, dtype: uint8, colour: rgb, mean: [0, 0, 0], std: [1, 1, 1], resize: stretch},\n     output: {decoder: ssd, scores: s, boxes: b, classes: c, count: n, logits: false, scale: 1.0, class_offset: 1}}\nstreams:\n  - {name: a, source: \"rtsp://h/s\", model: m, fps: 1, min_score: 0.5, labels: [x], max_objects: 1, options: {transport: tcp, latency_ms: 1}, realtime: false, loop: false}\n";
+        let text = "node: n\nonnxruntime: x.so\nhttp: {listen: \"127.0.0.1:1\", grace: 1}\nmqtt: {url: \"mqtt://h\", client_id: c, username: u, password: p, prefix: p, qos: 0, spool: s, spool_max_mb: 1, keep_alive: 5, protocol: 5, expiry: 9}\nmodels:\n  - {name: m, path: m.onnx, task: detection, labels: l.txt, workers: 1, threads: 1, batch: 1, top_k: 1, iou: 0.5, providers: [cpu],\n     input: {width: 1, height: 1, layout: nhwc, dtype: uint8, colour: rgb, mean: [0, 0, 0], std: [1, 1, 1], resize: stretch},\n     output: {decoder: ssd, scores: s, boxes: b, classes: c, count: n, logits: false, scale: 1.0, class_offset: 1}}\nstreams:\n  - {name: a, source: \"rtsp://h/s\", model: m, fps: 1, min_score: 0.5, labels: [x], max_objects: 1, options: {transport: tcp, latency_ms: 1}, realtime: false, loop: false}\n";
         let r = parse(&dir.path().join("c.yaml"), text, env);
         assert!(r.is_ok(), "{}", r.unwrap_err());
     }

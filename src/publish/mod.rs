@@ -1,14 +1,16 @@
 //! The publishing stage: one interface ([`Publish`]) for everything the
 //! daemon tells the outside world; MQTT is its implementation.
 
+mod link;
 mod mqtt;
+mod outbox;
 pub mod payload;
 pub mod spool;
 
 use crate::frame::Analysis;
 use crate::status::StreamStatus;
 
-pub use mqtt::{MqttCounters, MqttPublisher, MqttSettings, TlsFiles};
+pub use mqtt::{MqttCounters, MqttPublisher, MqttSettings, Protocol, TlsFiles};
 
 /// Where results and stream health go. Implementations never block the
 /// caller on the network.

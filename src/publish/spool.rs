@@ -10,7 +10,8 @@
 //! - `acked`: the highest sequence number below which everything was
 //!   acknowledged, replaced atomically (write, sync, rename).
 //!
-//! Not wired to the MQTT client yet: this is the storage half.
+//! Without a folder the spool lives in memory only: same order and bound,
+//! but a restart loses it.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -73,8 +74,8 @@ pub struct Recovery {
 
 #[derive(Debug)]
 pub struct Spool {
-    dir: PathBuf,
-    log: File,
+    /// The folder and its open log; `None` keeps the spool in memory.
+    disk: Option<(PathBuf, File)>,
     /// Unacknowledged records, oldest first.
     pending: VecDeque<Record>,
     /// Acknowledged sequence numbers above the watermark.
@@ -84,8 +85,18 @@ pub struct Spool {
     next_seq: u64,
     pending_bytes: usize,
     max_bytes: usize,
+    /// The watermark moved since it was last written.
+    dirty: bool,
     /// Records dropped because the bound was reached.
     pub dropped: u64,
+}
+
+fn encode(record: &Record, out: &mut Vec<u8>) {
+    let body = record.body();
+    out.extend_from_slice(&MAGIC.to_le_bytes());
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    out.extend_from_slice(&body);
 }
 
 impl Spool {
@@ -126,57 +137,88 @@ impl Spool {
             pending: pending.len(),
             cut_bytes: cut,
         };
-        Ok((
-            Self {
-                dir: dir.to_path_buf(),
-                log,
-                pending,
-                acked_above: BTreeSet::new(),
-                watermark,
-                next_seq,
-                pending_bytes,
-                max_bytes,
-                dropped: 0,
-            },
-            recovery,
-        ))
+        let mut spool = Self::in_memory(max_bytes);
+        spool.disk = Some((dir.to_path_buf(), log));
+        spool.pending = pending;
+        spool.pending_bytes = pending_bytes;
+        spool.watermark = watermark;
+        spool.next_seq = next_seq;
+        Ok((spool, recovery))
     }
 
-    /// Appends a message and syncs it to disk; returns its sequence number.
-    /// When the bound is reached the oldest records are dropped (and counted).
+    /// A spool that keeps its records in memory only.
+    pub fn in_memory(max_bytes: usize) -> Self {
+        Self {
+            disk: None,
+            pending: VecDeque::new(),
+            acked_above: BTreeSet::new(),
+            watermark: 0,
+            next_seq: 1,
+            pending_bytes: 0,
+            max_bytes,
+            dirty: false,
+            dropped: 0,
+        }
+    }
+
+    /// Appends one message and syncs it to disk; returns its sequence number.
     pub fn append(&mut self, topic: &str, payload: &[u8], retain: bool) -> io::Result<u64> {
-        let record = Record {
-            seq: self.next_seq,
-            retain,
-            topic: topic.to_string(),
-            payload: payload.to_vec(),
-        };
-        let body = record.body();
-        let mut buf = Vec::with_capacity(HEADER + body.len());
-        buf.extend_from_slice(&MAGIC.to_le_bytes());
-        buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        buf.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-        buf.extend_from_slice(&body);
-        self.log.write_all(&buf)?;
-        self.log.sync_data()?;
-        self.next_seq += 1;
-        self.pending_bytes += record.encoded_len();
-        let seq = record.seq;
-        self.pending.push_back(record);
+        self.append_all([(topic.to_string(), payload.to_vec(), retain)])
+    }
+
+    /// Appends messages `(topic, payload, retain)` with one write and one
+    /// sync for all of them; returns the last sequence number. When the bound
+    /// is reached the oldest records are dropped (and counted).
+    pub fn append_all(
+        &mut self,
+        messages: impl IntoIterator<Item = (String, Vec<u8>, bool)>,
+    ) -> io::Result<u64> {
+        let first = self.next_seq;
+        let records: Vec<Record> = messages
+            .into_iter()
+            .enumerate()
+            .map(|(i, (topic, payload, retain))| Record {
+                seq: first + i as u64,
+                retain,
+                topic,
+                payload,
+            })
+            .collect();
+        if let Some((_, log)) = &mut self.disk {
+            let mut buf = Vec::with_capacity(records.iter().map(Record::encoded_len).sum());
+            for r in &records {
+                encode(r, &mut buf);
+            }
+            log.write_all(&buf)?;
+            log.sync_data()?;
+        }
+        self.next_seq += records.len() as u64;
+        for record in records {
+            self.pending_bytes += record.encoded_len();
+            self.pending.push_back(record);
+        }
         while self.pending_bytes > self.max_bytes && self.pending.len() > 1 {
             if let Some(old) = self.pending.pop_front() {
                 self.pending_bytes -= old.encoded_len();
+                self.acked_above.remove(&old.seq);
                 self.dropped += 1;
                 self.watermark = self.watermark.max(old.seq);
+                self.dirty = true;
             }
         }
-        Ok(seq)
+        Ok(self.next_seq - 1)
     }
 
     /// Unacknowledged records, oldest first: what to (re)send.
     pub fn pending(&self) -> impl Iterator<Item = &Record> {
+        self.pending_after(0)
+    }
+
+    /// Unacknowledged records with a sequence number above `seq`, oldest first.
+    pub fn pending_after(&self, seq: u64) -> impl Iterator<Item = &Record> {
+        let start = self.pending.partition_point(|r| r.seq <= seq);
         self.pending
-            .iter()
+            .range(start..)
             .filter(|r| !self.acked_above.contains(&r.seq))
     }
 
@@ -191,22 +233,30 @@ impl Spool {
                 break;
             }
             self.watermark = front.seq;
+            self.dirty = true;
             self.pending_bytes -= front.encoded_len();
             self.pending.pop_front();
         }
     }
 
-    /// Writes the acknowledgement watermark (atomically), and rewrites the
-    /// log without acknowledged records once they dominate it.
+    /// Writes the acknowledgement watermark (atomically) when it moved, and
+    /// rewrites the log without acknowledged records once they dominate it.
     pub fn persist(&mut self) -> io::Result<()> {
-        let tmp = self.dir.join("acked.tmp");
+        let Some((dir, log)) = &self.disk else {
+            return Ok(());
+        };
+        if !self.dirty {
+            return Ok(());
+        }
+        let tmp = dir.join("acked.tmp");
         {
             let mut f = File::create(&tmp)?;
             f.write_all(&self.watermark.to_le_bytes())?;
             f.sync_all()?;
         }
-        std::fs::rename(&tmp, self.dir.join("acked"))?;
-        let on_disk = self.log.metadata()?.len() as usize;
+        std::fs::rename(&tmp, dir.join("acked"))?;
+        self.dirty = false;
+        let on_disk = log.metadata()?.len() as usize;
         if on_disk > 4 * self.pending_bytes.max(1 << 20) {
             self.compact()?;
         }
@@ -214,27 +264,29 @@ impl Spool {
     }
 
     fn compact(&mut self) -> io::Result<()> {
-        let tmp = self.dir.join("spool.log.tmp");
+        let Some((dir, log)) = &mut self.disk else {
+            return Ok(());
+        };
+        let tmp = dir.join("spool.log.tmp");
+        let mut buf = Vec::with_capacity(self.pending_bytes);
+        for r in &self.pending {
+            encode(r, &mut buf);
+        }
         {
             let mut f = File::create(&tmp)?;
-            for r in &self.pending {
-                let body = r.body();
-                f.write_all(&MAGIC.to_le_bytes())?;
-                f.write_all(&(body.len() as u32).to_le_bytes())?;
-                f.write_all(&crc32fast::hash(&body).to_le_bytes())?;
-                f.write_all(&body)?;
-            }
+            f.write_all(&buf)?;
             f.sync_all()?;
         }
-        std::fs::rename(&tmp, self.dir.join("spool.log"))?;
-        self.log = OpenOptions::new()
+        std::fs::rename(&tmp, dir.join("spool.log"))?;
+        *log = OpenOptions::new()
             .append(true)
-            .open(self.dir.join("spool.log"))?;
+            .open(dir.join("spool.log"))?;
         Ok(())
     }
 
+    /// Unacknowledged records.
     pub fn len(&self) -> usize {
-        self.pending().count()
+        self.pending.len() - self.acked_above.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -70,33 +70,76 @@ fn wait_for_port(port: u16, limit: Duration) {
 pub struct Mosquitto {
     pub port: u16,
     pub proc: Proc,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Mosquitto {
     pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// A broker with `extra` lines in its config (`DIR` stands for its
+    /// folder); its log goes to `DIR/mosquitto.log`.
+    pub fn start_with(extra: &str) -> Self {
+        Self::start_on(free_port(), extra)
+    }
+
+    pub fn start_on(port: u16, extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-        )
-        .expect("write mosquitto.conf");
+        // Started as root, mosquitto runs as its own user: let it write here.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+        let extra = extra.replace("DIR", &dir.path().display().to_string());
+        let mut conf = format!("listener {port} 127.0.0.1\nlog_dest stderr\nlog_type all\n");
+        if !extra.contains("persistence") {
+            conf.push_str("persistence false\n");
+        }
+        if !extra.contains("allow_anonymous") && !extra.contains("password_file") {
+            conf.push_str("allow_anonymous true\n");
+        }
+        conf.push_str(&extra);
+        std::fs::write(dir.path().join("mosquitto.conf"), conf + "\n")
+            .expect("write mosquitto.conf");
+        let proc = Self::spawn(dir.path(), port);
+        Self { port, proc, dir }
+    }
+
+    fn spawn(dir: &Path, port: u16) -> Proc {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("mosquitto.log"))
+            .expect("mosquitto log");
         let child = Command::new(mosquitto_bin())
             .arg("-c")
-            .arg(&conf)
+            .arg(dir.join("mosquitto.conf"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("mosquitto runs (scripts/apt-deps.sh installs it)");
         let proc = Proc(child);
         wait_for_port(port, Duration::from_secs(10));
-        Self {
-            port,
-            proc,
-            _dir: dir,
-        }
+        proc
+    }
+
+    /// kill -9: no clean shutdown, nothing saved.
+    pub fn kill(&mut self) {
+        let _ = self.proc.0.kill();
+        let _ = self.proc.0.wait();
+    }
+
+    /// Starts it again on the same port with the same config and folder.
+    pub fn restart(&mut self) {
+        self.proc = Self::spawn(self.dir.path(), self.port);
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
     }
 
     pub fn url(&self) -> String {
@@ -232,8 +275,12 @@ impl Msg {
 
 /// A real MQTT client subscribed to `filter`.
 pub fn subscribe(port: u16, filter: &str) -> Receiver<Msg> {
-    let mut opts =
-        rumqttc::MqttOptions::new(format!("test-sub-{}", free_port()), "127.0.0.1", port);
+    let opts = rumqttc::MqttOptions::new(format!("test-sub-{}", free_port()), "127.0.0.1", port);
+    subscribe_with(opts, filter)
+}
+
+/// A real MQTT client with `opts`, subscribed to `filter` at QoS 1.
+pub fn subscribe_with(mut opts: rumqttc::MqttOptions, filter: &str) -> Receiver<Msg> {
     opts.set_max_packet_size(16 << 20, 16 << 20);
     let (client, mut connection) = rumqttc::Client::new(opts, 64);
     client
