@@ -94,10 +94,12 @@ impl Outbox {
         messages: impl IntoIterator<Item = (String, Vec<u8>)>,
         c: &mut impl Submit,
     ) -> io::Result<()> {
-        self.spool
-            .append_all(messages.into_iter().map(|(t, p)| (t, p, false)))?;
+        let appended = self
+            .spool
+            .append_all(messages.into_iter().map(|(t, p)| (t, p, false)));
+        // Sent even when the disk refused them: they are held in memory.
         self.fill(c);
-        Ok(())
+        appended.map(|_| ())
     }
 
     /// Hands spooled messages to the client while the window has room.

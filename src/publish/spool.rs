@@ -184,14 +184,20 @@ impl Spool {
                 payload,
             })
             .collect();
+        let mut written = Ok(());
         if let Some((_, log)) = &mut self.disk {
             let mut buf = Vec::with_capacity(records.iter().map(Record::encoded_len).sum());
             for r in &records {
                 encode(r, &mut buf);
             }
-            log.write_all(&buf)?;
-            log.sync_data()?;
+            let end = log.metadata()?.len();
+            written = log.write_all(&buf).and_then(|()| log.sync_data());
+            if written.is_err() {
+                // No torn record may hide the ones appended after it.
+                let _ = log.set_len(end);
+            }
         }
+        // Kept in memory even when the disk refused them: only a restart loses them then.
         self.next_seq += records.len() as u64;
         for record in records {
             self.pending_bytes += record.encoded_len();
@@ -206,7 +212,7 @@ impl Spool {
                 self.dirty = true;
             }
         }
-        Ok(self.next_seq - 1)
+        written.map(|()| self.next_seq - 1)
     }
 
     /// Unacknowledged records, oldest first: what to (re)send.
@@ -408,5 +414,18 @@ mod tests {
         assert_eq!(rec.pending, 0);
         assert_eq!(rec.cut_bytes, 26);
         assert_eq!(s.append("t", b"x", false).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_full_disk_is_an_error_but_the_message_is_kept_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = Spool::open(dir.path(), 1 << 20).unwrap();
+        let full = OpenOptions::new().append(true).open("/dev/full").unwrap();
+        s.disk = Some((dir.path().to_path_buf(), full));
+        let err = s.append("t/0", b"x", false).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
+        assert_eq!(topics(&s), vec!["t/0"]);
+        s.ack(1);
+        assert!(s.is_empty());
     }
 }
