@@ -79,9 +79,11 @@ pub fn inference(
         cfg.batch = Some(batch);
     }
     let cfg = &cfg;
+    // As the daemon loads them: the workers share pre-packed weights.
+    let weights = ort::session::builder::PrepackedWeights::new();
     let mut models = (0..workers)
         .map(|_| {
-            let mut m = Model::load(cfg, threads)?;
+            let mut m = Model::load_sharing(cfg, threads, Some(&weights))?;
             m.warm_up()?;
             Ok(m)
         })

@@ -70,8 +70,10 @@ fn load_models_where(
             stream: users.join(", "),
             message: e.to_string(),
         };
+        let weights = ort::session::builder::PrepackedWeights::new();
         for _ in 0..workers {
-            let mut model = Model::load(cfg, threads).map_err(in_streams)?;
+            let mut model =
+                Model::load_sharing(cfg, threads, Some(&weights)).map_err(in_streams)?;
             let ms = model.warm_up().map_err(in_streams)?;
             if sessions.is_empty() {
                 info!(model = %cfg.name, task = %model.task, provider = %model.provider, input = ?(model.input.width, model.input.height), workers, threads, warm_up_ms = ms.round(), "model loaded");

@@ -132,6 +132,16 @@ impl Model {
     /// Loads the model's session with `threads` intra-op threads and reads
     /// its input and output description.
     pub fn load(cfg: &ModelConfig, threads: usize) -> Result<Self, ModelError> {
+        Self::load_sharing(cfg, threads, None)
+    }
+
+    /// As [`Model::load`]; sessions given the same `weights` share their
+    /// pre-packed weights instead of holding a copy each.
+    pub fn load_sharing(
+        cfg: &ModelConfig,
+        threads: usize,
+        weights: Option<&ort::session::builder::PrepackedWeights>,
+    ) -> Result<Self, ModelError> {
         let err = |e: ort::Error| ModelError::Load {
             model: cfg.name.clone(),
             message: e.to_string(),
@@ -140,8 +150,13 @@ impl Model {
             model: cfg.name.clone(),
             message,
         })?;
-        let session = Session::builder(super::runtime::environment()?)
-            .map_err(err)?
+        let mut builder = Session::builder(super::runtime::environment()?).map_err(err)?;
+        if let Some(w) = weights {
+            builder = builder
+                .with_prepacked_weights(w)
+                .map_err(|e| err(e.into()))?;
+        }
+        let session = builder
             .with_execution_providers([dispatch(provider)])
             .map_err(|e| err(e.into()))?
             .with_optimization_level(GraphOptimizationLevel::Level3)
