@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Scale: N RTSP streams of 720p30 H.264 (the photos clip served as it is by
-# gst-rtsp-server, no re-encoding), each at `fps: 5`, through the daemon and
+# gst-rtsp-server, no re-encoding; joined 81 times so it does not end), each at `fps: 5`, through the daemon and
 # a real broker. Per N: analysed frames/s, drops, latency_ms p50/p99 (from
 # the messages), CPU and RSS of the daemon.
 #   benches/scale.sh [N...]        (default: 1 2 4 8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNTS=("${@:-1 2 4 8}"); [ $# -eq 0 ] && COUNTS=(1 2 4 8)
-CACHE="${VISIOND_CACHE:-$HOME/.cache/visiond}"
+. benches/lib.sh
+LONG="$(long_clip)"
 cargo build --release --quiet --example rtsp-server --bin visiond
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 echo "| streams | analysed frames/s | expected | dropped | latency p50 ms | latency p99 ms | CPU % | RSS MiB |"
 echo "|---|---|---|---|---|---|---|---|"
 for n in "${COUNTS[@]}"; do
@@ -24,7 +24,7 @@ for n in "${COUNTS[@]}"; do
   } > "$work/c.yaml"
   for i in $(seq "$n"); do
     port="$(free_port)"
-    target/release/examples/rtsp-server --port "$port" --file "$CACHE/media/photos.mp4" > /dev/null & pids+=($!)
+    target/release/examples/rtsp-server --port "$port" --file "$LONG" > /dev/null & pids+=($!)
     echo "  - {name: cam$i, source: \"rtsp://127.0.0.1:$port/cam\", model: coco, fps: 5}" >> "$work/c.yaml"
   done
   sleep 0.5

@@ -1,0 +1,36 @@
+# Shared by the bench scripts: sourced, not run.
+CACHE="${VISIOND_CACHE:-$HOME/.cache/visiond}"
+CLIP="$CACHE/media/photos.mp4"
+[ -f "$CLIP" ] || { echo "run scripts/setup-assets.sh first" >&2; exit 1; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# long_clip: prints the path of the photos clip (9 s) joined 81 times, 12 min
+# 9 s, made once without re-encoding, so an RTSP camera serving it runs
+# through a whole benchmark without ending.
+long_clip() {
+  local long="$CACHE/media/photos-x81.mp4" in="$CLIP" i
+  if [ ! -f "$long" ]; then
+    for i in 3 9 27 81; do
+      triple "$in" "$CACHE/media/.photos-x$i.mp4"
+      [ "$in" = "$CLIP" ] || rm -f "$in"
+      in="$CACHE/media/.photos-x$i.mp4"
+    done
+    mv "$in" "$long"
+  fi
+  echo "$long"
+}
+
+# triple IN OUT: OUT is IN three times over (concat keeps the timestamps
+# running). gst-launch links demuxer pads late and now and then loses that
+# race, hence the retries.
+triple() {
+  local try
+  for try in 1 2 3 4 5; do
+    gst-launch-1.0 -q concat name=c ! h264parse ! mp4mux ! filesink location="$2" \
+      filesrc location="$1" ! qtdemux ! video/x-h264 ! c. \
+      filesrc location="$1" ! qtdemux ! video/x-h264 ! c. \
+      filesrc location="$1" ! qtdemux ! video/x-h264 ! c. >/dev/null 2>&1 && return 0
+  done
+  echo "could not join $1 three times" >&2; return 1
+}

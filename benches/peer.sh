@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Issue 7's Python peer (GStreamer + onnxruntime + paho-mqtt, benches/peer/peer.py)
+# side by side with visiond: the same 720p H.264 clip looped, every frame
+# analysed by SSD-MobileNetV2, one QoS 0 message per frame to the same
+# mosquitto. Both are measured the same way from outside
+# (benches/peer/measure.py): messages/s, CPU per message, RSS. The peer is
+# run in both of its layouts and its faster one is kept. CPU outside
+# inference = CPU per frame minus the model's own CPU per frame in the same
+# runtime and layout.
+#   benches/peer.sh [WINDOW_SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WINDOW="${1:-30}"; WARMUP=8
+CACHE="${VISIOND_CACHE:-$HOME/.cache/visiond}"
+CLIP="$CACHE/media/photos.mp4"
+[ -f "$CLIP" ] || { echo "run scripts/setup-assets.sh first" >&2; exit 1; }
+
+# The peer's venv: Debian's Python for GStreamer's bindings (python3-gi), the
+# same pinned onnxruntime wheel as the reference venv, numpy, paho-mqtt.
+VENV="$CACHE/venv-peer"
+WHEEL="$(ls "$CACHE"/downloads/onnxruntime-*.whl | head -1)"
+STAMP="$(basename "$WHEEL") numpy==2.1.3 paho-mqtt==2.2.0"
+if [ "$(cat "$VENV/.visiond-stamp" 2>/dev/null)" != "$STAMP" ]; then
+  rm -rf "$VENV"
+  /usr/bin/python3 -m venv --system-site-packages "$VENV"
+  "$VENV/bin/pip" install --quiet "$WHEEL" numpy==2.1.3 paho-mqtt==2.2.0
+  echo "$STAMP" > "$VENV/.visiond-stamp"
+fi
+PY="$VENV/bin/python"
+
+cargo build --release --quiet --bin visiond
+work="$(mktemp -d)"; pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+/usr/sbin/mosquitto -p "$PORT" >/dev/null 2>&1 & pids+=($!)
+sleep 0.5
+MODEL="$PWD/models/ssd_mobilenet_v2_coco.onnx"; LABELS="$PWD/models/coco_labels.txt"
+cat > "$work/c.yaml" <<YAML
+node: bench
+mqtt: {url: "mqtt://127.0.0.1:$PORT"}
+models:
+  - {name: coco, path: $MODEL, labels: $LABELS}
+streams:
+  - {name: clip, source: "file://$CLIP", loop: true, model: coco}
+YAML
+
+# measure NAME TOPIC COMMAND...: runs COMMAND, measures it, stops it.
+measure() {
+  local name="$1" topic="$2"; shift 2
+  "$@" >"$work/$name.out" 2>&1 & local pid=$!; pids+=($pid)
+  "$PY" benches/peer/measure.py "$pid" "$PORT" "$topic" "$WARMUP" "$WINDOW" > "$work/$name.json"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+measure visiond 'visiond/bench/clip/detections' target/release/visiond run -c "$work/c.yaml"
+target/release/visiond bench -c "$work/c.yaml" --model coco --frames 600 2>/dev/null \
+  | awk -F'|' '$3 ~ /2 x 1/ && $4 ~ / 1 / {printf "{\"fps\": %s, \"cpu_ms_per_frame\": %s}\n", $5, $8}' > "$work/visiond-model.json"
+for layout in "1 2" "2 1"; do
+  set -- $layout
+  measure "peer-$1x$2" 'peer/bench/clip/detections' "$PY" benches/peer/peer.py --clip "$CLIP" \
+    --model "$MODEL" --labels "$LABELS" --port "$PORT" --sessions "$1" --threads "$2"
+  "$PY" benches/peer/peer.py --model "$MODEL" --model-only --sessions "$1" --threads "$2" --frames 600 \
+    > "$work/peer-$1x$2-model.json"
+done
+
+"$PY" - "$work" "$WINDOW" <<'PY'
+import json, sys
+work, window = sys.argv[1], sys.argv[2]
+load = lambda n: json.load(open(f"{work}/{n}.json"))
+rows = {"visiond (2 workers x 1 thread)": (load("visiond"), load("visiond-model"))}
+peers = {f"Python peer ({l.replace('x', ' session(s) x ')} thread(s))": (load(f"peer-{l}"), load(f"peer-{l}-model")) for l in ("1x2", "2x1")}
+rows.update(peers)
+print(f"720p H.264 clip looped, every frame, SSD-MobileNetV2, QoS 0 to mosquitto; {window} s measured")
+print("| analyser | frames/s | CPU ms/frame | model alone: frames/s, CPU ms/frame | CPU ms/frame outside inference | RSS MiB | peak RSS MiB |")
+print("|---|---|---|---|---|---|---|")
+for name, (r, m) in rows.items():
+    r["outside"] = r["cpu_ms_per_frame"] - m["cpu_ms_per_frame"]
+    print(f"| {name} | {r['fps']:.1f} | {r['cpu_ms_per_frame']:.1f} | {m['fps']:.1f}, {m['cpu_ms_per_frame']:.1f} "
+          f"| {r['outside']:.1f} | {r['rss_mib']:.0f} | {r['peak_rss_mib']:.0f} |")
+v = rows["visiond (2 workers x 1 thread)"][0]
+name, (p, _) = max(peers.items(), key=lambda kv: kv[1][0]["fps"])
+print()
+print(f"against the faster peer, {name}:")
+print(f"- frames/s: {v['fps'] / p['fps']:.2f}x (goal 1.3x)")
+print(f"- CPU per frame outside inference: {v['outside'] / p['outside']:.2f} of the peer's (goal at most 0.5)")
+print(f"- RSS: {v['rss_mib'] / p['rss_mib']:.2f} of the peer's (goal at most 0.5)")
+PY
