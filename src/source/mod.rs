@@ -135,8 +135,17 @@ impl FpsGate {
     }
 }
 
-/// The default rtspsrc jitter buffer in ms: low, unlike GStreamer's 2 s.
-pub const RTSP_LATENCY_MS: u32 = 200;
+/// The default rtspsrc jitter buffer in ms, unlike GStreamer's 2 s. Over
+/// TCP packets arrive in order and complete, so a buffer only adds delay
+/// (it is most of the capture-to-publish latency); over UDP it reorders.
+impl Transport {
+    pub fn default_latency_ms(self) -> u32 {
+        match self {
+            Transport::Tcp => 0,
+            Transport::Udp => 200,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

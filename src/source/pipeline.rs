@@ -360,8 +360,11 @@ fn add_source(
                 .map_err(|_| {
                     SourceError::Build("GStreamer element uridecodebin is missing".into())
                 })?;
-            let latency = options.latency_ms.unwrap_or(super::RTSP_LATENCY_MS);
-            let protocols = match options.transport.unwrap_or_default() {
+            let transport = options.transport.unwrap_or_default();
+            let latency = options
+                .latency_ms
+                .unwrap_or_else(|| transport.default_latency_ms());
+            let protocols = match transport {
                 Transport::Tcp => "tcp",
                 Transport::Udp => "udp",
             };
