@@ -79,15 +79,8 @@ pub fn inference(
         cfg.batch = Some(batch);
     }
     let cfg = &cfg;
-    // As the daemon loads them: the workers share pre-packed weights.
-    let weights = ort::session::builder::PrepackedWeights::new();
-    let mut models = (0..workers)
-        .map(|_| {
-            let mut m = Model::load_sharing(cfg, threads, Some(&weights))?;
-            m.warm_up()?;
-            Ok(m)
-        })
-        .collect::<Result<Vec<_>, ModelError>>()?;
+    // As the daemon loads them.
+    let (mut models, _) = Model::load_workers(cfg, workers, threads)?;
     let batch = batch.clamp(1, models.first().map_or(1, |m| m.max_batch));
     let per_worker = frames.div_ceil(workers * batch);
     let cpu_before = cpu_time();

@@ -57,7 +57,6 @@ fn load_models_where(
         // intra-op threads wait on each other whenever GStreamer takes a core.
         let workers = cfg.workers.unwrap_or(cores);
         let threads = cfg.threads.unwrap_or(1);
-        let mut sessions = Vec::with_capacity(workers);
         // Name the streams that need the model: that is where users look.
         let users: Vec<&str> = loaded
             .config
@@ -70,15 +69,9 @@ fn load_models_where(
             stream: users.join(", "),
             message: e.to_string(),
         };
-        let weights = ort::session::builder::PrepackedWeights::new();
-        for _ in 0..workers {
-            let mut model =
-                Model::load_sharing(cfg, threads, Some(&weights)).map_err(in_streams)?;
-            let ms = model.warm_up().map_err(in_streams)?;
-            if sessions.is_empty() {
-                info!(model = %cfg.name, task = %model.task, provider = %model.provider, input = ?(model.input.width, model.input.height), workers, threads, warm_up_ms = ms.round(), "model loaded");
-            }
-            sessions.push(model);
+        let (sessions, ms) = Model::load_workers(cfg, workers, threads).map_err(in_streams)?;
+        if let Some(model) = sessions.first() {
+            info!(model = %cfg.name, task = %model.task, provider = %model.provider, input = ?(model.input.width, model.input.height), workers, threads, warm_up_ms = ms.round(), "model loaded");
         }
         models.insert(s.model.clone(), sessions);
     }

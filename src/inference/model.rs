@@ -135,9 +135,30 @@ impl Model {
         Self::load_sharing(cfg, threads, None)
     }
 
+    /// Loads `workers` sessions of the model, warmed up, that share one copy
+    /// of the pre-packed weights; also returns the first warm-up in ms.
+    pub fn load_workers(
+        cfg: &ModelConfig,
+        workers: usize,
+        threads: usize,
+    ) -> Result<(Vec<Self>, f64), ModelError> {
+        let weights = ort::session::builder::PrepackedWeights::new();
+        let mut models = Vec::with_capacity(workers);
+        let mut warm_up_ms = 0.0;
+        for _ in 0..workers {
+            let mut model = Self::load_sharing(cfg, threads, Some(&weights))?;
+            let ms = model.warm_up()?;
+            if models.is_empty() {
+                warm_up_ms = ms;
+            }
+            models.push(model);
+        }
+        Ok((models, warm_up_ms))
+    }
+
     /// As [`Model::load`]; sessions given the same `weights` share their
     /// pre-packed weights instead of holding a copy each.
-    pub fn load_sharing(
+    fn load_sharing(
         cfg: &ModelConfig,
         threads: usize,
         weights: Option<&ort::session::builder::PrepackedWeights>,
