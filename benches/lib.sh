@@ -1,13 +1,30 @@
-# Shared by the bench scripts: sourced, not run.
+# Shared by the bench scripts: sourced, not run. Sets up a work folder and
+# the processes (`pids`) stopped on exit.
 CACHE="${VISIOND_CACHE:-$HOME/.cache/visiond}"
 CLIP="$CACHE/media/photos.mp4"
 [ -f "$CLIP" ] || { echo "run scripts/setup-assets.sh first" >&2; exit 1; }
+work="$(mktemp -d)"; pids=()
+stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
+trap 'stop_all; rm -rf "$work"' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# long_clip: prints the path of the photos clip (9 s) joined 81 times, 12 min
-# 9 s, made once without re-encoding, so an RTSP camera serving it runs
-# through a whole benchmark without ending.
+# cameras N CONFIG: starts N RTSP cameras serving the long clip and appends a
+# stream at `fps: 5` for each to CONFIG.
+cameras() {
+  local long i port
+  long="$(long_clip)"
+  for i in $(seq "$1"); do
+    port="$(free_port)"
+    target/release/examples/rtsp-server --port "$port" --file "$long" > /dev/null & pids+=($!)
+    echo "  - {name: cam$i, source: \"rtsp://127.0.0.1:$port/cam\", model: coco, fps: 5}" >> "$2"
+  done
+  sleep 0.5
+}
+
+# long_clip: prints the path of the photos clip (9 s) joined 81 times
+# (12 min 9 s), made once without re-encoding, so an RTSP camera serving it
+# runs through a whole benchmark without ending.
 long_clip() {
   local long="$CACHE/media/photos-x81.mp4" in="$CLIP" i
   if [ ! -f "$long" ]; then

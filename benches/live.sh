@@ -10,10 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${1:-30}"; SIZE="${2:-640x480}"; W="${SIZE%x*}"; H="${SIZE#*x}"
 cargo build --release --quiet --example rtsp-server --bin visiond
-work="$(mktemp -d)"; pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. benches/lib.sh
 PORT="$(free_port)"; MQTT="$(free_port)"
 target/release/examples/rtsp-server --port "$PORT" --launch \
   "videotestsrc is-live=true pattern=ball ! video/x-raw,width=$W,height=$H,framerate=30/1 ! videoconvert ! video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! rtph264pay name=pay0 pt=96" \

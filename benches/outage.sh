@@ -6,12 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUTAGE="${1:-60}"
-CACHE="${VISIOND_CACHE:-$HOME/.cache/visiond}"
 cargo build --release --quiet --example rtsp-server --bin visiond
-work="$(mktemp -d)"; pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. benches/lib.sh
 MQTT_PORT="$(free_port)"; RTSP_PORT="$(free_port)"
 CAMERA="videotestsrc is-live=true pattern=ball ! video/x-raw,width=1280,height=720,framerate=30/1 ! videoconvert ! video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! rtph264pay name=pay0 pt=96"
 /usr/sbin/mosquitto -p "$MQTT_PORT" >/dev/null 2>&1 & pids+=($!)

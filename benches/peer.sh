@@ -11,9 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WINDOW="${1:-30}"; WARMUP=8
-CACHE="${VISIOND_CACHE:-$HOME/.cache/visiond}"
-CLIP="$CACHE/media/photos.mp4"
-[ -f "$CLIP" ] || { echo "run scripts/setup-assets.sh first" >&2; exit 1; }
+. benches/lib.sh
 
 # The peer's venv: Debian's Python for GStreamer's bindings (python3-gi), the
 # same pinned onnxruntime wheel as the reference venv, numpy, paho-mqtt.
@@ -29,10 +27,7 @@ fi
 PY="$VENV/bin/python"
 
 cargo build --release --quiet --bin visiond
-work="$(mktemp -d)"; pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+PORT="$(free_port)"
 /usr/sbin/mosquitto -p "$PORT" >/dev/null 2>&1 & pids+=($!)
 sleep 0.5
 MODEL="$PWD/models/ssd_mobilenet_v2_coco.onnx"; LABELS="$PWD/models/coco_labels.txt"

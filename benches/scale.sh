@@ -1,19 +1,17 @@
 #!/usr/bin/env bash
 # Scale: N RTSP streams of 720p30 H.264 (the photos clip served as it is by
-# gst-rtsp-server, no re-encoding; joined 81 times so it does not end), each at `fps: 5`, through the daemon and
-# a real broker. Per N: analysed frames/s, drops, latency_ms p50/p99 (from
+# gst-rtsp-server, no re-encoding, joined 81 times so it does not end), each
+# at `fps: 5`, through the daemon and a real broker. Per N: analysed frames/s, drops, latency_ms p50/p99 (from
 # the messages), CPU and RSS of the daemon.
 #   benches/scale.sh [N...]        (default: 1 2 4 8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNTS=("${@:-1 2 4 8}"); [ $# -eq 0 ] && COUNTS=(1 2 4 8)
 . benches/lib.sh
-LONG="$(long_clip)"
 cargo build --release --quiet --example rtsp-server --bin visiond
 echo "| streams | analysed frames/s | expected | dropped | latency p50 ms | latency p99 ms | CPU % | RSS MiB |"
 echo "|---|---|---|---|---|---|---|---|"
 for n in "${COUNTS[@]}"; do
-  work="$(mktemp -d)"; pids=()
   MQTT="$(free_port)"
   /usr/sbin/mosquitto -p "$MQTT" >/dev/null 2>&1 & pids+=($!)
   {
@@ -22,12 +20,7 @@ for n in "${COUNTS[@]}"; do
     echo "models:"; echo "  - {name: coco, path: $PWD/models/ssd_mobilenet_v2_coco.onnx, labels: $PWD/models/coco_labels.txt}"
     echo "streams:"
   } > "$work/c.yaml"
-  for i in $(seq "$n"); do
-    port="$(free_port)"
-    target/release/examples/rtsp-server --port "$port" --file "$LONG" > /dev/null & pids+=($!)
-    echo "  - {name: cam$i, source: \"rtsp://127.0.0.1:$port/cam\", model: coco, fps: 5}" >> "$work/c.yaml"
-  done
-  sleep 0.5
+  cameras "$n" "$work/c.yaml"
   http="$(sed -n 's/^http: {listen: "\(.*\)"}/\1/p' "$work/c.yaml")"
   target/release/visiond run -c "$work/c.yaml" 2>"$work/log" & daemon=$!; pids+=($daemon)
   sleep 3   # connect, first key frames
@@ -44,5 +37,5 @@ pct = lambda p: lat[min(len(lat) - 1, int(round(p * (len(lat) - 1))))] if lat el
 hz = 100  # clock ticks per second
 print(f"| {n} | {len(lat)/5:.1f} | {5*n} | {dropped} | {pct(.5):.1f} | {pct(.99):.1f} | {(t1-t0)/hz/5*100:.0f} | {rss:.0f} |")
 PY
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"
+  stop_all
 done

@@ -8,12 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES="${1:-10}"; N="${2:-4}"
+[ "$MINUTES" -ge 2 ] || { echo "soak: MINUTES must be 2 or more" >&2; exit 2; }
 . benches/lib.sh
-LONG="$(long_clip)"
 cargo build --release --quiet --example rtsp-server --bin visiond
-work="$(mktemp -d)"; pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 MQTT="$(free_port)"; HTTP="127.0.0.1:$(free_port)"
 /usr/sbin/mosquitto -p "$MQTT" >/dev/null 2>&1 & pids+=($!)
 cat > "$work/c.yaml" <<YAML
@@ -24,12 +21,7 @@ models:
   - {name: coco, path: $PWD/models/ssd_mobilenet_v2_coco.onnx, labels: $PWD/models/coco_labels.txt}
 streams:
 YAML
-for i in $(seq "$N"); do
-  port="$(free_port)"
-  target/release/examples/rtsp-server --port "$port" --file "$LONG" > /dev/null & pids+=($!)
-  echo "  - {name: cam$i, source: \"rtsp://127.0.0.1:$port/cam\", model: coco, fps: 5}" >> "$work/c.yaml"
-done
-sleep 0.5
+cameras "$N" "$work/c.yaml"
 target/release/visiond run -c "$work/c.yaml" 2>"$work/log" & daemon=$!; pids+=($daemon)
 mosquitto_sub -p "$MQTT" -t 'visiond/soak/+/detections' > "$work/msgs" & pids+=($!)
 metric() { curl -s "http://$HTTP/metrics" | awk -v m="$1" '$1 ~ "^"m {s+=$2} END {print s+0}'; }
