@@ -11,7 +11,7 @@ use tracing::{error, info, warn};
 use crate::config::{Loaded, StreamConfig, Task};
 use crate::inference::{Engine, Filter, Input, Model, ModelError, runtime};
 use crate::publish::{MqttPublisher, MqttSettings, Publish};
-use crate::source::{PipelineSettings, StreamHandle, StreamSetup, spawn_stream};
+use crate::source::{PipelineSettings, StreamHandle, StreamSetup, fps_phase, spawn_stream};
 
 /// SIGTERM to exit: PRODUCT.md allows 5 s; MQTT gets what is left of it.
 const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4500);
@@ -242,8 +242,8 @@ impl Running {
             engines: HashMap::new(),
         };
         running.start_engines(models, publisher)?;
-        for s in &loaded.config.streams {
-            running.start_stream(s, publisher)?;
+        for (i, s) in loaded.config.streams.iter().enumerate() {
+            running.start_stream(s, i, publisher)?;
         }
         Ok(running)
     }
@@ -263,13 +263,15 @@ impl Running {
         Ok(())
     }
 
+    /// `index`: the stream's place in the config, which sets its fps phase.
     fn start_stream(
         &mut self,
         s: &StreamConfig,
+        index: usize,
         publisher: &Arc<dyn Publish>,
     ) -> Result<(), DaemonError> {
         if let Some((engine, task)) = self.engines.get(&s.model) {
-            let handle = start_stream(s, engine, *task, publisher)?;
+            let handle = start_stream(s, fps_phase(index), engine, *task, publisher)?;
             self.streams.insert(s.name.clone(), handle);
         }
         Ok(())
@@ -327,12 +329,12 @@ impl Running {
             }
         }
         self.start_engines(models, publisher)?;
-        for s in &new.config.streams {
+        for (i, s) in new.config.streams.iter().enumerate() {
             if !self.streams.contains_key(&s.name) {
                 if !old.config.streams.iter().any(|o| o.name == s.name) {
                     report.added += 1;
                 }
-                self.start_stream(s, publisher)?;
+                self.start_stream(s, i, publisher)?;
             }
         }
         Ok(report)
@@ -363,6 +365,7 @@ impl Running {
 
 fn start_stream(
     s: &StreamConfig,
+    phase: f64,
     engine: &Engine,
     task: Task,
     publisher: &Arc<dyn Publish>,
@@ -397,6 +400,7 @@ fn start_stream(
             width: engine.input_size.0,
             height: engine.input_size.1,
             fps: s.fps,
+            fps_phase: phase,
             realtime: s.realtime,
             resize: engine.resize,
             options: s.options.clone(),

@@ -26,6 +26,7 @@ fn photo(name: &str, width: u32, height: u32, resize: ResizeMode) -> (Image, (u3
         width,
         height,
         fps: None,
+        fps_phase: 0.0,
         realtime: false,
         resize,
         options: Default::default(),

@@ -40,6 +40,7 @@ fn test_source_delivers_rgb_frames_at_model_size_with_source_size() {
         width: 225, // odd width: rows are padded to 4 bytes
         height: 150,
         fps: None,
+        fps_phase: 0.0,
         realtime: false,
         resize: visiond::inference::ResizeMode::Stretch,
         options: Default::default(),
@@ -65,6 +66,7 @@ fn fps_setting_keeps_every_sixth_frame_in_stream_time() {
         width: 64,
         height: 64,
         fps: Some(5.0),
+        fps_phase: 0.0,
         realtime: false,
         resize: visiond::inference::ResizeMode::Stretch,
         options: Default::default(),
@@ -89,6 +91,7 @@ fn a_bad_source_is_an_error_not_a_panic() {
         width: 64,
         height: 64,
         fps: None,
+        fps_phase: 0.0,
         realtime: false,
         resize: visiond::inference::ResizeMode::Stretch,
         options: Default::default(),
@@ -102,34 +105,72 @@ fn a_bad_source_is_an_error_not_a_panic() {
     );
 }
 
-#[test]
-fn h264_files_in_mp4_and_mkv_deliver_every_frame_with_their_size() {
+/// A cached clip at the SSD input size, every frame.
+fn clip(name: &str, options: visiond::source::SourceOptions) -> PipelineSettings {
+    PipelineSettings {
+        spec: SourceSpec::File { path: media(name) },
+        width: 300,
+        height: 300,
+        fps: None,
+        fps_phase: 0.0,
+        realtime: false,
+        resize: visiond::inference::ResizeMode::Stretch,
+        options,
+    }
+}
+
+fn media(clip: &str) -> std::path::PathBuf {
     let cache = std::env::var_os("VISIOND_CACHE")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
             std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/visiond")
         });
-    for clip in ["photos.mp4", "photos.mkv"] {
-        let path = cache.join("media").join(clip);
-        assert!(
-            path.is_file(),
-            "{} missing: run scripts/setup-assets.sh",
-            path.display()
+    let path = cache.join("media").join(clip);
+    assert!(
+        path.is_file(),
+        "{} missing: run scripts/setup-assets.sh",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn software_decoders_run_one_thread_unless_configured() {
+    for (option, want) in [(None, 1), (Some(0), 0), (Some(3), 3)] {
+        let settings = clip(
+            "photos.mp4",
+            visiond::source::SourceOptions {
+                decoder_threads: option,
+                ..Default::default()
+            },
         );
-        let settings = PipelineSettings {
-            spec: SourceSpec::File { path },
-            width: 300,
-            height: 300,
-            fps: None,
-            realtime: false,
-            resize: visiond::inference::ResizeMode::Stretch,
-            options: Default::default(),
-        };
-        let (frames, stats) = collect(settings, 270, Duration::from_secs(30));
-        assert_eq!(frames.len(), 270, "{clip}");
-        assert_eq!(stats.frames_in.load(Ordering::Relaxed), 270, "{clip}");
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let p = Pipeline::start(
+            &settings,
+            Arc::new(StreamStats::default()),
+            Box::new(move |f| tx.send(f).is_ok()),
+        )
+        .expect("pipeline starts");
+        // A frame out means the decoder was plugged and configured.
+        rx.recv_timeout(Duration::from_secs(10)).expect("a frame");
+        let decoders = p.decoders();
+        p.stop();
+        assert_eq!(
+            decoders,
+            vec![("avdec_h264".to_string(), Some(want))],
+            "{option:?}"
+        );
+    }
+}
+
+#[test]
+fn h264_files_in_mp4_and_mkv_deliver_every_frame_with_their_size() {
+    for name in ["photos.mp4", "photos.mkv"] {
+        let (frames, stats) = collect(clip(name, Default::default()), 270, Duration::from_secs(30));
+        assert_eq!(frames.len(), 270, "{name}");
+        assert_eq!(stats.frames_in.load(Ordering::Relaxed), 270, "{name}");
         let f = &frames[0];
-        assert_eq!((f.source_width, f.source_height), (1280, 720), "{clip}");
-        assert!(!f.live, "{clip}");
+        assert_eq!((f.source_width, f.source_height), (1280, 720), "{name}");
+        assert!(!f.live, "{name}");
     }
 }

@@ -395,8 +395,8 @@ pub struct StreamConfig {
     /// the analysis goes.
     #[serde(default)]
     pub realtime: bool,
-    /// Source options: rtsp `transport`, `latency_ms`; v4l2 `width`,
-    /// `height`, `framerate`, `format`.
+    /// Source options: `decoder_threads`; rtsp `transport`, `latency_ms`;
+    /// v4l2 `width`, `height`, `framerate`, `format`.
     #[serde(default)]
     pub options: SourceOptions,
     /// Detection: publish at most this many objects per frame, best first.
@@ -702,6 +702,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
         &[
             "transport",
             "latency_ms",
+            "decoder_threads",
             "width",
             "height",
             "framerate",

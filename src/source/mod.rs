@@ -99,9 +99,11 @@ impl StreamStats {
 
 /// Keeps at most `fps` frames a second, counted in stream time (the
 /// buffers' timestamps): on a 30 fps source `fps: 5` keeps every sixth frame.
+/// `phase` (0 to 1) shifts which frame of each interval is kept.
 #[derive(Debug)]
 pub struct FpsGate {
     interval_ns: Option<u64>,
+    offset_ns: u64,
     /// The last kept slot; `NO_SLOT` before the first frame. Atomic so the
     /// gate needs no lock on the streaming thread.
     last_slot: AtomicU64,
@@ -110,9 +112,11 @@ pub struct FpsGate {
 const NO_SLOT: u64 = u64::MAX;
 
 impl FpsGate {
-    pub fn new(fps: Option<f64>) -> Self {
+    pub fn new(fps: Option<f64>, phase: f64) -> Self {
+        let interval_ns = fps.map(|f| (1e9 / f).round() as u64);
         Self {
-            interval_ns: fps.map(|f| (1e9 / f).round() as u64),
+            interval_ns,
+            offset_ns: interval_ns.map_or(0, |i| (phase.clamp(0.0, 1.0) * i as f64) as u64),
             last_slot: AtomicU64::new(NO_SLOT),
         }
     }
@@ -123,7 +127,7 @@ impl FpsGate {
         };
         // A millisecond of slack absorbs timestamp rounding (6 x 33.333 ms
         // is 199.999998 ms, which must count as 200 ms).
-        let slot = (pts + 1_000_000) / interval;
+        let slot = (pts + self.offset_ns + 1_000_000) / interval;
         match self.last_slot.load(Relaxed) {
             // A timestamp going backwards is a new segment (a seek or a loop).
             last if last != NO_SLOT && slot <= last && slot + 1 >= last => false,
@@ -133,6 +137,15 @@ impl FpsGate {
             }
         }
     }
+}
+
+/// The fps phase of the `index`th stream: multiples of the golden ratio
+/// spread any number of streams evenly over the interval. Streams that start
+/// together (every camera when the daemon starts) otherwise keep their
+/// frames at the same instants, and the model gets them in bursts of N:
+/// the last of a burst waits for all the others.
+pub fn fps_phase(index: usize) -> f64 {
+    (index as f64 * 0.618_033_988_749_895).fract()
 }
 
 /// The default rtspsrc jitter buffer in ms, unlike GStreamer's 2 s. Over
@@ -162,9 +175,12 @@ pub struct SourceOptions {
     /// rtsp: tcp (default) or udp.
     #[serde(default)]
     pub transport: Option<Transport>,
-    /// rtsp: jitter-buffer latency in ms (default 200).
+    /// rtsp: jitter-buffer latency in ms (default 0 over tcp, 200 over udp).
     #[serde(default)]
     pub latency_ms: Option<u32>,
+    /// Threads of a software decoder (default 1, 0: one per core).
+    #[serde(default)]
+    pub decoder_threads: Option<u32>,
     /// v4l2: capture size, rate and format (mjpeg, yuyv, nv12, i420, h264).
     #[serde(default)]
     pub width: Option<u32>,
@@ -186,7 +202,17 @@ pub enum CaptureFormat {
     H264,
 }
 
+/// One thread per software decoder by default: the parallelism is in the
+/// streams and the inference workers. Frame threading on top costs 18 % more
+/// CPU per 720p H.264 frame, about 10 MiB per decoder and a frame of delay
+/// per extra thread (docs/BENCHMARKS.md).
+pub const DEFAULT_DECODER_THREADS: u32 = 1;
+
 impl SourceOptions {
+    pub fn decoder_threads(&self) -> u32 {
+        self.decoder_threads.unwrap_or(DEFAULT_DECODER_THREADS)
+    }
+
     pub fn has_capture(&self) -> bool {
         self.width.is_some()
             || self.height.is_some()
@@ -231,7 +257,7 @@ mod tests {
 
     #[test]
     fn fps_gate_keeps_every_sixth_frame_of_30fps_at_5() {
-        let gate = FpsGate::new(Some(5.0));
+        let gate = FpsGate::new(Some(5.0), 0.0);
         let frame_ns = 1_000_000_000u64 / 30;
         let kept: Vec<u64> = (0..60)
             .filter(|i| gate.keep(Some(i * frame_ns + i / 7)))
@@ -241,18 +267,42 @@ mod tests {
 
     #[test]
     fn fps_gate_passes_everything_without_fps_or_pts() {
-        let gate = FpsGate::new(None);
+        let gate = FpsGate::new(None, 0.0);
         assert!((0..10).all(|i| gate.keep(Some(i))));
-        let gate = FpsGate::new(Some(1.0));
+        let gate = FpsGate::new(Some(1.0), 0.0);
         assert!(gate.keep(None) && gate.keep(None));
     }
 
     #[test]
     fn fps_gate_restarts_when_time_jumps_back() {
-        let gate = FpsGate::new(Some(1.0));
+        let gate = FpsGate::new(Some(1.0), 0.0);
         assert!(gate.keep(Some(10_000_000_000)));
         assert!(!gate.keep(Some(10_500_000_000)));
         assert!(gate.keep(Some(0)));
         assert!(gate.keep(Some(1_000_000_000)));
+    }
+
+    #[test]
+    fn fps_phase_shifts_the_kept_frames_and_keeps_the_rate() {
+        let frame_ns = 1_000_000_000u64 / 30;
+        let kept = |phase| {
+            let gate = FpsGate::new(Some(5.0), phase);
+            (0..60)
+                .filter(|i| gate.keep(Some(i * frame_ns)))
+                .collect::<Vec<u64>>()
+        };
+        // The first frame always passes; then every sixth, three frames on.
+        assert_eq!(kept(0.5), vec![0, 3, 9, 15, 21, 27, 33, 39, 45, 51, 57]);
+        assert_eq!(kept(0.0).len(), 10);
+    }
+
+    #[test]
+    fn fps_phases_of_eight_streams_are_spread_over_the_interval() {
+        let mut phases: Vec<f64> = (0..8).map(fps_phase).collect();
+        phases.sort_by(f64::total_cmp);
+        let gaps: Vec<f64> = phases.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(phases.iter().all(|p| (0.0..1.0).contains(p)));
+        // Evenly would be 0.125 apart.
+        assert!(gaps.iter().all(|g| *g > 0.08), "{phases:?}");
     }
 }

@@ -24,6 +24,10 @@ pub struct PipelineSettings {
     pub width: u32,
     pub height: u32,
     pub fps: Option<f64>,
+    /// Where in each `fps` interval this stream's kept frames fall, from 0
+    /// to 1 (`source::fps_phase`): streams at the same rate take turns
+    /// instead of handing the model their frames all at once.
+    pub fps_phase: f64,
     pub realtime: bool,
     /// How frames are fitted to the model's input.
     pub resize: ResizeMode,
@@ -113,8 +117,18 @@ impl Pipeline {
         let source_size = Arc::new(AtomicU64::new(0));
         // When the last kept frame passed the gate, in ns since the Unix epoch.
         let gate_time = Arc::new(AtomicU64::new(0));
-        install_gate(&scale_sink, settings.fps, &stats, &source_size, &gate_time);
+        install_gate(
+            &scale_sink,
+            settings.fps,
+            settings.fps_phase,
+            &stats,
+            &source_size,
+            &gate_time,
+        );
 
+        if !matches!(settings.spec, SourceSpec::Gst { .. }) {
+            limit_decoder_threads(&pipeline, settings.options.decoder_threads());
+        }
         add_source(&pipeline, &settings.spec, &settings.options, &head)?;
 
         let live_flag = Arc::new(AtomicBool::new(spec_live.unwrap_or(true)));
@@ -195,6 +209,28 @@ impl Pipeline {
         self.live
     }
 
+    /// The decoders in use, by factory name, with their `max-threads`
+    /// where they have one (software decoders): shows whether a hardware
+    /// decoder was picked.
+    pub fn decoders(&self) -> Vec<(String, Option<i32>)> {
+        self.pipeline
+            .iterate_recurse()
+            .into_iter()
+            .flatten()
+            // decodebin and uridecodebin count as decoders too.
+            .filter(|e| !e.is::<gst::Bin>())
+            .filter_map(|e| {
+                let factory = e.factory()?;
+                factory.has_type(gst::ElementFactoryType::DECODER).then(|| {
+                    let threads = e
+                        .find_property("max-threads")
+                        .map(|_| e.property::<i32>("max-threads"));
+                    (factory.name().to_string(), threads)
+                })
+            })
+            .collect()
+    }
+
     /// Waits up to `timeout` for an end of stream or an error.
     pub fn poll(&self, timeout: Duration) -> Option<BusEvent> {
         let bus = self.pipeline.bus()?;
@@ -229,10 +265,25 @@ fn make(factory: &str) -> Result<gst::Element, SourceError> {
     })
 }
 
+/// Sets `max-threads` on the software decoders decodebin picks (avdec_*);
+/// hardware decoders have no such property and are left alone.
+fn limit_decoder_threads(pipeline: &gst::Pipeline, threads: u32) {
+    let threads = i32::try_from(threads).unwrap_or(i32::MAX);
+    pipeline.connect_deep_element_added(move |_, _, element| {
+        let is_decoder = element
+            .factory()
+            .is_some_and(|f| f.has_type(gst::ElementFactoryType::DECODER));
+        if is_decoder && element.find_property("max-threads").is_some() {
+            element.set_property("max-threads", threads);
+        }
+    });
+}
+
 /// The fps gate and the source-size watcher, both on the scaler's sink pad.
 fn install_gate(
     pad: &gst::Pad,
     fps: Option<f64>,
+    phase: f64,
     stats: &Arc<StreamStats>,
     source_size: &Arc<AtomicU64>,
     gate_time: &Arc<AtomicU64>,
@@ -249,7 +300,7 @@ fn install_gate(
         }
         gst::PadProbeReturn::Ok
     });
-    let gate = FpsGate::new(fps);
+    let gate = FpsGate::new(fps, phase);
     let stats = stats.clone();
     let gate_time = gate_time.clone();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {

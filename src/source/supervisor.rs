@@ -728,6 +728,7 @@ mod delivery_tests {
                 width: 2,
                 height: 2,
                 fps: None,
+                fps_phase: 0.0,
                 realtime: false,
                 resize: crate::inference::ResizeMode::Stretch,
                 options: Default::default(),
