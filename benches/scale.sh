@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Scale: N RTSP streams of 720p30 H.264 (the photos clip served as it is by
 # gst-rtsp-server, no re-encoding, joined 81 times so it does not end), each
-# at `fps: 5`, through the daemon and a real broker. Per N: analysed frames/s, drops, latency_ms p50/p99 (from
-# the messages), CPU and RSS of the daemon.
-#   benches/scale.sh [N...]        (default: 1 2 4 8)
+# at `fps: 5`, through the daemon and a real broker. Per N: analysed
+# frames/s, drops, latency_ms p50/p99 (from the messages), CPU and RSS of
+# the daemon.
+# Each N is measured over WINDOW seconds (default 20) after 3 s of start-up.
+#   [WINDOW=S] benches/scale.sh [N...]        (default: 1 2 4 8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNTS=("${@:-1 2 4 8}"); [ $# -eq 0 ] && COUNTS=(1 2 4 8)
+WINDOW="${WINDOW:-20}"
 . benches/lib.sh
 cargo build --release --quiet --example rtsp-server --bin visiond
 echo "| streams | analysed frames/s | expected | dropped | latency p50 ms | latency p99 ms | CPU % | RSS MiB |"
@@ -24,18 +27,18 @@ for n in "${COUNTS[@]}"; do
   http="$(sed -n 's/^http: {listen: "\(.*\)"}/\1/p' "$work/c.yaml")"
   target/release/visiond run -c "$work/c.yaml" 2>"$work/log" & daemon=$!; pids+=($daemon)
   sleep 3   # connect, first key frames
-  mosquitto_sub -p "$MQTT" -t 'visiond/scale/+/detections' > "$work/msgs" & pids+=($!)
-  t0="$(awk '{print $14+$15}' /proc/$daemon/stat)"; sleep 5
-  t1="$(awk '{print $14+$15}' /proc/$daemon/stat)"
+  dropped() { curl -s "http://$http/metrics" | awk '/^visiond_frames_dropped_total/ {s+=$2} END {print s+0}'; }
+  mosquitto_sub -p "$MQTT" -t 'visiond/scale/+/detections' > "$work/msgs" & sub=$!; pids+=($sub)
+  d0="$(dropped)"; t0="$(awk '{print $14+$15}' /proc/$daemon/stat)"; sleep "$WINDOW"
+  t1="$(awk '{print $14+$15}' /proc/$daemon/stat)"; d1="$(dropped)"; kill "$sub"
   rss="$(awk '/VmRSS/ {print $2/1024}' /proc/$daemon/status)"
-  dropped="$(curl -s "http://$http/metrics" | awk '/^visiond_frames_dropped_total/ {s+=$2} END {print s+0}')"
-  python3 - "$work/msgs" "$n" "$t0" "$t1" "$rss" "$dropped" <<'PY'
+  python3 - "$work/msgs" "$n" "$t0" "$t1" "$rss" "$((d1 - d0))" "$WINDOW" <<'PY'
 import json, sys
-path, n, t0, t1, rss, dropped = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:6]), sys.argv[6]
+path, n, t0, t1, rss, dropped, window = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:6]), sys.argv[6], float(sys.argv[7])
 lat = sorted(json.loads(l)["latency_ms"] for l in open(path) if l.strip())
 pct = lambda p: lat[min(len(lat) - 1, int(round(p * (len(lat) - 1))))] if lat else 0
 hz = 100  # clock ticks per second
-print(f"| {n} | {len(lat)/5:.1f} | {5*n} | {dropped} | {pct(.5):.1f} | {pct(.99):.1f} | {(t1-t0)/hz/5*100:.0f} | {rss:.0f} |")
+print(f"| {n} | {len(lat)/window:.1f} | {5*n} | {dropped} | {pct(.5):.1f} | {pct(.99):.1f} | {(t1-t0)/hz/window*100:.0f} | {rss:.0f} |")
 PY
   stop_all
 done

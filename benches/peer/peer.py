@@ -5,10 +5,12 @@ GStreamer decodes and scales the clip to the model's size (RGB, 300x300),
 onnxruntime runs SSD-MobileNetV2, numpy decodes and suppresses boxes, and
 paho-mqtt publishes one JSON message per frame. Every frame is analysed: the
 appsink holds the decoder back while inference is busy. Its best settings:
-decoding runs in GStreamer's own thread, the CPU provider with all graph
-optimisations, and either one session with one thread per core or one
-single-thread session per core in worker threads (onnxruntime releases the
-GIL while it runs); benches/peer.sh tries both and keeps the faster.
+decoding runs in GStreamer's own thread with one decoder thread (frame
+threading only adds CPU when inference holds every core), the CPU provider
+with all graph optimisations, and either one session with one thread per
+core or one single-thread session per core in worker threads (onnxruntime
+releases the GIL while it runs); benches/peer.sh tries both and keeps the
+faster.
 
   peer.py --clip C --model M --labels L --port P [--sessions N --threads T]
   peer.py --model M --model-only --sessions N --threads T --frames F
@@ -113,6 +115,12 @@ def run(args):
         "video/x-raw,format=RGB,width=300,height=300 ! appsink name=sink sync=false max-buffers=4"
     )
     sink = pipeline.get_by_name("sink")
+
+    def one_decoder_thread(_bin, _sub, element):
+        if element.find_property("max-threads") is not None:
+            element.set_property("max-threads", 1)
+
+    pipeline.connect("deep-element-added", one_decoder_thread)
     pipeline.set_state(Gst.State.PLAYING)
     topic = "peer/bench/clip/detections"
     frames = queue.Queue(maxsize=4)
