@@ -11,24 +11,17 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # cameras N CONFIG: starts N RTSP cameras serving the long clip and appends a
 # stream at `fps: 5` for each to CONFIG. Independent cameras send their key
-# frames at unrelated moments: camera i (from 0) first sends the opening
-# i*30/N frames of the clip (a key frame and what depends on it), so the key
-# frames (one a second) of the N cameras are spread over the second instead
-# of coming all at once, as they would from one file started N times.
+# frames at unrelated moments; N copies of one file asked at once would send
+# theirs all in the same instant. So camera i (from 0) starts i*1000/N ms
+# after it is asked, which spreads the key frames (one a second) over the
+# second.
 cameras() {
-  local long i port lead
+  local long i port
   long="$(long_clip)"
   for i in $(seq "$1"); do
     port="$(free_port)"
-    lead=$(( (i - 1) * 30 / $1 ))
-    if [ "$lead" -eq 0 ]; then
-      target/release/examples/rtsp-server --port "$port" --file "$long" > /dev/null & pids+=($!)
-    else
-      target/release/examples/rtsp-server --port "$port" --launch "concat name=c ! identity single-segment=true \
-        ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 \
-        filesrc location=$CLIP ! qtdemux ! h264parse ! identity eos-after=$lead ! c. \
-        filesrc location=$long ! qtdemux ! h264parse ! c." > /dev/null 2>"$work/cam$i.log" & pids+=($!)
-    fi
+    target/release/examples/rtsp-server --port "$port" --file "$long" \
+      --delay-ms $(( (i - 1) * 1000 / $1 )) > /dev/null & pids+=($!)
     echo "  - {name: cam$i, source: \"rtsp://127.0.0.1:$port/cam\", model: coco, fps: 5}" >> "$2"
   done
   sleep 0.5
