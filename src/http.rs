@@ -183,6 +183,12 @@ impl Monitor {
                 "gauge",
                 u64::from(m.connected.load(Relaxed)),
             ),
+            (
+                "heap_in_use_bytes",
+                "Bytes allocated and not freed (glibc's count): a leak raises it; RSS also keeps what was freed.",
+                "gauge",
+                heap_in_use(),
+            ),
         ] {
             let _ = writeln!(
                 out,
@@ -191,6 +197,19 @@ impl Monitor {
         }
         out
     }
+}
+
+/// What glibc's allocator has handed out and not had back, in its arenas
+/// and mmapped blocks; 0 on other C libraries.
+fn heap_in_use() -> u64 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's statistics.
+        let m = unsafe { libc::mallinfo2() };
+        (m.uordblks + m.hblkhd) as u64
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    0
 }
 
 /// The HTTP server's thread; dropping it stops the server.

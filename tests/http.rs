@@ -82,6 +82,8 @@ fn metrics_parse_and_healthz_turns_503_while_a_camera_is_down() {
     assert_eq!(value(&scrape, "visiond_mqtt_connected", None), Some(1.0));
     assert!(value(&scrape, "visiond_mqtt_published_total", None).unwrap_or(0.0) > 0.0);
     assert_eq!(value(&scrape, "visiond_mqtt_spooled", None), Some(0.0));
+    // Tens of MiB at least: the model alone is 18 MB.
+    assert!(value(&scrape, "visiond_heap_in_use_bytes", None).unwrap_or(0.0) > 20e6);
     let playing = scrape.samples.iter().any(|s| {
         s.metric == "visiond_stream_state"
             && s.labels.get("stream") == Some("cam")
