@@ -180,7 +180,9 @@ impl Model {
         let session = builder
             .with_execution_providers([dispatch(provider)])
             .map_err(|e| err(e.into()))?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
+            // All, not Level3: in ort, Level3 is ONNX Runtime's 3
+            // (ORT_ENABLE_LAYOUT), one short of everything (99).
+            .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(|e| err(e.into()))?
             .with_intra_threads(threads)
             .map_err(|e| err(e.into()))?
