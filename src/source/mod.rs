@@ -209,8 +209,14 @@ pub enum CaptureFormat {
 pub const DEFAULT_DECODER_THREADS: u32 = 1;
 
 impl SourceOptions {
-    pub fn decoder_threads(&self) -> u32 {
-        self.decoder_threads.unwrap_or(DEFAULT_DECODER_THREADS)
+    /// The thread limit for `spec`'s software decoders: the default is not
+    /// forced on a `gst:` fragment, which may set its own; a value set in
+    /// the config is.
+    pub fn decoder_threads(&self, spec: &SourceSpec) -> Option<u32> {
+        match spec {
+            SourceSpec::Gst { .. } => self.decoder_threads,
+            _ => Some(self.decoder_threads.unwrap_or(DEFAULT_DECODER_THREADS)),
+        }
     }
 
     pub fn has_capture(&self) -> bool {
@@ -304,5 +310,19 @@ mod tests {
         assert!(phases.iter().all(|p| (0.0..1.0).contains(p)));
         // Evenly would be 0.125 apart.
         assert!(gaps.iter().all(|g| *g > 0.08), "{phases:?}");
+    }
+
+    #[test]
+    fn decoder_threads_default_to_one_but_leave_gst_fragments_alone() {
+        let file = SourceSpec::parse("file:///c.mp4").unwrap();
+        let gst = SourceSpec::parse("gst://videotestsrc").unwrap();
+        let unset = SourceOptions::default();
+        let set = SourceOptions {
+            decoder_threads: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(unset.decoder_threads(&file), Some(1));
+        assert_eq!(unset.decoder_threads(&gst), None);
+        assert_eq!(set.decoder_threads(&gst), Some(2));
     }
 }

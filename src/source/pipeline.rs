@@ -126,8 +126,8 @@ impl Pipeline {
             &gate_time,
         );
 
-        if !matches!(settings.spec, SourceSpec::Gst { .. }) {
-            limit_decoder_threads(&pipeline, settings.options.decoder_threads());
+        if let Some(threads) = settings.options.decoder_threads(&settings.spec) {
+            limit_decoder_threads(&pipeline, threads);
         }
         add_source(&pipeline, &settings.spec, &settings.options, &head)?;
 
@@ -217,16 +217,12 @@ impl Pipeline {
             .iterate_recurse()
             .into_iter()
             .flatten()
-            // decodebin and uridecodebin count as decoders too.
-            .filter(|e| !e.is::<gst::Bin>())
+            .filter(is_decoder)
             .filter_map(|e| {
-                let factory = e.factory()?;
-                factory.has_type(gst::ElementFactoryType::DECODER).then(|| {
-                    let threads = e
-                        .find_property("max-threads")
-                        .map(|_| e.property::<i32>("max-threads"));
-                    (factory.name().to_string(), threads)
-                })
+                let threads = e
+                    .find_property("max-threads")
+                    .map(|_| e.property::<i32>("max-threads"));
+                Some((e.factory()?.name().to_string(), threads))
             })
             .collect()
     }
@@ -265,15 +261,21 @@ fn make(factory: &str) -> Result<gst::Element, SourceError> {
     })
 }
 
+/// A decoding element; decodebin and uridecodebin are bins typed as
+/// decoders too, and are not.
+fn is_decoder(element: &gst::Element) -> bool {
+    !element.is::<gst::Bin>()
+        && element
+            .factory()
+            .is_some_and(|f| f.has_type(gst::ElementFactoryType::DECODER))
+}
+
 /// Sets `max-threads` on the software decoders decodebin picks (avdec_*);
 /// hardware decoders have no such property and are left alone.
 fn limit_decoder_threads(pipeline: &gst::Pipeline, threads: u32) {
     let threads = i32::try_from(threads).unwrap_or(i32::MAX);
     pipeline.connect_deep_element_added(move |_, _, element| {
-        let is_decoder = element
-            .factory()
-            .is_some_and(|f| f.has_type(gst::ElementFactoryType::DECODER));
-        if is_decoder && element.find_property("max-threads").is_some() {
+        if is_decoder(element) && element.find_property("max-threads").is_some() {
             element.set_property("max-threads", threads);
         }
     });
