@@ -33,7 +33,9 @@ after="$(rss)"
 back="$(date +%s.%N)"
 start_camera
 sleep 15
-session0="$(grep -m1 '/detections' "$work/cam.log" | sed 's/.*"session":"\([0-9a-f]*\)".*/\1/')"
+session0="$(grep -m1 '/detections' "$work/cam.log" | sed 's/.*"session":"\([0-9a-f]*\)".*/\1/' || true)"
+# Say why instead of ending silently (set -e) when the camera gave nothing.
+[ -n "$session0" ] || { echo "outage: no result from the camera at all; visiond's log:" >&2; tail -20 "$work/visiond.log" >&2; exit 1; }
 first_new="$(grep '/detections' "$work/cam.log" | grep -v "$session0" | head -1 | cut -d' ' -f1)"
 recovery="$(python3 -c "print(f'{$first_new - $back:.2f}')" 2>/dev/null || echo none)"
 printf '| outage s | RSS before MiB | RSS after outage MiB | growth MiB | first result after return s |\n|---|---|---|---|---|\n'
