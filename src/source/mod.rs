@@ -127,10 +127,19 @@ impl FpsGate {
         };
         // A millisecond of slack absorbs timestamp rounding (6 x 33.333 ms
         // is 199.999998 ms, which must count as 200 ms).
-        let slot = (pts + self.offset_ns + 1_000_000) / interval;
+        let slot_of = |t: u64| (t + self.offset_ns + 1_000_000) / interval;
+        let slot = slot_of(pts);
         match self.last_slot.load(Relaxed) {
-            // A timestamp going backwards is a new segment (a seek or a loop).
-            last if last != NO_SLOT && slot <= last && slot + 1 >= last => false,
+            last if last == NO_SLOT || slot + 1 < last => {
+                // The first frame, or a timestamp going backwards (a new
+                // segment: a seek or a loop). It passes at once, mid-slot, so
+                // the next slot may start sooner than an interval on: skip
+                // it then, or the rate would be broken at the start.
+                self.last_slot
+                    .store(slot_of(pts + interval - interval / 20), Relaxed);
+                true
+            }
+            last if slot <= last => false,
             _ => {
                 self.last_slot.store(slot, Relaxed);
                 true
@@ -297,9 +306,29 @@ mod tests {
                 .filter(|i| gate.keep(Some(i * frame_ns)))
                 .collect::<Vec<u64>>()
         };
-        // The first frame always passes; then every sixth, three frames on.
-        assert_eq!(kept(0.5), vec![0, 3, 9, 15, 21, 27, 33, 39, 45, 51, 57]);
-        assert_eq!(kept(0.0).len(), 10);
+        // The first frame always passes; then every sixth, three frames on,
+        // never sooner than an interval after the first.
+        assert_eq!(kept(0.5), vec![0, 9, 15, 21, 27, 33, 39, 45, 51, 57]);
+        assert_eq!(kept(0.0), vec![0, 6, 12, 18, 24, 30, 36, 42, 48, 54]);
+    }
+
+    #[test]
+    fn fps_gate_never_keeps_frames_closer_than_the_interval() {
+        let frame_ns = 1_000_000_000u64 / 30;
+        for start in [0, 14_190_325, 5 * frame_ns + 7] {
+            for phase in (0..8).map(fps_phase) {
+                let gate = FpsGate::new(Some(5.0), phase);
+                let kept: Vec<u64> = (0..90)
+                    .map(|i| start + i * frame_ns)
+                    .filter(|pts| gate.keep(Some(*pts)))
+                    .collect();
+                assert!(
+                    kept.windows(2).all(|w| w[1] - w[0] >= 190_000_000),
+                    "start {start}, phase {phase}: {kept:?}"
+                );
+                assert!(kept.len() >= 14, "{kept:?}");
+            }
+        }
     }
 
     #[test]
