@@ -48,6 +48,11 @@ pub fn ssd_raw(
     let mut candidates: Vec<(usize, f32, [f32; 4])> = Vec::new();
     for a in 0..anchors.min(scores.len() / classes.max(1)) {
         let row = &scores[a * classes..(a + 1) * classes];
+        // Nearly every anchor is below the threshold in every class: a plain
+        // compare rules it out at a third of the arg-max's cost.
+        if !row.iter().any(|&s| s >= min_score) {
+            continue;
+        }
         let (best, &score) = row
             .iter()
             .enumerate()
