@@ -7,10 +7,14 @@
 # run in both of its layouts and its faster one is kept. CPU outside
 # inference = CPU per frame minus the model's own CPU per frame in the same
 # runtime and layout.
-#   benches/peer.sh [WINDOW_SECONDS]
+# This VM's speed moves by 5-10 % from minute to minute, and "outside
+# inference" is the difference of two such numbers, so every measurement is
+# taken ROUNDS times (default 3), the rounds interleaved, and the medians
+# compared.
+#   [ROUNDS=N] benches/peer.sh [WINDOW_SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WINDOW="${1:-30}"; WARMUP=8
+WINDOW="${1:-30}"; WARMUP=8; ROUNDS="${ROUNDS:-3}"
 . benches/lib.sh
 
 # The peer's venv: Debian's Python for GStreamer's bindings (python3-gi), the
@@ -48,29 +52,39 @@ measure() {
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-measure visiond 'visiond/bench/clip/detections' target/release/visiond run -c "$work/c.yaml"
-target/release/visiond bench -c "$work/c.yaml" --model coco --frames 600 2>/dev/null \
-  | awk -F'|' '$3 ~ /2 x 1/ && $4 ~ / 1 / {printf "{\"fps\": %s, \"cpu_ms_per_frame\": %s}\n", $5, $8}' > "$work/visiond-model.json"
-for layout in "1 2" "2 1"; do
-  set -- $layout
-  measure "peer-$1x$2" 'peer/bench/clip/detections' "$PY" benches/peer/peer.py --clip "$CLIP" \
-    --model "$MODEL" --labels "$LABELS" --port "$PORT" --sessions "$1" --threads "$2"
-  "$PY" benches/peer/peer.py --model "$MODEL" --model-only --sessions "$1" --threads "$2" --frames 600 \
-    > "$work/peer-$1x$2-model.json"
+for r in $(seq "$ROUNDS"); do
+  measure "visiond.$r" 'visiond/bench/clip/detections' target/release/visiond run -c "$work/c.yaml"
+  target/release/visiond bench -c "$work/c.yaml" --model coco --layout 2x1 --batch 1 --frames 600 2>/dev/null \
+    | awk -F'|' '$2 ~ /coco/ {printf "{\"fps\": %s, \"cpu_ms_per_frame\": %s}\n", $5, $8}' > "$work/visiond-model.$r.json"
+  for layout in "1 2" "2 1"; do
+    set -- $layout
+    measure "peer-$1x$2.$r" 'peer/bench/clip/detections' "$PY" benches/peer/peer.py --clip "$CLIP" \
+      --model "$MODEL" --labels "$LABELS" --port "$PORT" --sessions "$1" --threads "$2"
+    "$PY" benches/peer/peer.py --model "$MODEL" --model-only --sessions "$1" --threads "$2" --frames 600 \
+      > "$work/peer-$1x$2-model.$r.json"
+  done
 done
 
-"$PY" - "$work" "$WINDOW" <<'PY'
-import json, sys
-work, window = sys.argv[1], sys.argv[2]
-load = lambda n: json.load(open(f"{work}/{n}.json"))
-rows = {"visiond (2 workers x 1 thread)": (load("visiond"), load("visiond-model"))}
-peers = {f"Python peer ({l.replace('x', ' session(s) x ')} thread(s))": (load(f"peer-{l}"), load(f"peer-{l}-model")) for l in ("1x2", "2x1")}
+"$PY" - "$work" "$WINDOW" "$ROUNDS" <<'PY'
+import json, statistics, sys
+work, window, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+runs = lambda n: [json.load(open(f"{work}/{n}.{r}.json")) for r in range(1, rounds + 1)]
+def load(n):
+    """The medians over the rounds of the pipeline's and the model's numbers;
+    outside inference is paired within each round (the two ran a minute
+    apart), then the median taken."""
+    pipe, model = runs(n), runs(f"{n}-model")
+    med = lambda rs: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+    r = med(pipe)
+    r["outside"] = statistics.median(p["cpu_ms_per_frame"] - m["cpu_ms_per_frame"] for p, m in zip(pipe, model))
+    return r, med(model)
+rows = {"visiond (2 workers x 1 thread)": load("visiond")}
+peers = {f"Python peer ({l.replace('x', ' session(s) x ')} thread(s))": load(f"peer-{l}") for l in ("1x2", "2x1")}
 rows.update(peers)
-print(f"720p H.264 clip looped, every frame, SSD-MobileNetV2, QoS 0 to mosquitto; {window} s measured")
+print(f"720p H.264 clip looped, every frame, SSD-MobileNetV2, QoS 0 to mosquitto; {window} s measured; medians of {rounds} interleaved rounds")
 print("| analyser | frames/s | CPU ms/frame | model alone: frames/s, CPU ms/frame | CPU ms/frame outside inference | RSS MiB | peak RSS MiB |")
 print("|---|---|---|---|---|---|---|")
 for name, (r, m) in rows.items():
-    r["outside"] = r["cpu_ms_per_frame"] - m["cpu_ms_per_frame"]
     print(f"| {name} | {r['fps']:.1f} | {r['cpu_ms_per_frame']:.1f} | {m['fps']:.1f}, {m['cpu_ms_per_frame']:.1f} "
           f"| {r['outside']:.1f} | {r['rss_mib']:.0f} | {r['peak_rss_mib']:.0f} |")
 v = rows["visiond (2 workers x 1 thread)"][0]

@@ -62,7 +62,24 @@ enum Command {
         /// Run this stream (source, decode, inference, payload) instead.
         #[arg(long)]
         stream: Option<String>,
+        /// Only this thread layout, WORKERSxTHREADS (e.g. 2x1); default: a
+        /// session using every core, one single-thread session per core, one thread.
+        #[arg(long, value_parser = parse_layout)]
+        layout: Option<(usize, usize)>,
+        /// Only this batch size (default: 1 and the largest the model takes).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        batch: Option<u16>,
     },
+}
+
+/// `2x1` -> (2 workers, 1 thread).
+fn parse_layout(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("{s:?} is not WORKERSxTHREADS with both at least 1, e.g. 2x1");
+    let (w, t) = s.split_once('x').ok_or_else(bad)?;
+    match (w.trim().parse(), t.trim().parse()) {
+        (Ok(w), Ok(t)) if w > 0 && t > 0 => Ok((w, t)),
+        _ => Err(bad()),
+    }
 }
 
 fn main() -> ExitCode {
@@ -103,7 +120,16 @@ fn main() -> ExitCode {
             model,
             frames,
             stream,
-        } => match bench(&config, model.as_deref(), frames, stream.as_deref()) {
+            layout,
+            batch,
+        } => match bench(
+            &config,
+            model.as_deref(),
+            frames,
+            stream.as_deref(),
+            layout,
+            batch.map(usize::from),
+        ) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 report(&e);
@@ -220,6 +246,8 @@ fn bench(
     model: Option<&str>,
     frames: usize,
     stream: Option<&str>,
+    layout: Option<(usize, usize)>,
+    batch: Option<usize>,
 ) -> anyhow::Result<()> {
     use visiond::bench;
     let loaded = config::load(path)?;
@@ -271,12 +299,14 @@ fn bench(
             .map(|_| bench::max_batch(&loaded, &name))
             .transpose()?
             .unwrap_or(1);
-        let batches: Vec<usize> = if max_batch > 1 {
-            vec![1, max_batch]
-        } else {
-            vec![1]
+        let batches: Vec<usize> = match batch {
+            // bench::inference clamps it to what the model takes.
+            Some(b) => vec![b],
+            None if max_batch > 1 => vec![1, max_batch],
+            None => vec![1],
         };
-        for (workers, threads) in bench::layouts(cores) {
+        let layouts = layout.map_or_else(|| bench::layouts(cores), |l| vec![l]);
+        for (workers, threads) in layouts {
             for &batch in &batches {
                 let r = bench::inference(&loaded, &name, workers, threads, batch, frames)?;
                 println!(
