@@ -5,8 +5,10 @@
 # mosquitto. Both are measured the same way from outside
 # (benches/peer/measure.py): messages/s, CPU per message, RSS. The peer is
 # run in both of its layouts and its faster one is kept. CPU outside
-# inference = CPU per frame minus the model's own CPU per frame in the same
-# runtime and layout.
+# inference = CPU per frame minus the model's own: ONNX Runtime's run alone
+# (peer.py --model-only: the same library, model and layout, nothing
+# before or after the run), one reference for both, so pre- and
+# post-processing count as outside for both.
 # This VM's speed moves by 5-10 % from minute to minute, and "outside
 # inference" is the difference of two such numbers, so every measurement is
 # taken ROUNDS times (default 3), the rounds interleaved, and the medians
@@ -54,8 +56,6 @@ measure() {
 
 for r in $(seq "$ROUNDS"); do
   measure "visiond.$r" 'visiond/bench/clip/detections' target/release/visiond run -c "$work/c.yaml"
-  target/release/visiond bench -c "$work/c.yaml" --model coco --layout 2x1 --batch 1 --frames 600 2>/dev/null \
-    | awk -F'|' '$2 ~ /coco/ {printf "{\"fps\": %s, \"cpu_ms_per_frame\": %s}\n", $5, $8}' > "$work/visiond-model.$r.json"
   for layout in "1 2" "2 1"; do
     set -- $layout
     measure "peer-$1x$2.$r" 'peer/bench/clip/detections' "$PY" benches/peer/peer.py --clip "$CLIP" \
@@ -69,20 +69,20 @@ done
 import json, statistics, sys
 work, window, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 runs = lambda n: [json.load(open(f"{work}/{n}.{r}.json")) for r in range(1, rounds + 1)]
-def load(n):
-    """The medians over the rounds of the pipeline's and the model's numbers;
-    outside inference is paired within each round (the two ran a minute
-    apart), then the median taken."""
-    pipe, model = runs(n), runs(f"{n}-model")
+def load(n, layout):
+    """The medians over the rounds of the analyser's numbers and of the
+    model's alone in its layout; outside inference is paired within each
+    round (the two ran a minute apart), then the median taken."""
+    pipe, model = runs(n), runs(f"peer-{layout}-model")
     med = lambda rs: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
     r = med(pipe)
     r["outside"] = statistics.median(p["cpu_ms_per_frame"] - m["cpu_ms_per_frame"] for p, m in zip(pipe, model))
     return r, med(model)
-rows = {"visiond (2 workers x 1 thread)": load("visiond")}
-peers = {f"Python peer ({l.replace('x', ' session(s) x ')} thread(s))": load(f"peer-{l}") for l in ("1x2", "2x1")}
+rows = {"visiond (2 workers x 1 thread)": load("visiond", "2x1")}
+peers = {f"Python peer ({l.replace('x', ' session(s) x ')} thread(s))": load(f"peer-{l}", l) for l in ("1x2", "2x1")}
 rows.update(peers)
 print(f"720p H.264 clip looped, every frame, SSD-MobileNetV2, QoS 0 to mosquitto; {window} s measured; medians of {rounds} interleaved rounds")
-print("| analyser | frames/s | CPU ms/frame | model alone: frames/s, CPU ms/frame | CPU ms/frame outside inference | RSS MiB | peak RSS MiB |")
+print("| analyser | frames/s | CPU ms/frame | ONNX Runtime alone, same layout: frames/s, CPU ms/frame | CPU ms/frame outside inference | RSS MiB | peak RSS MiB |")
 print("|---|---|---|---|---|---|---|")
 for name, (r, m) in rows.items():
     print(f"| {name} | {r['fps']:.1f} | {r['cpu_ms_per_frame']:.1f} | {m['fps']:.1f}, {m['cpu_ms_per_frame']:.1f} "
