@@ -22,7 +22,10 @@ streams:
   - {name: cam, source: "rtsp://127.0.0.1:$RTSP_PORT/cam", model: coco, fps: 5}
   - {name: steady, source: "test://?width=1280&height=720", model: coco, fps: 5}
 YAML
-mosquitto_sub -p "$MQTT_PORT" -v -t 'visiond/bench/cam/#' | while read -r line; do echo "$(date +%s.%N) $line"; done > "$work/cam.log" & pids+=($!)
+# Each message with its arrival time. mosquitto_sub itself, not a pipeline,
+# in the background: stop_all must be able to end it (a pipeline's $! is its
+# last process, and the subscriber would then retry the stopped broker forever).
+mosquitto_sub -p "$MQTT_PORT" -t 'visiond/bench/cam/#' -F '%U %t %p' > "$work/cam.log" & pids+=($!)
 target/release/visiond run -c "$work/c.yaml" 2>"$work/visiond.log" & daemon=$!; pids+=($daemon)
 rss() { awk '/VmRSS/ {print $2/1024}' "/proc/$daemon/status"; }
 sleep 20
