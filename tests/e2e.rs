@@ -234,7 +234,17 @@ fn rtsp_and_test_streams_to_mqtt_then_sigterm() {
     assert!(offline, "offline not published");
 
     let log = daemon.log_text();
-    assert!(log.contains("playing"), "{log}");
+    let playing = |stream: &str| {
+        log.lines()
+            .find(|l| l.contains("playing") && l.contains(&format!("stream={stream}")))
+            .unwrap_or_else(|| panic!("no playing line for {stream}:\n{log}"))
+    };
+    // Which decoder a stream got (a hardware one, or software and its threads).
+    assert!(
+        playing("cam").contains("decoders=avdec_h264 (1 thread)"),
+        "{log}"
+    );
+    assert!(playing("pattern").contains("decoders=none"), "{log}");
     for secret in [RTSP_PASSWORD, MQTT_PASSWORD] {
         assert!(!log.contains(secret), "secret {secret} in the log:\n{log}");
     }

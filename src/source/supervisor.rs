@@ -69,6 +69,11 @@ pub trait Session {
     fn poll(&mut self, timeout: Duration) -> Option<BusEvent>;
     /// Whether it produces frames in real time (only live sources stall).
     fn is_live(&self) -> bool;
+    /// The decoders it runs, for the log (whether a hardware one was
+    /// picked is the first question on a small board).
+    fn decoders(&self) -> String {
+        "none".into()
+    }
 }
 
 impl Session for Pipeline {
@@ -78,6 +83,23 @@ impl Session for Pipeline {
 
     fn is_live(&self) -> bool {
         Pipeline::is_live(self)
+    }
+
+    fn decoders(&self) -> String {
+        let named: Vec<String> = Pipeline::decoders(self)
+            .into_iter()
+            .map(|(name, threads)| match threads {
+                Some(1) => format!("{name} (1 thread)"),
+                Some(0) => format!("{name} (a thread per core)"),
+                Some(n) => format!("{name} ({n} threads)"),
+                None => name,
+            })
+            .collect();
+        if named.is_empty() {
+            "none".into()
+        } else {
+            named.join(", ")
+        }
     }
 }
 
@@ -368,7 +390,7 @@ fn watch(
                     *st = Some((StreamState::Playing, now_ms()));
                 }
                 publisher.status(name, &status);
-                info!(session, "playing");
+                info!(session, decoders = %running.decoders(), "playing");
                 playing = Some(status);
                 window = (now, frames_in, analysed);
             }
