@@ -69,10 +69,10 @@ pub trait Session {
     fn poll(&mut self, timeout: Duration) -> Option<BusEvent>;
     /// Whether it produces frames in real time (only live sources stall).
     fn is_live(&self) -> bool;
-    /// The decoders it runs, for the log (whether a hardware one was
-    /// picked is the first question on a small board).
-    fn decoders(&self) -> String {
-        "none".into()
+    /// The decoders it runs, by factory name, with their thread limit where
+    /// they have one (see [`Pipeline::decoders`]).
+    fn decoders(&self) -> Vec<(String, Option<i32>)> {
+        Vec::new()
     }
 }
 
@@ -85,22 +85,27 @@ impl Session for Pipeline {
         Pipeline::is_live(self)
     }
 
-    fn decoders(&self) -> String {
-        let named: Vec<String> = Pipeline::decoders(self)
-            .into_iter()
-            .map(|(name, threads)| match threads {
-                Some(1) => format!("{name} (1 thread)"),
-                Some(0) => format!("{name} (a thread per core)"),
-                Some(n) => format!("{name} ({n} threads)"),
-                None => name,
-            })
-            .collect();
-        if named.is_empty() {
-            "none".into()
-        } else {
-            named.join(", ")
-        }
+    fn decoders(&self) -> Vec<(String, Option<i32>)> {
+        Pipeline::decoders(self)
     }
+}
+
+/// The decoders for the log: whether a hardware one was picked is the first
+/// question on a small board.
+fn describe_decoders(decoders: &[(String, Option<i32>)]) -> String {
+    if decoders.is_empty() {
+        return "none".into();
+    }
+    let named: Vec<String> = decoders
+        .iter()
+        .map(|(name, threads)| match threads {
+            Some(1) => format!("{name} (1 thread)"),
+            Some(0) => format!("{name} (a thread per core)"),
+            Some(n) => format!("{name} ({n} threads)"),
+            None => name.clone(),
+        })
+        .collect();
+    named.join(", ")
 }
 
 /// Starts source sessions for a stream.
@@ -390,7 +395,8 @@ fn watch(
                     *st = Some((StreamState::Playing, now_ms()));
                 }
                 publisher.status(name, &status);
-                info!(session, decoders = %running.decoders(), "playing");
+                let decoders = describe_decoders(&running.decoders());
+                info!(session, %decoders, "playing");
                 playing = Some(status);
                 window = (now, frames_in, analysed);
             }
@@ -809,5 +815,19 @@ mod delivery_tests {
         assert!(deliver(raw(2, false)));
         drop(stop_tx);
         assert!(!deliver(raw(3, false)));
+    }
+
+    #[test]
+    fn decoders_are_described_with_their_threads() {
+        let d = |n: &str, t| (n.to_string(), t);
+        assert_eq!(describe_decoders(&[]), "none");
+        assert_eq!(
+            describe_decoders(&[d("avdec_h264", Some(1)), d("vah264dec", None)]),
+            "avdec_h264 (1 thread), vah264dec"
+        );
+        assert_eq!(
+            describe_decoders(&[d("avdec_h264", Some(0))]),
+            "avdec_h264 (a thread per core)"
+        );
     }
 }
