@@ -139,11 +139,14 @@ impl Served {
             }
             analysis.meta.seq = o.analysed;
             o.analysed += 1;
+            publisher.analysis(&analysis);
+            // Counted once handed to the publisher: a file stream reports
+            // `stopped` when every frame is counted, and its last results
+            // must be queued before that status.
             self.input
                 .stats
                 .frames_analysed
                 .fetch_add(1, Ordering::Relaxed);
-            publisher.analysis(&analysis);
         }
     }
 }
@@ -380,5 +383,69 @@ fn work(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::FrameMeta;
+    use crate::status::StreamStatus;
+
+    /// Records how many results the stream had counted when each was published.
+    struct Seen(Arc<StreamStats>, Mutex<Vec<u64>>);
+
+    impl Publish for Seen {
+        fn analysis(&self, _: &Analysis) {
+            if let Ok(mut v) = self.1.lock() {
+                v.push(self.0.frames_analysed.load(Ordering::Relaxed));
+            }
+        }
+        fn status(&self, _: &str, _: &StreamStatus) {}
+    }
+
+    fn analysis() -> Analysis {
+        Analysis {
+            meta: FrameMeta {
+                stream: "s".into(),
+                session: "a".into(),
+                seq: 0,
+                pts_ns: None,
+                captured_at: std::time::SystemTime::UNIX_EPOCH,
+                source_width: 1,
+                source_height: 1,
+            },
+            model: "m".into(),
+            output: Output::Detections(Vec::new()),
+            inference_ms: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_result_is_counted_only_once_handed_to_the_publisher() {
+        // A file stream says `stopped` once every frame is counted; its last
+        // results must be on their way by then.
+        let stats = Arc::new(StreamStats::default());
+        let served = Served {
+            input: Input {
+                stream: "s".into(),
+                frames: crossbeam_channel::never(),
+                filter: Filter {
+                    min_score: 0.0,
+                    labels: None,
+                    max_objects: None,
+                },
+                stats: stats.clone(),
+            },
+            order: Mutex::default(),
+        };
+        if let Ok(mut o) = served.order.lock() {
+            o.in_flight.extend([0, 1]);
+        }
+        let seen = Seen(stats.clone(), Mutex::default());
+        served.finish(1, Some(analysis()), &seen);
+        served.finish(0, Some(analysis()), &seen);
+        assert_eq!(*seen.1.lock().unwrap(), vec![0, 1]);
+        assert_eq!(stats.frames_analysed.load(Ordering::Relaxed), 2);
     }
 }
