@@ -48,15 +48,13 @@ fn analysis(seq: u64) -> Analysis {
 /// Appends `n` messages of `size` bytes in groups of `group`; µs per message.
 fn appends(dir: &std::path::Path, n: usize, group: usize, size: usize) -> f64 {
     let _ = std::fs::remove_dir_all(dir);
-    let (mut spool, _) = Spool::open(dir, 1 << 30).expect("spool");
+    let (mut spool, _, _) = Spool::open(dir, 1 << 30).expect("spool");
     let payload = vec![b'x'; size];
     let t = Instant::now();
     for _ in 0..n / group {
-        spool
-            .append_all(
-                (0..group).map(|_| ("visiond/n/cam/detections".into(), payload.clone(), false)),
-            )
-            .expect("append");
+        let records = spool
+            .stamp((0..group).map(|_| ("visiond/n/cam/detections".into(), payload.clone(), false)));
+        spool.write(&records).expect("append");
     }
     t.elapsed().as_secs_f64() * 1e6 / n as f64
 }

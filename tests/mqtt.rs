@@ -300,3 +300,68 @@ fn a_wrong_password_is_a_clear_error_and_retried() {
     assert_eq!(wrong.terminate().0, Some(0));
     assert_eq!(right.terminate().0, Some(0));
 }
+
+/// Steady QoS 1 traffic to a healthy broker (two streams, 30 messages a
+/// second), then `kill -9` and a restart on the same spool: the file stayed
+/// small while the daemon ran, and the restart replays only what the broker
+/// had not acknowledged (the window in flight and the last tick), not the
+/// whole session.
+#[test]
+fn under_steady_qos1_traffic_the_spool_stays_small_and_a_crash_replays_only_the_tail() {
+    let broker = Mosquitto::start();
+    let messages = subscribe(broker.port, "visiond/steady/+/detections");
+    let spool = tempfile::tempdir().expect("tempdir");
+    let dir = spool.path().join("spool");
+    let conf = format!(
+        "{}  - name: cam2\n    source: test://?width=320&height=240\n    model: imagenet\n    fps: 15\n",
+        config("steady", &broker.url(), &dir, "cam1").replace("fps: 10", "fps: 15")
+    );
+    let mut daemon = Daemon::start(&conf, &[]);
+    let mut received = 0usize;
+    let mut largest = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while Instant::now() < deadline {
+        if messages.recv_timeout(Duration::from_millis(100)).is_ok() {
+            received += 1;
+        }
+        let size = std::fs::metadata(dir.join("spool.log")).map_or(0, |m| m.len());
+        largest = largest.max(size);
+    }
+    let log = daemon.log_text();
+    assert!(received > 300, "only {received} messages; log:\n{log}");
+    // The compaction bound (256 KiB dead, half the file) and a window's worth.
+    assert!(
+        largest < 600 << 10,
+        "spool.log reached {largest} bytes with a healthy broker after {received} messages"
+    );
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(daemon.proc.0.id() as i32, libc::SIGKILL) };
+    let _ = daemon.proc.0.wait();
+    let mut again = Daemon::start(&conf, &[]);
+    // The spool is read before the streams start ("running").
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !again.log_text().contains("running") {
+        assert!(Instant::now() < deadline, "log:\n{}", again.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = again.log_text();
+    let replayed = log
+        .lines()
+        .find(|l| l.contains("spooled messages from before the restart"))
+        .map_or(0, |line| {
+            line.split("messages=")
+                .nth(1)
+                .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or_else(|| panic!("no count in {line}"))
+        });
+    assert_eq!(again.terminate().0, Some(0), "log:\n{}", again.log_text());
+    // 64 in flight at most, plus a tick (200 ms) of 30 messages a second.
+    assert!(
+        replayed <= 64 + 10,
+        "a crash replayed {replayed} of {received} messages"
+    );
+    eprintln!(
+        "{received} messages in 25 s; spool.log at most {largest} bytes; {replayed} replayed after kill -9"
+    );
+}

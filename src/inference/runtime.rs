@@ -7,25 +7,25 @@ use super::ModelError;
 
 static LOADED: OnceLock<Result<(PathBuf, ort::environment::Environment), String>> = OnceLock::new();
 
-/// Where the project's set-up and the Debian package put the library, in
+/// Where the Debian package and the project's set-up put the library, in
 /// the order they are tried after `onnxruntime:` and `ORT_DYLIB_PATH`.
+/// Places only root can write come first: the service may write its state
+/// directory (`VISIOND_CACHE=/var/lib/visiond` in the unit), and a library
+/// planted there must not be loaded at the next start.
 pub fn candidates() -> Vec<PathBuf> {
-    let mut c = Vec::new();
+    let mut c = vec![PathBuf::from("/usr/lib/visiond/libonnxruntime.so")];
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        c.push(dir.join("libonnxruntime.so"));
+    }
+    // The set-up's cache, for a development checkout.
     let cache = std::env::var_os("VISIOND_CACHE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/visiond")));
     if let Some(cache) = cache {
         c.push(cache.join("onnxruntime/libonnxruntime.so"));
     }
-    if let Ok(exe) = std::env::current_exe()
-        && let Some(dir) = exe.parent()
-    {
-        c.push(dir.join("libonnxruntime.so"));
-    }
-    c.push(PathBuf::from("/usr/lib/visiond/libonnxruntime.so"));
-    c.push(PathBuf::from(
-        "/var/lib/visiond/onnxruntime/libonnxruntime.so",
-    ));
     c
 }
 
@@ -73,4 +73,16 @@ fn load(
         })
         .as_ref()
         .map_err(|e| ModelError::Runtime(e.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_packaged_library_comes_before_any_writable_cache() {
+        let c = candidates();
+        assert_eq!(c[0], Path::new("/usr/lib/visiond/libonnxruntime.so"));
+        assert!(!c.iter().any(|p| p.starts_with("/var/lib")), "{c:?}");
+    }
 }

@@ -182,16 +182,27 @@ impl Connection {
 
     /// Forgets every request queued for the broker. The publisher resends
     /// what QoS 1 promises from its spool after the next connect, so the
-    /// copies rumqttc keeps would only arrive out of order.
-    pub fn forget_queued(&mut self) {
+    /// copies rumqttc keeps would only arrive out of order. Returns how many
+    /// QoS 0 publishes were discarded unsent: those are lost.
+    pub fn forget_queued(&mut self) -> u64 {
         match self {
             Connection::V4(c) => {
                 c.eventloop.clean();
+                let lost = c.eventloop.pending.iter().filter(|r| {
+                    matches!(r, rumqttc::Request::Publish(p) if p.qos == rumqttc::QoS::AtMostOnce)
+                });
+                let lost = lost.count() as u64;
                 c.eventloop.pending.clear();
+                lost
             }
             Connection::V5(c) => {
                 c.eventloop.clean();
+                let lost = c.eventloop.pending.iter().filter(|r| {
+                    matches!(r, v5::Request::Publish(p) if p.qos == v5::mqttbytes::QoS::AtMostOnce)
+                });
+                let lost = lost.count() as u64;
                 c.eventloop.pending.clear();
+                lost
             }
         }
     }

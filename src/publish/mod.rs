@@ -6,6 +6,7 @@ mod mqtt;
 mod outbox;
 pub mod payload;
 pub mod spool;
+mod spooler;
 
 use crate::frame::Analysis;
 use crate::status::StreamStatus;
@@ -19,6 +20,9 @@ pub trait Publish: Send + Sync {
     fn analysis(&self, analysis: &Analysis);
     /// A stream's state changed (or its rates are due).
     fn status(&self, stream: &str, status: &StreamStatus);
+    /// A stream was removed from the config: what is retained for it goes.
+    /// Publishers that retain nothing have nothing to do.
+    fn removed(&self, _stream: &str) {}
 }
 
 /// Topic names of the contract: `P/N/available`, `P/N/S/{status,detections,events}`.

@@ -12,12 +12,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use tracing::{info, warn};
 
 use super::link::{self, Client, Connection, Ev};
 use super::outbox::{Outbox, Submit};
-use super::spool::Spool;
+use super::spool::{Recovery, Spool};
+use super::spooler::{self, Spooler, count, lock};
 use super::{Publish, Topics, payload};
 use crate::backoff::Backoff;
 use crate::frame::Analysis;
@@ -27,12 +28,8 @@ pub use link::Protocol;
 
 /// QoS 1 messages waiting for the spooler, at most.
 const SPOOLER_QUEUE: usize = 4096;
-/// Messages appended with one sync, at most.
-const GROUP: usize = 256;
-/// How often the spooler persists the acknowledgement watermark and retries.
-const TICK: Duration = Duration::from_millis(200);
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct MqttSettings {
     pub host: String,
     pub port: u16,
@@ -52,6 +49,28 @@ pub struct MqttSettings {
     /// Folder of the QoS 1 spool; `None` keeps it in memory.
     pub spool: Option<PathBuf>,
     pub spool_max_bytes: usize,
+}
+
+impl std::fmt::Debug for MqttSettings {
+    /// Everything but the password, which must never reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("keep_alive", &self.keep_alive)
+            .field("topics", &self.topics)
+            .field("qos", &self.qos)
+            .field("node", &self.node)
+            .field("tls", &self.tls)
+            .field("protocol", &self.protocol)
+            .field("expiry", &self.expiry)
+            .field("spool", &self.spool)
+            .field("spool_max_bytes", &self.spool_max_bytes)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -102,7 +121,7 @@ impl MqttSettings {
 /// What went out and what did not.
 #[derive(Debug, Default)]
 pub struct MqttCounters {
-    /// Messages handed to the client (QoS 0) or acknowledged by the broker (QoS 1).
+    /// Messages written to the broker (QoS 0) or acknowledged by it (QoS 1).
     pub published: AtomicU64,
     /// Messages lost: QoS 0 while the broker was unreachable or the queue
     /// full; QoS 1 when the spool's bound was reached.
@@ -133,37 +152,24 @@ impl Submit for Qos1<'_> {
 
 impl Shared {
     fn outbox(&self) -> MutexGuard<'_, Outbox> {
-        // A panic elsewhere must not stop publishing: the outbox stays usable.
-        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.outbox)
     }
 
-    /// Keeps the spool's counters current (called with the outbox locked).
-    fn count(&self, o: &Outbox, dropped_before: u64) {
-        self.counters
-            .spooled
-            .store(o.spooled() as u64, Ordering::Relaxed);
-        let lost = o.dropped() - dropped_before;
-        if lost > 0 {
-            self.counters.dropped.fetch_add(lost, Ordering::Relaxed);
-        }
-    }
-
+    /// Counted as published when the client writes it (`Ev::Sent(0)`), as
+    /// dropped when it cannot take it or discards it unsent.
     fn send_qos0(&self, topic: &str, payload: &[u8]) {
-        let sent = self.counters.connected.load(Ordering::Relaxed)
+        let handed = self.counters.connected.load(Ordering::Relaxed)
             && self.client.publish(topic, payload, 0, false);
-        let counter = if sent {
-            &self.counters.published
-        } else {
-            &self.counters.dropped
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if !handed {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
 pub struct MqttPublisher {
     shared: Arc<Shared>,
     spool_tx: Option<Sender<(String, Vec<u8>)>>,
-    spooler: Option<JoinHandle<()>>,
+    spooler: Option<JoinHandle<Spool>>,
     closing: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -171,25 +177,33 @@ pub struct MqttPublisher {
 impl MqttPublisher {
     /// Opens the spool and connects in the background; returns at once.
     pub fn start(settings: MqttSettings) -> std::io::Result<Self> {
-        let spool = match &settings.spool {
+        let (spool, pending, found) = match &settings.spool {
             Some(dir) => {
-                let (spool, found) = Spool::open(dir, settings.spool_max_bytes).map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("mqtt.spool {}: {e}", dir.display()))
-                })?;
+                let (spool, pending, found) =
+                    Spool::open(dir, settings.spool_max_bytes).map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("mqtt.spool {}: {e}", dir.display()))
+                    })?;
                 if found.cut_bytes > 0 {
                     warn!(spool = %dir.display(), cut_bytes = found.cut_bytes,
                         "spool was torn or corrupt; kept the good records before it");
+                }
+                if found.dropped > 0 {
+                    warn!(spool = %dir.display(), messages = found.dropped, max_mb = settings.spool_max_bytes >> 20,
+                        "spool held more than mqtt.spool_max_mb; dropped the oldest");
                 }
                 if found.pending > 0 {
                     info!(spool = %dir.display(), messages = found.pending,
                         "spooled messages from before the restart will be delivered");
                 }
-                spool
+                (spool, pending, found)
             }
-            None => Spool::in_memory(settings.spool_max_bytes),
+            None => {
+                let (spool, pending) = Spool::in_memory(settings.spool_max_bytes);
+                (spool, pending, Recovery::default())
+            }
         };
         let (client, connection) = link::open(&settings)?;
-        let mut outbox = Outbox::new(spool);
+        let mut outbox = Outbox::new(pending);
         outbox.retain(
             &settings.topics.available(),
             b"online".to_vec(),
@@ -207,6 +221,10 @@ impl MqttPublisher {
             .store(shared.outbox().spooled() as u64, Ordering::Relaxed);
         shared
             .counters
+            .dropped
+            .store(found.dropped, Ordering::Relaxed);
+        shared
+            .counters
             .last_turn_ms
             .store(crate::source::now_ms(), Ordering::Relaxed);
         let (closing_tx, closing_rx) = crossbeam_channel::bounded(0);
@@ -218,7 +236,10 @@ impl MqttPublisher {
         let s = shared.clone();
         let spooler = std::thread::Builder::new()
             .name("mqtt-spool".into())
-            .spawn(move || spooler(&s, &spool_rx))?;
+            .spawn(move || {
+                let sp = Spooler::new(spool, Instant::now());
+                spooler::run(&spool_rx, &s.outbox, &mut Qos1(&s.client), &s.counters, sp)
+            })?;
         Ok(Self {
             shared,
             spool_tx: Some(spool_tx),
@@ -255,9 +276,7 @@ impl MqttPublisher {
     pub fn close(mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         self.spool_tx.take();
-        if let Some(t) = self.spooler.take() {
-            let _ = t.join();
-        }
+        let spool = self.spooler.take().and_then(|t| t.join().ok());
         let s = &self.shared;
         let drain_until = Instant::now() + timeout / 2;
         while s.counters.connected.load(Ordering::Relaxed)
@@ -267,8 +286,10 @@ impl MqttPublisher {
             std::thread::sleep(Duration::from_millis(10));
         }
         {
-            let mut o = s.outbox();
-            if let Err(e) = o.persist() {
+            let o = s.outbox();
+            if let Some(mut spool) = spool
+                && let Err(e) = spool.persist(o.watermark())
+            {
                 warn!(error = %e, "could not write the spool's acknowledgements");
             }
             match (o.spooled(), &s.settings.spool) {
@@ -326,49 +347,11 @@ impl Publish for MqttPublisher {
             &mut Qos1(&s.client),
         );
     }
-}
 
-/// Appends what arrives to the spool, a group per sync, and hands it to the
-/// client; persists the acknowledgements every tick. Returns once every
-/// sender is gone and everything received is on disk.
-fn spooler(s: &Shared, rx: &Receiver<(String, Vec<u8>)>) {
-    let mut failing = false;
-    loop {
-        let first = match rx.recv_timeout(TICK) {
-            Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        let group: Vec<_> = first
-            .into_iter()
-            .chain(rx.try_iter().take(GROUP - 1))
-            .collect();
-        let mut o = s.outbox();
-        let dropped_before = o.dropped();
-        let mut c = Qos1(&s.client);
-        let result = if group.is_empty() {
-            o.fill(&mut c);
-            o.persist()
-        } else {
-            o.append(group, &mut c)
-        };
-        s.count(&o, dropped_before);
-        drop(o);
-        match result {
-            Err(e) if !failing => {
-                warn!(error = %e, "cannot write the MQTT spool; QoS 1 messages are kept in memory only");
-                failing = true;
-            }
-            Ok(()) if failing => {
-                info!("MQTT spool writable again");
-                failing = false;
-            }
-            _ => {}
-        }
-    }
-    let mut o = s.outbox();
-    if let Err(e) = o.persist() {
-        warn!(error = %e, "could not write the spool's acknowledgements");
+    fn removed(&self, stream: &str) {
+        let s = &self.shared;
+        s.outbox()
+            .clear(&s.settings.topics.status(stream), &mut Qos1(&s.client));
     }
 }
 
@@ -376,8 +359,7 @@ fn spooler(s: &Shared, rx: &Receiver<(String, Vec<u8>)>) {
 /// reconnects with backoff, announces `online` and resends the spool after
 /// every connect.
 fn poll(mut connection: Connection, s: &Shared, closing: &Receiver<()>) {
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-    let mut last_error: Option<String> = None;
+    let mut retry = Retry::default();
     let broker = format!("{}:{}", s.settings.host, s.settings.port);
     let c = &mut Qos1(&s.client);
     while let Some(event) = connection.next() {
@@ -389,18 +371,20 @@ fn poll(mut connection: Connection, s: &Shared, closing: &Receiver<()>) {
             Ev::Connected => {
                 s.counters.connected.store(true, Ordering::Relaxed);
                 info!(broker = %broker, "connected to MQTT broker");
-                last_error = None;
-                backoff.reset();
+                retry.connected();
                 if !is_closing {
                     s.outbox().connected(c);
                 }
+            }
+            Ev::Sent(0) => {
+                s.counters.published.fetch_add(1, Ordering::Relaxed);
             }
             Ev::Sent(pkid) => s.outbox().sent(pkid),
             Ev::Acked(pkid) => {
                 s.counters.published.fetch_add(1, Ordering::Relaxed);
                 let mut o = s.outbox();
                 o.acked(pkid, c);
-                s.count(&o, o.dropped());
+                count(&s.counters, &o, o.dropped());
             }
             Ev::Disconnected if is_closing => break,
             Ev::Disconnected | Ev::Other => {}
@@ -408,20 +392,20 @@ fn poll(mut connection: Connection, s: &Shared, closing: &Receiver<()>) {
                 {
                     // Under the lock, so no QoS 1 publish slips in between.
                     let mut o = s.outbox();
-                    connection.forget_queued();
+                    let lost = connection.forget_queued();
+                    s.counters.dropped.fetch_add(lost, Ordering::Relaxed);
                     o.disconnected();
                 }
                 s.counters.connected.store(false, Ordering::Relaxed);
                 if is_closing {
                     break;
                 }
-                let msg = crate::redact::text(&msg);
-                if last_error.as_deref() != Some(&msg) {
-                    warn!(broker = %broker, error = %msg, "MQTT broker unreachable; retrying");
-                    last_error = Some(msg);
+                let (new, delay) = retry.failed(crate::redact::text(&msg), rand::random());
+                if let Some(msg) = new {
+                    warn!(broker = %broker, error = %msg, retry_in_ms = delay.as_millis() as u64, "MQTT broker unreachable; retrying");
                 }
                 if closing
-                    .recv_timeout(backoff.next_delay())
+                    .recv_timeout(delay)
                     .is_err_and(|e| e.is_disconnected())
                 {
                     break;
@@ -430,4 +414,94 @@ fn poll(mut connection: Connection, s: &Shared, closing: &Receiver<()>) {
         }
     }
     s.counters.connected.store(false, Ordering::Relaxed);
+}
+
+/// How a lost broker is retried: capped, jittered backoff from 0.5 s to
+/// 30 s, reset by a connect, and one log line per incident (a retry failing
+/// the same way says nothing new).
+#[derive(Debug)]
+struct Retry {
+    backoff: Backoff,
+    last_error: Option<String>,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+            last_error: None,
+        }
+    }
+}
+
+impl Retry {
+    /// The error to log (when it is new) and the delay before the next try;
+    /// `unit` in [0, 1) draws the jitter.
+    fn failed(&mut self, error: String, unit: f64) -> (Option<String>, Duration) {
+        let delay = self.backoff.delay_with(unit);
+        if self.last_error.as_ref() == Some(&error) {
+            return (None, delay);
+        }
+        self.last_error = Some(error.clone());
+        (Some(error), delay)
+    }
+
+    fn connected(&mut self) {
+        self.last_error = None;
+        self.backoff.reset();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_broker_is_logged_once_per_incident_and_retried_with_capped_backoff() {
+        let mut r = Retry::default();
+        let refused = || "connection refused".to_string();
+        let (log, first) = r.failed(refused(), 1.0);
+        assert_eq!(log.as_deref(), Some("connection refused"));
+        assert_eq!(first, Duration::from_millis(500));
+        let delays: Vec<Duration> = (0..10)
+            .map(|_| {
+                let (log, d) = r.failed(refused(), 1.0);
+                assert_eq!(log, None, "the same failure again says nothing");
+                d
+            })
+            .collect();
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(delays.last(), Some(&Duration::from_secs(30)));
+        // Jitter keeps reconnecting clients apart: at least half the base.
+        assert_eq!(r.failed(refused(), 0.0).1, Duration::from_secs(15));
+        // Another error is news.
+        assert!(r.failed("timed out".into(), 0.5).0.is_some());
+        r.connected();
+        let (log, d) = r.failed(refused(), 1.0);
+        assert!(log.is_some(), "after a connect a failure is a new incident");
+        assert_eq!(d, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn debug_output_never_holds_the_password() {
+        let s = MqttSettings {
+            host: "h".into(),
+            port: 1,
+            client_id: "c".into(),
+            username: Some("u".into()),
+            password: Some("hunter2-secret".into()),
+            keep_alive: Duration::from_secs(30),
+            topics: Topics::new("p", "n"),
+            qos: 0,
+            node: "n".into(),
+            tls: None,
+            protocol: Protocol::V311,
+            expiry: Duration::ZERO,
+            spool: None,
+            spool_max_bytes: 1,
+        };
+        let text = format!("{s:?} {s:#?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("***"));
+    }
 }

@@ -8,9 +8,8 @@
 //! the broker's PUBACK for that id then acknowledges the spool record.
 
 use std::collections::{HashMap, VecDeque};
-use std::io;
 
-use super::spool::Spool;
+use super::spool::{Pending, Record};
 
 /// Hands a QoS 1 message to the client without blocking; false when it cannot
 /// take it now.
@@ -23,7 +22,7 @@ pub const WINDOW: usize = 64;
 
 #[derive(Debug)]
 pub struct Outbox {
-    spool: Spool,
+    spool: Pending,
     connected: bool,
     /// QoS 1 publishes handed to the client whose packet id is not known
     /// yet, oldest first: the spool's sequence number, or `None` for others.
@@ -39,7 +38,7 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(spool: Spool) -> Self {
+    pub fn new(spool: Pending) -> Self {
         Self {
             spool,
             connected: false,
@@ -61,6 +60,8 @@ impl Outbox {
                 self.awaiting_id.push_back(None);
             }
         }
+        // Clearings go out once.
+        self.retained.retain(|(_, p)| !p.is_empty());
         self.fill(c);
     }
 
@@ -88,18 +89,26 @@ impl Outbox {
         }
     }
 
-    /// Spools messages `(topic, payload)` with one sync, then sends what the window allows.
-    pub fn append(
-        &mut self,
-        messages: impl IntoIterator<Item = (String, Vec<u8>)>,
-        c: &mut impl Submit,
-    ) -> io::Result<()> {
-        let appended = self
-            .spool
-            .append_all(messages.into_iter().map(|(t, p)| (t, p, false)));
-        // Sent even when the disk refused them: they are held in memory.
+    /// Queues spooled records (already on disk, or held in memory when the
+    /// disk refused them), then sends what the window allows.
+    pub fn append(&mut self, records: Vec<Record>, c: &mut impl Submit) {
+        self.spool.push(records);
         self.fill(c);
-        appended.map(|_| ())
+    }
+
+    /// Clears a retained topic whose stream is gone: an empty retained
+    /// message deletes the broker's copy, now or after the next connect,
+    /// and then the topic is no longer announced.
+    pub fn clear(&mut self, topic: &str, c: &mut impl Submit) {
+        if self.connected && c.publish(topic, &[], true) {
+            self.awaiting_id.push_back(None);
+            self.retained.retain(|(t, _)| t != topic);
+        } else {
+            match self.retained.iter_mut().find(|(t, _)| t == topic) {
+                Some((_, p)) => p.clear(),
+                None => self.retained.push((topic.to_string(), Vec::new())),
+            }
+        }
     }
 
     /// Hands spooled messages to the client while the window has room.
@@ -108,7 +117,7 @@ impl Outbox {
             return;
         }
         let room = WINDOW.saturating_sub(self.outstanding);
-        for r in self.spool.pending_after(self.sent_upto).take(room) {
+        for r in self.spool.after(self.sent_upto).take(room) {
             if !c.publish(&r.topic, &r.payload, r.retain) {
                 break;
             }
@@ -137,9 +146,9 @@ impl Outbox {
         }
     }
 
-    /// Writes the acknowledgement watermark when it moved.
-    pub fn persist(&mut self) -> io::Result<()> {
-        self.spool.persist()
+    /// Everything at or below it is acknowledged (or dropped by the bound).
+    pub fn watermark(&self) -> u64 {
+        self.spool.watermark()
     }
 
     /// Spooled messages not yet acknowledged.
@@ -174,8 +183,15 @@ mod tests {
         }
     }
 
-    fn msgs(range: std::ops::Range<u32>) -> Vec<(String, Vec<u8>)> {
-        range.map(|i| (format!("d/{i}"), vec![b'{'])).collect()
+    fn msgs(range: std::ops::Range<u32>) -> Vec<Record> {
+        range
+            .map(|i| Record {
+                seq: u64::from(i) + 1,
+                retain: false,
+                topic: format!("d/{i}"),
+                payload: vec![b'{'],
+            })
+            .collect()
     }
 
     /// Writes everything queued (ids 1, 2, ...) and returns the topics in order.
@@ -191,9 +207,9 @@ mod tests {
 
     #[test]
     fn spooled_messages_wait_for_a_connection_and_go_in_order() {
-        let mut o = Outbox::new(Spool::in_memory(1 << 20));
+        let mut o = Outbox::new(Pending::new(1 << 20));
         let mut f = Fake::default();
-        o.append(msgs(0..3), &mut f).unwrap();
+        o.append(msgs(0..3), &mut f);
         assert!(f.queue.is_empty(), "nothing is sent while disconnected");
         o.retain("s/status", b"{}".to_vec(), &mut f);
         o.connected(&mut f);
@@ -209,17 +225,17 @@ mod tests {
 
     #[test]
     fn a_lost_connection_resends_everything_unacknowledged_in_order() {
-        let mut o = Outbox::new(Spool::in_memory(1 << 20));
+        let mut o = Outbox::new(Pending::new(1 << 20));
         let mut f = Fake::default();
         o.connected(&mut f);
-        o.append(msgs(0..4), &mut f).unwrap();
+        o.append(msgs(0..4), &mut f);
         let mut id = 1;
         let written = write_all(&mut o, &mut f, &mut id);
         // Only d/0 and d/2 are acknowledged before the broker goes away.
         o.acked(written[0].0, &mut f);
         o.acked(written[2].0, &mut f);
         o.disconnected();
-        o.append(msgs(4..5), &mut f).unwrap();
+        o.append(msgs(4..5), &mut f);
         assert!(f.queue.is_empty());
         o.connected(&mut f);
         let topics: Vec<_> = f.queue.iter().map(|(t, _)| t.as_str()).collect();
@@ -228,10 +244,10 @@ mod tests {
 
     #[test]
     fn the_window_bounds_what_is_handed_over_and_acks_refill_it() {
-        let mut o = Outbox::new(Spool::in_memory(1 << 30));
+        let mut o = Outbox::new(Pending::new(1 << 30));
         let mut f = Fake::default();
         o.connected(&mut f);
-        o.append(msgs(0..(WINDOW as u32 + 10)), &mut f).unwrap();
+        o.append(msgs(0..(WINDOW as u32 + 10)), &mut f);
         assert_eq!(f.queue.len(), WINDOW);
         let mut id = 1;
         let written = write_all(&mut o, &mut f, &mut id);
@@ -243,11 +259,11 @@ mod tests {
 
     #[test]
     fn a_full_client_queue_is_retried_later_not_skipped() {
-        let mut o = Outbox::new(Spool::in_memory(1 << 20));
+        let mut o = Outbox::new(Pending::new(1 << 20));
         let mut f = Fake::default();
         o.connected(&mut f);
         f.full = true;
-        o.append(msgs(0..2), &mut f).unwrap();
+        o.append(msgs(0..2), &mut f);
         f.full = false;
         o.fill(&mut f);
         let topics: Vec<_> = f.queue.iter().map(|(t, _)| t.as_str()).collect();
@@ -256,13 +272,13 @@ mod tests {
 
     #[test]
     fn retained_messages_keep_the_latest_and_ids_of_others_are_not_confused() {
-        let mut o = Outbox::new(Spool::in_memory(1 << 20));
+        let mut o = Outbox::new(Pending::new(1 << 20));
         let mut f = Fake::default();
         o.retain("a", b"1".to_vec(), &mut f);
         o.retain("a", b"2".to_vec(), &mut f);
         o.retain("b", b"3".to_vec(), &mut f);
         o.connected(&mut f);
-        o.append(msgs(0..1), &mut f).unwrap();
+        o.append(msgs(0..1), &mut f);
         let mut id = 1;
         let written = write_all(&mut o, &mut f, &mut id);
         assert_eq!(written.len(), 3, "a, b, then the spooled message");
@@ -273,5 +289,33 @@ mod tests {
         o.acked(3, &mut f);
         assert_eq!(o.spooled(), 0);
         assert_eq!(o.retained[0], ("a".to_string(), b"2".to_vec()));
+    }
+
+    #[test]
+    fn a_cleared_topic_is_deleted_once_and_never_announced_again() {
+        let mut o = Outbox::new(Pending::new(1 << 20));
+        let mut f = Fake::default();
+        o.retain("gone/status", b"{}".to_vec(), &mut f);
+        o.retain("kept/status", b"{}".to_vec(), &mut f);
+        // Cleared while disconnected: the empty message waits for the connect.
+        o.clear("gone/status", &mut f);
+        o.connected(&mut f);
+        let sent: Vec<_> = f.queue.drain(..).map(|(t, _)| t).collect();
+        assert_eq!(sent, ["gone/status", "kept/status"]);
+        o.disconnected();
+        o.connected(&mut f);
+        let sent: Vec<_> = f.queue.drain(..).map(|(t, _)| t).collect();
+        assert_eq!(
+            sent,
+            ["kept/status"],
+            "a removed stream is not re-announced"
+        );
+        // Cleared while connected: sent at once, then forgotten.
+        o.clear("kept/status", &mut f);
+        assert_eq!(f.queue.len(), 1);
+        o.disconnected();
+        f.queue.clear();
+        o.connected(&mut f);
+        assert!(f.queue.is_empty());
     }
 }

@@ -1,27 +1,41 @@
-//! The on-disk spool for QoS 1 messages (`mqtt.spool`): appended and synced
-//! before a message counts as sent, removed only once acknowledged, replayed
-//! in order after a reconnect or a restart, bounded (the oldest go first).
+//! The QoS 1 spool (`mqtt.spool`), in two halves so that the network never
+//! waits on the disk:
+//! - [`Pending`]: the unacknowledged messages in memory, oldest first,
+//!   bounded (the oldest go first). The outbox sends from it under its lock.
+//! - [`Spool`]: their copy on disk, written and synced only by the spooler
+//!   thread, outside that lock. It persists the acknowledgement watermark
+//!   and compacts the log on a timer, so with a healthy broker the file stays
+//!   small however long the daemon runs, and a crash replays only the
+//!   unacknowledged tail.
 //!
-//! Layout of the folder:
+//! Layout of the folder (0700, files 0600: the messages say who was seen when):
 //! - `spool.log`: records, each `magic | body length | crc32(body) | body`
 //!   with body `seq u64 | retain u8 | topic length u16 | topic | payload`
-//!   (little-endian). A torn or corrupt tail is cut off at the last good
-//!   record when the spool is opened: the good records are kept.
-//! - `acked`: the highest sequence number below which everything was
-//!   acknowledged, replaced atomically (write, sync, rename).
+//!   (little-endian), sequence numbers increasing. Opening streams it record
+//!   by record with the memory bound applied; a torn or corrupt tail is cut
+//!   at the last good record.
+//! - `acked`: the sequence number at or below which everything was
+//!   acknowledged, replaced atomically (write, sync, rename, sync the folder).
 //!
 //! Without a folder the spool lives in memory only: same order and bound,
 //! but a restart loses it.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 const MAGIC: u32 = 0x5053_4456; // "VDSP"
 const HEADER: usize = 12;
 /// A record larger than this is corruption, not a message.
 const MAX_BODY: usize = 64 << 20;
+/// The log is rewritten once acknowledged records take at least this much
+/// of it and at least half of it: small enough to stay invisible on a
+/// small board's flash, large enough that rewrites are rare.
+pub const COMPACT_MIN: u64 = 256 << 10;
+const LOG: &str = "spool.log";
+const ACKED: &str = "acked";
 
 /// One spooled message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,15 +47,23 @@ pub struct Record {
 }
 
 impl Record {
-    fn body(&self) -> Vec<u8> {
+    fn encode(&self, out: &mut Vec<u8>) {
         let topic = self.topic.as_bytes();
-        let mut b = Vec::with_capacity(11 + topic.len() + self.payload.len());
-        b.extend_from_slice(&self.seq.to_le_bytes());
-        b.push(u8::from(self.retain));
-        b.extend_from_slice(&(topic.len() as u16).to_le_bytes());
-        b.extend_from_slice(topic);
-        b.extend_from_slice(&self.payload);
-        b
+        // Topics are at most 65535 bytes in MQTT; a longer one is cut here
+        // rather than written with a length that lies.
+        let topic = &topic[..topic.len().min(u16::MAX as usize)];
+        let body_len = 11 + topic.len() + self.payload.len();
+        let start = out.len();
+        out.extend_from_slice(&MAGIC.to_le_bytes());
+        out.extend_from_slice(&(body_len as u32).to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&self.seq.to_le_bytes());
+        out.push(u8::from(self.retain));
+        out.extend_from_slice(&(topic.len() as u16).to_le_bytes());
+        out.extend_from_slice(topic);
+        out.extend_from_slice(&self.payload);
+        let crc = crc32fast::hash(&out[start + HEADER..]);
+        out[start + 8..start + HEADER].copy_from_slice(&crc.to_le_bytes());
     }
 
     fn from_body(b: &[u8]) -> Option<Self> {
@@ -58,8 +80,9 @@ impl Record {
         })
     }
 
-    fn encoded_len(&self) -> usize {
-        HEADER + 11 + self.topic.len() + self.payload.len()
+    /// Bytes it takes in the log (and counts against the bound).
+    pub fn encoded_len(&self) -> usize {
+        HEADER + 11 + self.topic.len().min(u16::MAX as usize) + self.payload.len()
     }
 }
 
@@ -70,229 +93,90 @@ pub struct Recovery {
     pub pending: usize,
     /// Bytes cut off the end of the log (a torn write or corruption).
     pub cut_bytes: u64,
+    /// Unacknowledged records beyond the bound, dropped while opening.
+    pub dropped: u64,
 }
 
+/// The unacknowledged messages, oldest first, within `max_bytes`.
 #[derive(Debug)]
-pub struct Spool {
-    /// The folder and its open log; `None` keeps the spool in memory.
-    disk: Option<(PathBuf, File)>,
-    /// Unacknowledged records, oldest first.
-    pending: VecDeque<Record>,
+pub struct Pending {
+    records: VecDeque<Record>,
     /// Acknowledged sequence numbers above the watermark.
     acked_above: BTreeSet<u64>,
-    /// Everything at or below it is acknowledged.
+    /// Everything at or below it is acknowledged (or dropped).
     watermark: u64,
-    next_seq: u64,
-    pending_bytes: usize,
+    bytes: usize,
     max_bytes: usize,
-    /// The watermark moved since it was last written.
-    dirty: bool,
     /// Records dropped because the bound was reached.
     pub dropped: u64,
 }
 
-fn encode(record: &Record, out: &mut Vec<u8>) {
-    let body = record.body();
-    out.extend_from_slice(&MAGIC.to_le_bytes());
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    out.extend_from_slice(&body);
-}
-
-impl Spool {
-    /// Opens (or creates) the spool in `dir`, keeping at most `max_bytes`
-    /// of unacknowledged records.
-    pub fn open(dir: &Path, max_bytes: usize) -> io::Result<(Self, Recovery)> {
-        std::fs::create_dir_all(dir)?;
-        let watermark = match std::fs::read(dir.join("acked")) {
-            Ok(b) if b.len() == 8 => u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8])),
-            _ => 0,
-        };
-        let path = dir.join("spool.log");
-        let mut data = Vec::new();
-        if let Ok(mut f) = File::open(&path) {
-            f.read_to_end(&mut data)?;
-        }
-        let mut records = Vec::new();
-        let mut good = 0usize;
-        while let Some((record, len)) = parse(&data[good..]) {
-            records.push(record);
-            good += len;
-        }
-        let cut = (data.len() - good) as u64;
-        let log = OpenOptions::new().create(true).append(true).open(&path)?;
-        if cut > 0 {
-            log.set_len(good as u64)?;
-            log.sync_all()?;
-        }
-        let next_seq = records
-            .iter()
-            .map(|r| r.seq + 1)
-            .max()
-            .unwrap_or(1)
-            .max(watermark + 1);
-        let pending: VecDeque<Record> = records.into_iter().filter(|r| r.seq > watermark).collect();
-        let pending_bytes = pending.iter().map(Record::encoded_len).sum();
-        let recovery = Recovery {
-            pending: pending.len(),
-            cut_bytes: cut,
-        };
-        let mut spool = Self::in_memory(max_bytes);
-        spool.disk = Some((dir.to_path_buf(), log));
-        spool.pending = pending;
-        spool.pending_bytes = pending_bytes;
-        spool.watermark = watermark;
-        spool.next_seq = next_seq;
-        Ok((spool, recovery))
-    }
-
-    /// A spool that keeps its records in memory only.
-    pub fn in_memory(max_bytes: usize) -> Self {
+impl Pending {
+    pub fn new(max_bytes: usize) -> Self {
         Self {
-            disk: None,
-            pending: VecDeque::new(),
+            records: VecDeque::new(),
             acked_above: BTreeSet::new(),
             watermark: 0,
-            next_seq: 1,
-            pending_bytes: 0,
+            bytes: 0,
             max_bytes,
-            dirty: false,
             dropped: 0,
         }
     }
 
-    /// Appends one message and syncs it to disk; returns its sequence number.
-    pub fn append(&mut self, topic: &str, payload: &[u8], retain: bool) -> io::Result<u64> {
-        self.append_all([(topic.to_string(), payload.to_vec(), retain)])
-    }
-
-    /// Appends messages `(topic, payload, retain)` with one write and one
-    /// sync for all of them; returns the last sequence number. When the bound
-    /// is reached the oldest records are dropped (and counted).
-    pub fn append_all(
-        &mut self,
-        messages: impl IntoIterator<Item = (String, Vec<u8>, bool)>,
-    ) -> io::Result<u64> {
-        let first = self.next_seq;
-        let records: Vec<Record> = messages
-            .into_iter()
-            .enumerate()
-            .map(|(i, (topic, payload, retain))| Record {
-                seq: first + i as u64,
-                retain,
-                topic,
-                payload,
-            })
-            .collect();
-        let mut written = Ok(());
-        if let Some((_, log)) = &mut self.disk {
-            let mut buf = Vec::with_capacity(records.iter().map(Record::encoded_len).sum());
-            for r in &records {
-                encode(r, &mut buf);
+    /// Adds records (in sequence order); past the bound the oldest are
+    /// dropped and counted, the newest always kept.
+    pub fn push(&mut self, records: impl IntoIterator<Item = Record>) {
+        for r in records {
+            if r.seq <= self.watermark || self.records.back().is_some_and(|b| b.seq >= r.seq) {
+                continue; // out of order: never from the spooler, only from a damaged log
             }
-            let end = log.metadata()?.len();
-            written = log.write_all(&buf).and_then(|()| log.sync_data());
-            if written.is_err() {
-                // No torn record may hide the ones appended after it.
-                let _ = log.set_len(end);
-            }
+            self.bytes += r.encoded_len();
+            self.records.push_back(r);
         }
-        // Kept in memory even when the disk refused them: only a restart loses them then.
-        self.next_seq += records.len() as u64;
-        for record in records {
-            self.pending_bytes += record.encoded_len();
-            self.pending.push_back(record);
-        }
-        while self.pending_bytes > self.max_bytes && self.pending.len() > 1 {
-            if let Some(old) = self.pending.pop_front() {
-                self.pending_bytes -= old.encoded_len();
-                self.acked_above.remove(&old.seq);
-                self.dropped += 1;
+        while self.bytes > self.max_bytes && self.records.len() > 1 {
+            if let Some(old) = self.records.pop_front() {
+                self.bytes -= old.encoded_len();
+                if !self.acked_above.remove(&old.seq) {
+                    self.dropped += 1;
+                }
                 self.watermark = self.watermark.max(old.seq);
-                self.dirty = true;
             }
         }
-        written.map(|()| self.next_seq - 1)
-    }
-
-    /// Unacknowledged records, oldest first: what to (re)send.
-    pub fn pending(&self) -> impl Iterator<Item = &Record> {
-        self.pending_after(0)
     }
 
     /// Unacknowledged records with a sequence number above `seq`, oldest first.
-    pub fn pending_after(&self, seq: u64) -> impl Iterator<Item = &Record> {
-        let start = self.pending.partition_point(|r| r.seq <= seq);
-        self.pending
+    pub fn after(&self, seq: u64) -> impl Iterator<Item = &Record> {
+        let start = self.records.partition_point(|r| r.seq <= seq);
+        self.records
             .range(start..)
             .filter(|r| !self.acked_above.contains(&r.seq))
     }
 
     /// Marks `seq` acknowledged (acks may come out of order).
     pub fn ack(&mut self, seq: u64) {
-        if seq <= self.watermark {
+        let known = self.records.binary_search_by_key(&seq, |r| r.seq).is_ok();
+        if seq <= self.watermark || !known {
             return;
         }
         self.acked_above.insert(seq);
-        while let Some(front) = self.pending.front() {
+        while let Some(front) = self.records.front() {
             if !self.acked_above.remove(&front.seq) {
                 break;
             }
             self.watermark = front.seq;
-            self.dirty = true;
-            self.pending_bytes -= front.encoded_len();
-            self.pending.pop_front();
+            self.bytes -= front.encoded_len();
+            self.records.pop_front();
         }
     }
 
-    /// Writes the acknowledgement watermark (atomically) when it moved, and
-    /// rewrites the log without acknowledged records once they dominate it.
-    pub fn persist(&mut self) -> io::Result<()> {
-        let Some((dir, log)) = &self.disk else {
-            return Ok(());
-        };
-        if !self.dirty {
-            return Ok(());
-        }
-        let tmp = dir.join("acked.tmp");
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&self.watermark.to_le_bytes())?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, dir.join("acked"))?;
-        self.dirty = false;
-        let on_disk = log.metadata()?.len() as usize;
-        if on_disk > 4 * self.pending_bytes.max(1 << 20) {
-            self.compact()?;
-        }
-        Ok(())
-    }
-
-    fn compact(&mut self) -> io::Result<()> {
-        let Some((dir, log)) = &mut self.disk else {
-            return Ok(());
-        };
-        let tmp = dir.join("spool.log.tmp");
-        let mut buf = Vec::with_capacity(self.pending_bytes);
-        for r in &self.pending {
-            encode(r, &mut buf);
-        }
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&buf)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, dir.join("spool.log"))?;
-        *log = OpenOptions::new()
-            .append(true)
-            .open(dir.join("spool.log"))?;
-        Ok(())
+    /// Everything at or below it is acknowledged or dropped.
+    pub fn watermark(&self) -> u64 {
+        self.watermark
     }
 
     /// Unacknowledged records.
     pub fn len(&self) -> usize {
-        self.pending.len() - self.acked_above.len()
+        self.records.len() - self.acked_above.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -300,132 +184,235 @@ impl Spool {
     }
 }
 
-/// One record at the start of `data`, and its encoded length.
-fn parse(data: &[u8]) -> Option<(Record, usize)> {
-    let magic = u32::from_le_bytes(data.get(..4)?.try_into().ok()?);
-    let len = u32::from_le_bytes(data.get(4..8)?.try_into().ok()?) as usize;
-    let crc = u32::from_le_bytes(data.get(8..12)?.try_into().ok()?);
+/// The on-disk side: sequence numbers, the log and the watermark file.
+#[derive(Debug)]
+pub struct Spool {
+    disk: Option<Disk>,
+    next_seq: u64,
+}
+
+#[derive(Debug)]
+struct Disk {
+    dir: PathBuf,
+    log: File,
+    len: u64,
+    /// (sequence number, offset) of every record in the log, oldest first.
+    index: VecDeque<(u64, u64)>,
+    /// The watermark last written to `acked`.
+    saved: u64,
+}
+
+impl Spool {
+    /// A spool kept in memory only.
+    pub fn in_memory(max_bytes: usize) -> (Self, Pending) {
+        (
+            Self {
+                disk: None,
+                next_seq: 1,
+            },
+            Pending::new(max_bytes),
+        )
+    }
+
+    /// Opens (or creates) the spool in `dir`; what it holds unacknowledged
+    /// comes back in [`Pending`], at most `max_bytes` of it (the newest).
+    pub fn open(dir: &Path, max_bytes: usize) -> io::Result<(Self, Pending, Recovery)> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let watermark = match std::fs::read(dir.join(ACKED)) {
+            Ok(b) => b
+                .get(..8)
+                .filter(|_| b.len() == 8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_le_bytes),
+            Err(_) => 0,
+        };
+        let path = dir.join(LOG);
+        let log = private(OpenOptions::new().create(true).read(true).append(true)).open(&path)?;
+        // Older versions made it 0644.
+        log.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        let mut pending = Pending::new(max_bytes);
+        pending.watermark = watermark;
+        let mut index = VecDeque::new();
+        let mut good = 0u64;
+        let mut last_seq = 0u64;
+        let mut reader = BufReader::new(&log);
+        reader.seek(SeekFrom::Start(0))?;
+        while let Some((record, len)) = read_record(&mut reader)? {
+            if record.seq <= last_seq {
+                break; // not written by us in this order: damage
+            }
+            last_seq = record.seq;
+            index.push_back((record.seq, good));
+            good += len;
+            if record.seq > watermark {
+                pending.push([record]);
+            }
+        }
+        let file_len = log.metadata()?.len();
+        let cut = file_len - good.min(file_len);
+        if cut > 0 {
+            log.set_len(good)?;
+            log.sync_all()?;
+        }
+        let recovery = Recovery {
+            pending: pending.len(),
+            cut_bytes: cut,
+            dropped: pending.dropped,
+        };
+        pending.dropped = 0;
+        let spool = Self {
+            disk: Some(Disk {
+                dir: dir.to_path_buf(),
+                log,
+                len: good,
+                index,
+                saved: watermark,
+            }),
+            next_seq: last_seq.max(watermark) + 1,
+        };
+        Ok((spool, pending, recovery))
+    }
+
+    /// Gives messages `(topic, payload, retain)` their sequence numbers.
+    pub fn stamp(
+        &mut self,
+        messages: impl IntoIterator<Item = (String, Vec<u8>, bool)>,
+    ) -> Vec<Record> {
+        messages
+            .into_iter()
+            .map(|(topic, payload, retain)| {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                Record {
+                    seq,
+                    retain,
+                    topic,
+                    payload,
+                }
+            })
+            .collect()
+    }
+
+    /// Appends records with one write and one sync. A refused write is cut
+    /// back, so no torn record hides the ones appended after it.
+    pub fn write(&mut self, records: &[Record]) -> io::Result<()> {
+        let Some(d) = &mut self.disk else {
+            return Ok(());
+        };
+        let mut buf = Vec::with_capacity(records.iter().map(Record::encoded_len).sum());
+        let mut offsets = Vec::with_capacity(records.len());
+        for r in records {
+            offsets.push((r.seq, d.len + buf.len() as u64));
+            r.encode(&mut buf);
+        }
+        match d.log.write_all(&buf).and_then(|()| d.log.sync_data()) {
+            Ok(()) => {
+                d.len += buf.len() as u64;
+                d.index.extend(offsets);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = d.log.set_len(d.len);
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes the watermark when it moved, then rewrites the log without
+    /// acknowledged records once they make up most of it. Returns whether
+    /// it compacted.
+    pub fn persist(&mut self, watermark: u64) -> io::Result<bool> {
+        let Some(d) = &mut self.disk else {
+            return Ok(false);
+        };
+        if watermark <= d.saved {
+            return Ok(false);
+        }
+        replace(&d.dir, ACKED, &watermark.to_le_bytes())?;
+        d.saved = watermark;
+        while d.index.front().is_some_and(|(seq, _)| *seq <= watermark) {
+            d.index.pop_front();
+        }
+        let live_from = d.index.front().map_or(d.len, |(_, off)| *off);
+        if live_from < COMPACT_MIN || live_from < d.len - live_from {
+            return Ok(false);
+        }
+        // The unacknowledged tail, copied as it is: written by us, already checked.
+        let mut tail = Vec::with_capacity((d.len - live_from) as usize);
+        let mut f = File::open(d.dir.join(LOG))?;
+        f.seek(SeekFrom::Start(live_from))?;
+        f.take(d.len - live_from).read_to_end(&mut tail)?;
+        replace(&d.dir, LOG, &tail)?;
+        d.log = private(OpenOptions::new().append(true).read(true)).open(d.dir.join(LOG))?;
+        d.len = tail.len() as u64;
+        for (_, off) in &mut d.index {
+            *off -= live_from;
+        }
+        Ok(true)
+    }
+
+    /// Bytes in the log file (0 in memory).
+    pub fn log_bytes(&self) -> u64 {
+        self.disk.as_ref().map_or(0, |d| d.len)
+    }
+}
+
+fn private(o: &mut OpenOptions) -> &mut OpenOptions {
+    o.mode(0o600)
+}
+
+/// Replaces `dir/name` atomically and durably: the rename and the folder
+/// entry are synced, so a crash leaves the old file or the new one.
+fn replace(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    {
+        let mut f =
+            private(OpenOptions::new().create(true).write(true).truncate(true)).open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(name))?;
+    File::open(dir)?.sync_all()
+}
+
+/// The next record and its encoded length; `None` at the end or at damage.
+fn read_record(r: &mut impl Read) -> io::Result<Option<(Record, u64)>> {
+    let mut header = [0u8; HEADER];
+    if !read_full(r, &mut header)? {
+        return Ok(None);
+    }
+    let word =
+        |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    let (magic, len, crc) = (word(0), word(4) as usize, word(8));
     if magic != MAGIC || len > MAX_BODY {
-        return None;
+        return Ok(None);
     }
-    let body = data.get(HEADER..HEADER + len)?;
-    if crc32fast::hash(body) != crc {
-        return None;
+    // Grown as read: a corrupt length does not allocate what the file lacks.
+    let mut body = Vec::new();
+    r.by_ref().take(len as u64).read_to_end(&mut body)?;
+    if body.len() != len || crc32fast::hash(&body) != crc {
+        return Ok(None);
     }
-    Some((Record::from_body(body)?, HEADER + len))
+    Ok(Record::from_body(&body).map(|rec| (rec, (HEADER + len) as u64)))
+}
+
+/// Fills `buf`; false when the input ends first.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn topics(s: &Spool) -> Vec<String> {
-        s.pending().map(|r| r.topic.clone()).collect()
-    }
-
-    #[test]
-    fn appended_records_survive_a_restart_in_order_until_acknowledged() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut s, rec) = Spool::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(rec, Recovery::default());
-        for i in 0..5 {
-            s.append(&format!("t/{i}"), b"{}", i == 0).unwrap();
-        }
-        s.ack(2);
-        s.ack(1);
-        s.ack(4); // out of order: 3 still pending
-        s.persist().unwrap();
-        drop(s);
-        let (s, rec) = Spool::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(
-            rec.pending, 3,
-            "4 was acked above an unacked 3: resent, at least once"
-        );
-        assert_eq!(topics(&s), vec!["t/2", "t/3", "t/4"]);
-        assert_eq!(s.pending().next().unwrap().seq, 3);
-    }
-
-    #[test]
-    fn a_torn_tail_is_cut_and_the_good_records_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut s, _) = Spool::open(dir.path(), 1 << 20).unwrap();
-        for i in 0..3 {
-            s.append(&format!("t/{i}"), &[7; 100], false).unwrap();
-        }
-        drop(s);
-        let path = dir.path().join("spool.log");
-        let len = std::fs::metadata(&path).unwrap().len();
-        let f = OpenOptions::new().write(true).open(&path).unwrap();
-        f.set_len(len - 40).unwrap();
-        let (mut s, rec) = Spool::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(rec.pending, 2);
-        assert!(rec.cut_bytes > 0);
-        assert_eq!(topics(&s), vec!["t/0", "t/1"]);
-        // Appending after the cut continues cleanly.
-        assert_eq!(s.append("t/new", b"x", false).unwrap(), 3);
-        drop(s);
-        let (s, rec) = Spool::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!((rec.pending, rec.cut_bytes), (3, 0));
-        assert_eq!(topics(&s), vec!["t/0", "t/1", "t/new"]);
-    }
-
-    #[test]
-    fn corruption_in_the_middle_keeps_what_came_before() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut s, _) = Spool::open(dir.path(), 1 << 20).unwrap();
-        for i in 0..4 {
-            s.append(&format!("t/{i}"), &[1; 50], false).unwrap();
-        }
-        drop(s);
-        let path = dir.path().join("spool.log");
-        let mut data = std::fs::read(&path).unwrap();
-        let one = data.len() / 4;
-        data[one + one / 2] ^= 0xFF; // inside the second record
-        std::fs::write(&path, &data).unwrap();
-        let (s, rec) = Spool::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(topics(&s), vec!["t/0"]);
-        assert_eq!(rec.cut_bytes as usize, data.len() - one);
-    }
-
-    #[test]
-    fn the_bound_drops_the_oldest_and_counts_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut s, _) = Spool::open(dir.path(), 1000).unwrap();
-        for i in 0..10 {
-            s.append(&format!("t/{i}"), &[0; 200], false).unwrap();
-        }
-        assert!(s.dropped >= 6, "{}", s.dropped);
-        let left = topics(&s);
-        assert_eq!(left.last().map(String::as_str), Some("t/9"));
-        assert_eq!(left.len() as u64 + s.dropped, 10);
-        s.persist().unwrap();
-        drop(s);
-        // Dropped ones do not come back after a restart.
-        let (s, _) = Spool::open(dir.path(), 1000).unwrap();
-        assert_eq!(topics(&s), left);
-    }
-
-    #[test]
-    fn garbage_instead_of_a_spool_is_recovered_not_a_crash() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("spool.log"), b"this is not a spool at all").unwrap();
-        std::fs::write(dir.path().join("acked"), b"bad").unwrap();
-        let (mut s, rec) = Spool::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(rec.pending, 0);
-        assert_eq!(rec.cut_bytes, 26);
-        assert_eq!(s.append("t", b"x", false).unwrap(), 1);
-    }
-
-    #[test]
-    fn a_full_disk_is_an_error_but_the_message_is_kept_in_memory() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut s, _) = Spool::open(dir.path(), 1 << 20).unwrap();
-        let full = OpenOptions::new().append(true).open("/dev/full").unwrap();
-        s.disk = Some((dir.path().to_path_buf(), full));
-        let err = s.append("t/0", b"x", false).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
-        assert_eq!(topics(&s), vec!["t/0"]);
-        s.ack(1);
-        assert!(s.is_empty());
-    }
-}
+#[path = "spool_tests.rs"]
+mod tests;
