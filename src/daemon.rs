@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tracing::{error, info, warn};
 
-use crate::config::{Loaded, StreamConfig, Task};
-use crate::inference::{Engine, Filter, Input, Model, ModelError, runtime};
+use crate::config::{
+    HttpSettings, Loaded, ModelSettings, SettingsError, StreamConfig, StreamSettings, Task,
+};
+use crate::inference::{Engine, Input, Model, ModelError, runtime};
 use crate::publish::{MqttPublisher, MqttSettings, Publish};
 use crate::source::{PipelineSettings, StreamHandle, StreamSetup, fps_phase, spawn_stream};
 
@@ -22,6 +24,8 @@ const BROKER_GRACE: Duration = Duration::from_secs(3);
 pub enum DaemonError {
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
     #[error("stream {stream:?}: {message}")]
     Stream { stream: String, message: String },
     #[error("MQTT: {0}")]
@@ -43,7 +47,6 @@ fn load_models_where(
     wanted: impl Fn(&str) -> bool,
 ) -> Result<HashMap<String, Vec<Model>>, DaemonError> {
     runtime::init(loaded.config.onnxruntime.as_deref())?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut models = HashMap::new();
     for s in &loaded.config.streams {
         if models.contains_key(&s.model) || !wanted(&s.model) {
@@ -53,10 +56,8 @@ fn load_models_where(
             stream: s.name.clone(),
             message: format!("no model named {:?}", s.model),
         })?;
-        // Single-thread sessions side by side get the most frames through:
-        // intra-op threads wait on each other whenever GStreamer takes a core.
-        let workers = cfg.workers.unwrap_or(cores);
-        let threads = cfg.threads.unwrap_or(1);
+        let settings = ModelSettings::resolve(cfg);
+        let (workers, threads) = (settings.workers, settings.threads);
         // Name the streams that need the model: that is where users look.
         let users: Vec<&str> = loaded
             .config
@@ -101,14 +102,12 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     let publisher: Arc<dyn Publish> = mqtt.clone();
 
     let mut running = Running::start(&loaded, models, &publisher)?;
-    let monitor = Arc::new(crate::http::Monitor::new(
-        mqtt.counters(),
-        Duration::from_secs(loaded.config.http.as_ref().map_or(30, |h| h.grace)),
-    ));
+    let http = HttpSettings::resolve(loaded.config.http.as_ref()).unwrap_or_default();
+    let monitor = Arc::new(crate::http::Monitor::new(mqtt.counters(), http.grace));
     monitor.set_streams(running.stats());
     let _http = match &loaded.config.http {
-        Some(h) => Some(
-            crate::http::HttpServer::start(&h.listen, monitor.clone())
+        Some(_) => Some(
+            crate::http::HttpServer::start(&http.listen, monitor.clone())
                 .map_err(DaemonError::Http)?,
         ),
         None => None,
@@ -370,43 +369,32 @@ fn start_stream(
     task: Task,
     publisher: &Arc<dyn Publish>,
 ) -> Result<StreamHandle, DaemonError> {
-    let spec = s.source_spec().map_err(|message| DaemonError::Stream {
-        stream: s.name.clone(),
-        message,
-    })?;
-    let name: Arc<str> = s.name.as_str().into();
+    let settings = StreamSettings::resolve(s, task)?;
+    let name: Arc<str> = settings.name.as_str().into();
     let stats = Arc::default();
     // One frame in flight per stream: a live source replaces it when the
     // model is busy, a file waits.
     let (tx, rx) = crossbeam_channel::bounded(1);
-    let default_score = match task {
-        Task::Detection => 0.5,
-        Task::Classification => 0.0,
-    };
     engine.add(Input {
         stream: name.clone(),
         frames: rx.clone(),
-        filter: Filter {
-            min_score: s.min_score.unwrap_or(default_score),
-            labels: s.labels.clone(),
-            max_objects: s.max_objects,
-        },
+        filter: settings.filter(),
         stats: Arc::clone(&stats),
     });
     let setup = StreamSetup {
         name,
         settings: PipelineSettings {
-            spec,
+            spec: settings.spec,
             width: engine.input_size.0,
             height: engine.input_size.1,
-            fps: s.fps,
+            fps: settings.fps,
             fps_phase: phase,
-            realtime: s.realtime,
+            realtime: settings.realtime,
             resize: engine.resize,
-            options: s.options.clone(),
+            options: settings.options,
         },
         stats,
-        looping: s.looping,
+        looping: settings.looping,
     };
     Ok(spawn_stream(setup, tx, rx, publisher.clone())?)
 }
