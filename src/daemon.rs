@@ -1,6 +1,8 @@
 //! Wires the stages: sources -> channels -> inference engines -> publisher,
 //! and runs them until a signal says stop.
 
+pub mod watchdog;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -115,8 +117,12 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     let streams = running.streams.len();
     info!(streams, "running");
     crate::notify::notify(&format!("READY=1\nSTATUS={streams} streams"));
-    let mqtt_progress = (mqtt.counters(), mqtt.stuck_after());
-    let mut watchdog = Watchdog::start(&running, &mqtt_progress)?;
+    let watchdog = watchdog::Watchdog::start(
+        watchdog::interval_from_env(),
+        running.heartbeats(),
+        mqtt.counters(),
+        mqtt.stuck_after(),
+    )?;
     let mut loaded = loaded;
 
     for signal in signals.forever() {
@@ -144,8 +150,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
             Ok(new) => reload(&mut running, &mut loaded, new, &publisher, started),
         }
         monitor.set_streams(running.stats());
-        drop(watchdog);
-        watchdog = Watchdog::start(&running, &mqtt_progress)?;
+        watchdog.set_heartbeats(running.heartbeats());
         crate::notify::notify(&format!(
             "READY=1\nSTATUS={} streams",
             running.streams.len()
@@ -347,6 +352,14 @@ impl Running {
             .collect()
     }
 
+    /// Every inference worker's heartbeat.
+    pub fn heartbeats(&self) -> Vec<Arc<crate::inference::Heartbeat>> {
+        self.engines
+            .values()
+            .flat_map(|(e, _)| e.heartbeats())
+            .collect()
+    }
+
     /// Stops the sources, lets the engines finish the frames in flight.
     pub fn stop(self) {
         let mut streams: Vec<StreamHandle> = self.streams.into_values().collect();
@@ -397,85 +410,4 @@ fn start_stream(
         looping: settings.looping,
     };
     Ok(spawn_stream(setup, tx, rx, publisher.clone())?)
-}
-
-/// Pings systemd's watchdog at half `WATCHDOG_USEC` while no inference
-/// worker is stuck on a frame and the MQTT loop turns; a stuck stage stops
-/// the pings and systemd restarts the service.
-struct Watchdog {
-    stop: Option<crossbeam_channel::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Watchdog {
-    fn start(
-        running: &Running,
-        mqtt: &(Arc<crate::publish::MqttCounters>, Duration),
-    ) -> std::io::Result<Self> {
-        let (mqtt_counters, mqtt_stuck_after) = (mqtt.0.clone(), mqtt.1);
-        let interval = std::env::var("WATCHDOG_USEC")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .filter(|us| *us > 0)
-            .map(Duration::from_micros);
-        let Some(interval) = interval else {
-            return Ok(Self {
-                stop: None,
-                thread: None,
-            });
-        };
-        let beats: Vec<Arc<crate::inference::Heartbeat>> = running
-            .engines
-            .values()
-            .flat_map(|(e, _)| e.heartbeats())
-            .collect();
-        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
-        let thread = std::thread::Builder::new()
-            .name("watchdog".into())
-            .spawn(move || {
-                let mut was_stuck = false;
-                loop {
-                    let inference_stuck = beats
-                        .iter()
-                        .filter_map(|b| b.busy_for())
-                        .any(|d| d >= interval / 2);
-                    let last_turn = mqtt_counters
-                        .last_turn_ms
-                        .load(std::sync::atomic::Ordering::Relaxed);
-                    let mqtt_stuck = crate::source::now_ms().saturating_sub(last_turn)
-                        > mqtt_stuck_after.as_millis() as u64;
-                    let stuck = inference_stuck || mqtt_stuck;
-                    if !stuck {
-                        crate::notify::notify("WATCHDOG=1");
-                    } else if !was_stuck {
-                        let what = if inference_stuck {
-                            "an inference worker"
-                        } else {
-                            "the MQTT loop"
-                        };
-                        tracing::error!("{what} is stuck; no more watchdog pings");
-                    }
-                    was_stuck = stuck;
-                    if stopped
-                        .recv_timeout(interval / 2)
-                        .is_err_and(|e| e.is_disconnected())
-                    {
-                        return;
-                    }
-                }
-            })?;
-        Ok(Self {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.stop.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
