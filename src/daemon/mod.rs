@@ -1,6 +1,10 @@
 //! Wires the stages: sources -> channels -> inference engines -> publisher,
-//! and runs them until a signal says stop.
+//! and runs them until a signal says stop. A SIGHUP reloads the file as a
+//! [`Plan`] applied by [`apply::apply`], all or nothing.
 
+pub mod apply;
+mod endpoint;
+pub mod plan;
 pub mod watchdog;
 
 use std::collections::HashMap;
@@ -10,10 +14,13 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tracing::{error, info, warn};
 
+pub use apply::{ApplyError, Parts, ReloadReport, Stages};
+pub use plan::{Inventory, Plan, RestartSetting};
+
 use crate::config::{
     HttpSettings, Loaded, ModelSettings, SettingsError, StreamConfig, StreamSettings, Task,
 };
-use crate::inference::{Engine, Input, Model, ModelError, runtime};
+use crate::inference::{Engine, Heartbeat, Input, Model, ModelError, runtime};
 use crate::publish::{MqttPublisher, MqttSettings, Publish};
 use crate::source::{PipelineSettings, StreamHandle, StreamSetup, fps_phase, spawn_stream};
 
@@ -40,45 +47,41 @@ pub enum DaemonError {
 
 /// Loads every model a stream uses, once, with its configured threads.
 pub fn load_models(loaded: &Loaded) -> Result<HashMap<String, Vec<Model>>, DaemonError> {
-    load_models_where(loaded, |_| true)
-}
-
-/// Loads the models streams use that `wanted` names.
-fn load_models_where(
-    loaded: &Loaded,
-    wanted: impl Fn(&str) -> bool,
-) -> Result<HashMap<String, Vec<Model>>, DaemonError> {
-    runtime::init(loaded.config.onnxruntime.as_deref())?;
     let mut models = HashMap::new();
     for s in &loaded.config.streams {
-        if models.contains_key(&s.model) || !wanted(&s.model) {
-            continue;
+        if !models.contains_key(&s.model) {
+            models.insert(s.model.clone(), load_model(loaded, &s.model)?);
         }
-        let cfg = loaded.model(&s.model).ok_or_else(|| DaemonError::Stream {
-            stream: s.name.clone(),
-            message: format!("no model named {:?}", s.model),
-        })?;
-        let settings = ModelSettings::resolve(cfg);
-        let (workers, threads) = (settings.workers, settings.threads);
-        // Name the streams that need the model: that is where users look.
-        let users: Vec<&str> = loaded
-            .config
-            .streams
-            .iter()
-            .filter(|x| x.model == s.model)
-            .map(|x| x.name.as_str())
-            .collect();
-        let in_streams = |e: ModelError| DaemonError::Stream {
-            stream: users.join(", "),
-            message: e.to_string(),
-        };
-        let (sessions, ms) = Model::load_workers(cfg, workers, threads).map_err(in_streams)?;
-        if let Some(model) = sessions.first() {
-            info!(model = %cfg.name, task = %model.task, provider = %model.provider, input = ?(model.input.width, model.input.height), workers, threads, warm_up_ms = ms.round(), "model loaded");
-        }
-        models.insert(s.model.clone(), sessions);
     }
     Ok(models)
+}
+
+/// Loads the sessions of the model named `name`.
+fn load_model(loaded: &Loaded, name: &str) -> Result<Vec<Model>, DaemonError> {
+    runtime::init(loaded.config.onnxruntime.as_deref())?;
+    // Name the streams that need the model: that is where users look.
+    let users: Vec<&str> = loaded
+        .config
+        .streams
+        .iter()
+        .filter(|x| x.model == name)
+        .map(|x| x.name.as_str())
+        .collect();
+    let in_streams = |message: String| DaemonError::Stream {
+        stream: users.join(", "),
+        message,
+    };
+    let cfg = loaded
+        .model(name)
+        .ok_or_else(|| in_streams(format!("no model named {name:?}")))?;
+    let settings = ModelSettings::resolve(cfg);
+    let (workers, threads) = (settings.workers, settings.threads);
+    let (sessions, ms) =
+        Model::load_workers(cfg, workers, threads).map_err(|e| in_streams(e.to_string()))?;
+    if let Some(model) = sessions.first() {
+        info!(model = %cfg.name, task = %model.task, provider = %model.provider, input = ?(model.input.width, model.input.height), workers, threads, warm_up_ms = ms.round(), "model loaded");
+    }
+    Ok(sessions)
 }
 
 /// Runs the configured streams until SIGTERM or SIGINT.
@@ -104,16 +107,12 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     let publisher: Arc<dyn Publish> = mqtt.clone();
 
     let mut running = Running::start(&loaded, models, &publisher)?;
-    let http = HttpSettings::resolve(loaded.config.http.as_ref()).unwrap_or_default();
-    let monitor = Arc::new(crate::http::Monitor::new(mqtt.counters(), http.grace));
-    monitor.set_streams(running.stats());
-    let _http = match &loaded.config.http {
-        Some(_) => Some(
-            crate::http::HttpServer::start(&http.listen, monitor.clone())
-                .map_err(DaemonError::Http)?,
-        ),
-        None => None,
-    };
+    let mut http = endpoint::Http::start(
+        HttpSettings::resolve(loaded.config.http.as_ref()),
+        mqtt.counters(),
+        running.stats(),
+    )
+    .map_err(DaemonError::Http)?;
     let streams = running.streams.len();
     info!(streams, "running");
     crate::notify::notify(&format!("READY=1\nSTATUS={streams} streams"));
@@ -137,19 +136,16 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
                 error!("reload refused, the running config stays: {why}");
                 tell_reload_refused(&running, &publisher, &why);
             }
-            Ok(new)
-                if new.node != loaded.node
-                    || new.client_id != loaded.client_id
-                    || new.config.mqtt != loaded.config.mqtt =>
-            {
-                warn!(
-                    "reload: node or MQTT settings changed; they take a restart (systemctl restart visiond), the rest is reloaded"
-                );
-                reload(&mut running, &mut loaded, new, &publisher, started);
-            }
-            Ok(new) => reload(&mut running, &mut loaded, new, &publisher, started),
+            Ok(new) => reload(
+                &mut running,
+                &mut loaded,
+                new,
+                &publisher,
+                &mut http,
+                started,
+            ),
         }
-        monitor.set_streams(running.stats());
+        http.set_streams(running.stats());
         watchdog.set_heartbeats(running.heartbeats());
         crate::notify::notify(&format!(
             "READY=1\nSTATUS={} streams",
@@ -186,22 +182,34 @@ fn tell_reload_refused(running: &Running, publisher: &Arc<dyn Publish>, why: &st
     }
 }
 
-/// Applies a new, valid config; on failure the running one stays.
+/// Applies a new, valid config as a plan: all of it, or none of it.
 fn reload(
     running: &mut Running,
     loaded: &mut Loaded,
     new: Loaded,
     publisher: &Arc<dyn Publish>,
+    http: &mut endpoint::Http,
     started: Instant,
 ) {
     crate::redact::register(&new.secrets);
-    let mut new = new;
-    // Node and MQTT settings stay as they run until a restart.
-    new.node = loaded.node.clone();
-    new.client_id = loaded.client_id.clone();
-    new.config.mqtt = loaded.config.mqtt.clone();
-    match running.reload(loaded, &new, publisher) {
+    let plan = Plan::new(loaded, &new, &running.inventory());
+    if let Some(notice) = plan.restart_notice(loaded, &new) {
+        warn!("{notice}");
+    }
+    let result = apply::apply(&mut Live { publisher }, running, loaded, &new, &plan);
+    let why = match result {
         Ok(r) => {
+            let mut next = Plan::running_config(loaded, &new);
+            if plan.http {
+                let to = HttpSettings::resolve(new.config.http.as_ref());
+                match http.restart(to, running.stats()) {
+                    Ok(what) => info!("reload: http changed; {what}"),
+                    Err(e) => {
+                        error!("reload: http changed but {e}; the previous http settings stay");
+                        next.config.http = loaded.config.http.clone();
+                    }
+                }
+            }
             info!(
                 kept = r.kept,
                 restarted = r.restarted,
@@ -210,138 +218,101 @@ fn reload(
                 ms = started.elapsed().as_millis() as u64,
                 "reloaded"
             );
-            *loaded = new;
+            *loaded = next;
+            return;
         }
-        Err(e) => {
+        Err(ApplyError::Refused(e)) => {
             error!("reload refused, the running config stays: {e}");
-            tell_reload_refused(running, publisher, &e.to_string());
+            e.to_string()
         }
+        Err(e @ ApplyError::RolledBack(_)) => {
+            error!("reload rolled back: {e}; the previous streams run again as they were");
+            e.to_string()
+        }
+        Err(e @ ApplyError::Incomplete { .. }) => {
+            error!("reload rolled back, incompletely: {e}");
+            e.to_string()
+        }
+    };
+    tell_reload_refused(running, publisher, &why);
+}
+
+/// The real engines and streams.
+struct Live<'a> {
+    publisher: &'a Arc<dyn Publish>,
+}
+
+impl Stages for Live<'_> {
+    type Engine = (Engine, Task);
+    type Stream = StreamHandle;
+
+    fn load(&mut self, config: &Loaded, model: &str) -> Result<(Engine, Task), DaemonError> {
+        start_engine(load_model(config, model)?, self.publisher)
+    }
+
+    fn start(
+        &mut self,
+        s: &StreamConfig,
+        index: usize,
+        (engine, task): &(Engine, Task),
+    ) -> Result<StreamHandle, DaemonError> {
+        start_stream(s, fps_phase(index), engine, *task, self.publisher)
+    }
+
+    fn stop(&mut self, streams: Vec<StreamHandle>) {
+        stop_streams(streams);
+    }
+
+    fn retire(&mut self, (engine, _): (Engine, Task)) {
+        engine.join();
     }
 }
 
-/// What a reload did, in streams.
-#[derive(Debug, Default, PartialEq)]
-pub struct ReloadReport {
-    pub kept: usize,
-    pub restarted: usize,
-    pub added: usize,
-    pub removed: usize,
-}
-
 /// The stages of a running configuration.
-pub struct Running {
-    pub streams: HashMap<String, StreamHandle>,
-    pub engines: HashMap<String, (Engine, Task)>,
-}
+pub type Running = Parts<(Engine, Task), StreamHandle>;
 
 impl Running {
-    /// Starts an engine per model and a supervisor per stream of `loaded`.
+    /// Starts an engine per model and a supervisor per stream of `loaded`;
+    /// on failure stops what it started.
     pub fn start(
         loaded: &Loaded,
         models: HashMap<String, Vec<Model>>,
         publisher: &Arc<dyn Publish>,
     ) -> Result<Self, DaemonError> {
-        let mut running = Self {
-            streams: HashMap::new(),
-            engines: HashMap::new(),
-        };
-        running.start_engines(models, publisher)?;
-        for (i, s) in loaded.config.streams.iter().enumerate() {
-            running.start_stream(s, i, publisher)?;
+        let mut running = Self::default();
+        let result = running.start_all(loaded, models, publisher);
+        match result {
+            Ok(()) => Ok(running),
+            Err(e) => {
+                running.stop();
+                Err(e)
+            }
         }
-        Ok(running)
     }
 
-    fn start_engines(
+    fn start_all(
         &mut self,
+        loaded: &Loaded,
         models: HashMap<String, Vec<Model>>,
         publisher: &Arc<dyn Publish>,
     ) -> Result<(), DaemonError> {
         for (name, sessions) in models {
-            let Some(task) = sessions.first().map(|m| m.task) else {
-                continue;
-            };
             self.engines
-                .insert(name, (Engine::start(sessions, publisher.clone())?, task));
+                .insert(name, start_engine(sessions, publisher)?);
         }
-        Ok(())
-    }
-
-    /// `index`: the stream's place in the config, which sets its fps phase.
-    fn start_stream(
-        &mut self,
-        s: &StreamConfig,
-        index: usize,
-        publisher: &Arc<dyn Publish>,
-    ) -> Result<(), DaemonError> {
-        if let Some((engine, task)) = self.engines.get(&s.model) {
-            let handle = start_stream(s, fps_phase(index), engine, *task, publisher)?;
+        let mut live = Live { publisher };
+        for (i, s) in loaded.config.streams.iter().enumerate() {
+            let engine = self
+                .engines
+                .get(&s.model)
+                .ok_or_else(|| DaemonError::Stream {
+                    stream: s.name.clone(),
+                    message: format!("model {:?} is not loaded", s.model),
+                })?;
+            let handle = live.start(s, i, engine)?;
             self.streams.insert(s.name.clone(), handle);
         }
         Ok(())
-    }
-
-    /// Moves from `old` to `new`: restarts only the streams whose settings
-    /// (or model) changed, starts new ones, stops removed ones. New models
-    /// are loaded first: if that fails nothing has changed.
-    pub fn reload(
-        &mut self,
-        old: &Loaded,
-        new: &Loaded,
-        publisher: &Arc<dyn Publish>,
-    ) -> Result<ReloadReport, DaemonError> {
-        let changed_model =
-            |name: &str| old.model(name) != new.model(name) || !self.engines.contains_key(name);
-        let models = load_models_where(new, changed_model)?;
-        let mut report = ReloadReport::default();
-        let mut going: Vec<StreamHandle> = Vec::new();
-        let names: Vec<String> = self.streams.keys().cloned().collect();
-        for name in names {
-            let before = old.config.streams.iter().find(|s| s.name == name);
-            let after = new.config.streams.iter().find(|s| s.name == name);
-            let keep = match (before, after) {
-                (Some(b), Some(a)) => b == a && !models.contains_key(&a.model),
-                _ => false,
-            };
-            if keep {
-                report.kept += 1;
-            } else if let Some(mut h) = self.streams.remove(&name) {
-                if after.is_some() {
-                    report.restarted += 1;
-                } else {
-                    report.removed += 1;
-                }
-                h.stop();
-                going.push(h);
-            }
-        }
-        for h in going {
-            h.join();
-        }
-        // Engines whose model changed, or that no stream uses any more.
-        let unused: Vec<String> = self
-            .engines
-            .keys()
-            .filter(|m| {
-                models.contains_key(*m) || !new.config.streams.iter().any(|s| &s.model == *m)
-            })
-            .cloned()
-            .collect();
-        for m in unused {
-            if let Some((e, _)) = self.engines.remove(&m) {
-                e.join();
-            }
-        }
-        self.start_engines(models, publisher)?;
-        for (i, s) in new.config.streams.iter().enumerate() {
-            if !self.streams.contains_key(&s.name) {
-                if !old.config.streams.iter().any(|o| o.name == s.name) {
-                    report.added += 1;
-                }
-                self.start_stream(s, i, publisher)?;
-            }
-        }
-        Ok(report)
     }
 
     /// Each stream's counters, by name.
@@ -353,7 +324,7 @@ impl Running {
     }
 
     /// Every inference worker's heartbeat.
-    pub fn heartbeats(&self) -> Vec<Arc<crate::inference::Heartbeat>> {
+    pub fn heartbeats(&self) -> Vec<Arc<Heartbeat>> {
         self.engines
             .values()
             .flat_map(|(e, _)| e.heartbeats())
@@ -362,16 +333,35 @@ impl Running {
 
     /// Stops the sources, lets the engines finish the frames in flight.
     pub fn stop(self) {
-        let mut streams: Vec<StreamHandle> = self.streams.into_values().collect();
-        for s in &mut streams {
-            s.stop();
-        }
-        for s in streams {
-            s.join();
-        }
+        stop_streams(self.streams.into_values().collect());
         for (_, (e, _)) in self.engines {
             e.join();
         }
+    }
+}
+
+/// Asks every stream to stop, then waits for each: they stop side by side.
+fn stop_streams(mut streams: Vec<StreamHandle>) {
+    for s in &mut streams {
+        s.stop();
+    }
+    for s in streams {
+        s.join();
+    }
+}
+
+fn start_engine(
+    sessions: Vec<Model>,
+    publisher: &Arc<dyn Publish>,
+) -> Result<(Engine, Task), DaemonError> {
+    let task = sessions.first().map(|m| m.task);
+    let engine = Engine::start(sessions, publisher.clone())?;
+    match task {
+        Some(task) => Ok((engine, task)),
+        // Engine::start refuses no sessions; this is not reached.
+        None => Err(DaemonError::Thread(std::io::Error::other(
+            "an engine needs at least one session",
+        ))),
     }
 }
 
