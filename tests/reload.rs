@@ -195,3 +195,51 @@ fn a_reload_names_what_takes_a_restart_and_moves_the_http_server() {
     );
     assert_eq!(daemon.terminate().0, Some(0));
 }
+
+#[test]
+fn a_model_that_does_not_load_refuses_the_reload_and_touches_nothing() {
+    let broker = Mosquitto::start();
+    let messages = subscribe(broker.port, "visiond/rl/#");
+    let mut daemon = Daemon::start(&config(&broker.url(), 1), &[]);
+    let before = sessions(&messages, 4);
+    assert!(
+        before.contains_key("a") && before.contains_key("b"),
+        "{before:?}\n{}",
+        daemon.log_text()
+    );
+
+    // b moves to a model whose file is there (so the file is valid) but is
+    // no model: it fails to load, after validation, before anything stops.
+    let bad = daemon.dir.path().join("bad.onnx");
+    std::fs::write(&bad, b"not a model").expect("write");
+    let text = config(&broker.url(), 1)
+        .replace(
+            "streams:\n",
+            &format!("  - name: bad\n    path: {}\nstreams:\n", bad.display()),
+        )
+        .replace(
+            "    fps: 2\n",
+            "    fps: 2\n  - name: c\n    source: test://?width=160&height=120\n    model: bad\n",
+        );
+    let path = daemon.dir.path().join("visiond.yaml");
+    std::fs::write(&path, text).expect("write");
+    hup(&daemon);
+    let after = sessions(&messages, 4);
+    for s in ["a", "b"] {
+        assert_eq!(
+            after.get(s).cloned(),
+            before
+                .get(s)
+                .and_then(|v| v.last())
+                .map(|l| vec![l.clone()]),
+            "{s} kept its session: {before:?} {after:?}"
+        );
+    }
+    assert!(!after.contains_key("c"), "{after:?}");
+    let log = daemon.log_text();
+    assert!(
+        log.contains("reload refused, the running config stays") && log.contains("bad.onnx"),
+        "{log}"
+    );
+    assert_eq!(daemon.terminate().0, Some(0));
+}
