@@ -197,7 +197,7 @@ fn reload(
         warn!("{notice}");
     }
     let result = apply::apply(&mut Live { publisher }, running, loaded, &new, &plan);
-    let why = match result {
+    let failed = match result {
         Ok(r) => {
             let mut next = Plan::running_config(loaded, &new);
             if plan.http {
@@ -221,19 +221,17 @@ fn reload(
             *loaded = next;
             return;
         }
-        Err(ApplyError::Refused(e)) => {
-            error!("reload refused, the running config stays: {e}");
-            e.to_string()
-        }
-        Err(e @ ApplyError::RolledBack(_)) => {
-            error!("reload rolled back: {e}; the previous streams run again as they were");
-            e.to_string()
-        }
-        Err(e @ ApplyError::Incomplete { .. }) => {
-            error!("reload rolled back, incompletely: {e}");
-            e.to_string()
-        }
+        Err(e) => e,
     };
+    // Errors may quote a source, credentials and all.
+    let why = crate::redact::text(&failed.to_string());
+    match failed {
+        ApplyError::Refused(_) => error!("reload refused, the running config stays: {why}"),
+        ApplyError::RolledBack(_) => {
+            error!("reload rolled back: {why}; the previous streams run again as they were")
+        }
+        ApplyError::Incomplete { .. } => error!("reload rolled back, incompletely: {why}"),
+    }
     tell_reload_refused(running, publisher, &why);
 }
 
