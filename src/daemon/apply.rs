@@ -457,4 +457,97 @@ mod tests {
         assert_eq!(fake.stopped[0].config.name, "c");
         assert_eq!(fake.retired[0].model, "m2");
     }
+
+    /// A config from a choice per stream name (absent, or model and fps)
+    /// and whether m1 has a changed setting.
+    fn config_of(choice: &[Option<(bool, bool)>], m1_threads: bool) -> Loaded {
+        let entries: Vec<String> = ["a", "b", "c", "d"]
+            .iter()
+            .zip(choice)
+            .filter_map(|(name, c)| {
+                c.map(|(m2, fast)| {
+                    let model = if m2 { "m2" } else { "m1" };
+                    let fps = if fast { 2 } else { 1 };
+                    format!("{{name: {name}, source: \"test://\", model: {model}, fps: {fps}}}")
+                })
+            })
+            .collect();
+        let refs: Vec<&str> = entries.iter().map(String::as_str).collect();
+        let mut l = loaded("", &refs);
+        if m1_threads {
+            l.config.models[0].threads = Some(2);
+        }
+        l
+    }
+
+    type Snapshot = (Vec<(String, StreamConfig, u32)>, Vec<(String, u32)>);
+
+    fn snapshot(parts: &FakeParts) -> Snapshot {
+        let mut streams: Vec<_> = parts
+            .streams
+            .iter()
+            .map(|(n, s)| (n.clone(), s.config.clone(), s.engine))
+            .collect();
+        streams.sort_by(|a, b| a.0.cmp(&b.0));
+        (streams, engines(parts))
+    }
+
+    proptest::proptest! {
+        /// Whatever the two files and whichever starts fail: a reload ends
+        /// with exactly the new config running, or exactly the old one
+        /// (less the streams it says it could not start again).
+        #[test]
+        fn a_reload_is_all_or_nothing(
+            old in proptest::collection::vec(proptest::option::of((proptest::bool::ANY, proptest::bool::ANY)), 4),
+            new in proptest::collection::vec(proptest::option::of((proptest::bool::ANY, proptest::bool::ANY)), 4),
+            (old_m1, new_m1) in (proptest::bool::ANY, proptest::bool::ANY),
+            bad_m2 in proptest::bool::ANY,
+            bad_starts in proptest::collection::vec((0usize..4, proptest::bool::ANY), 0..3),
+        ) {
+            let (old, new) = (config_of(&old, old_m1), config_of(&new, new_m1));
+            let mut fake = Fake::default();
+            let mut parts = start_all(&mut fake, &old);
+            let before = snapshot(&parts);
+            if bad_m2 {
+                fake.bad_models = vec!["m2".into()];
+            }
+            fake.bad_starts = bad_starts
+                .iter()
+                .map(|(i, fast)| (["a", "b", "c", "d"][*i].to_string(), Some(if *fast { 2.0 } else { 1.0 })))
+                .collect();
+            let result = reload(&mut fake, &mut parts, &old, &new);
+            let (streams, engines) = snapshot(&parts);
+            match result {
+                Ok(_) => {
+                    let want: Vec<(String, StreamConfig)> = {
+                        let mut v: Vec<_> = new.config.streams.iter().map(|s| (s.name.clone(), s.clone())).collect();
+                        v.sort_by(|a, b| a.0.cmp(&b.0));
+                        v
+                    };
+                    let got: Vec<(String, StreamConfig)> = streams.iter().map(|(n, c, _)| (n.clone(), c.clone())).collect();
+                    proptest::prop_assert_eq!(got, want);
+                    let used: BTreeSet<String> = new.config.streams.iter().map(|s| s.model.clone()).collect();
+                    let loaded: BTreeSet<String> = engines.iter().map(|(m, _)| m.clone()).collect();
+                    proptest::prop_assert_eq!(loaded, used);
+                    // Every stream runs on the live engine of its model.
+                    for (_, c, id) in &streams {
+                        proptest::prop_assert!(engines.contains(&(c.model.clone(), *id)));
+                    }
+                }
+                Err(ApplyError::Refused(_) | ApplyError::RolledBack(_)) => {
+                    proptest::prop_assert_eq!((streams, engines), before);
+                }
+                Err(ApplyError::Incomplete { missing, .. }) => {
+                    let (mut want, want_engines) = before;
+                    want.retain(|(n, _, _)| !missing.contains(n));
+                    proptest::prop_assert_eq!((streams, engines), (want, want_engines));
+                }
+            }
+            // Whatever ran and stopped was every engine but the running ones.
+            let retired: BTreeSet<u32> = fake.retired.iter().map(|e| e.id).collect();
+            let live: BTreeSet<u32> = parts.engines.values().map(|e| e.id).collect();
+            proptest::prop_assert!(retired.is_disjoint(&live));
+            proptest::prop_assert_eq!(retired.len() + live.len(), fake.loads.len());
+        }
+    }
 }
