@@ -1,16 +1,24 @@
 //! SIGHUP: a changed stream restarts, the others keep their session; an
-//! invalid file is refused and everything keeps running.
+//! invalid file is refused and everything keeps running; settings that take
+//! a restart are named, the HTTP server moves.
 
 mod common;
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
 
 fn config(broker: &str, b_fps: u32) -> String {
+    config_with(broker, b_fps, "")
+}
+
+/// `top`: more top-level keys.
+fn config_with(broker: &str, b_fps: u32, top: &str) -> String {
     format!(
-        "node: rl\nmqtt:\n  url: {broker}\nmodels:\n  - name: coco\n    path: {}\nstreams:\n  - name: a\n    source: test://?width=160&height=120\n    model: coco\n    fps: 2\n  - name: b\n    source: test://?width=160&height=120\n    model: coco\n    fps: {b_fps}\n",
+        "node: rl\n{top}mqtt:\n  url: {broker}\nmodels:\n  - name: coco\n    path: {}\nstreams:\n  - name: a\n    source: test://?width=160&height=120\n    model: coco\n    fps: 2\n  - name: b\n    source: test://?width=160&height=120\n    model: coco\n    fps: {b_fps}\n",
         model("ssd_mobilenet_v2_coco.onnx").display()
     )
 }
@@ -107,6 +115,130 @@ fn reload_restarts_only_what_changed_and_refuses_a_bad_file() {
     let log = daemon.log_text();
     assert!(
         log.contains("reload refused") && log.contains("visiond.yaml:"),
+        "{log}"
+    );
+    assert_eq!(daemon.terminate().0, Some(0));
+}
+
+/// The status code of a GET, or `None` when nothing listens.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn a_reload_names_what_takes_a_restart_and_moves_the_http_server() {
+    let broker = Mosquitto::start();
+    let messages = subscribe(broker.port, "visiond/rl/#");
+    let (old_port, new_port) = (free_port(), free_port());
+    let top = format!("http:\n  listen: \"127.0.0.1:{old_port}\"\n");
+    let mut daemon = Daemon::start(&config_with(&broker.url(), 2, &top), &[]);
+    let before = sessions(&messages, 4);
+    assert!(
+        before.contains_key("a") && before.contains_key("b"),
+        "{before:?}\n{}",
+        daemon.log_text()
+    );
+    assert_eq!(
+        http_status(old_port, "/healthz"),
+        Some(200),
+        "{}",
+        daemon.log_text()
+    );
+
+    // Before: both changes were ignored without a word.
+    let ort = cache().join("onnxruntime/libonnxruntime.so");
+    let top = format!(
+        "onnxruntime: {}\nhttp:\n  listen: \"127.0.0.1:{new_port}\"\n  grace: 5\n",
+        ort.display()
+    );
+    let path = daemon.dir.path().join("visiond.yaml");
+    std::fs::write(&path, config_with(&broker.url(), 2, &top)).expect("write");
+    hup(&daemon);
+    let after = sessions(&messages, 4);
+    for s in ["a", "b"] {
+        assert_eq!(
+            after.get(s).cloned(),
+            before
+                .get(s)
+                .and_then(|v| v.last())
+                .map(|l| vec![l.clone()]),
+            "{s} kept its session: {before:?} {after:?}"
+        );
+    }
+    let log = daemon.log_text();
+    assert!(
+        log.contains(&format!(
+            "reload: onnxruntime (the default -> {}) changed; the running value stays until a restart",
+            ort.display()
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "reload: http changed; serving on 127.0.0.1:{new_port} (grace 5 s)"
+        )),
+        "{log}"
+    );
+    assert_eq!(http_status(new_port, "/healthz"), Some(200), "{log}");
+    assert_eq!(
+        http_status(old_port, "/healthz"),
+        None,
+        "the old port is closed"
+    );
+    assert_eq!(daemon.terminate().0, Some(0));
+}
+
+#[test]
+fn a_model_that_does_not_load_refuses_the_reload_and_touches_nothing() {
+    let broker = Mosquitto::start();
+    let messages = subscribe(broker.port, "visiond/rl/#");
+    let mut daemon = Daemon::start(&config(&broker.url(), 1), &[]);
+    let before = sessions(&messages, 4);
+    assert!(
+        before.contains_key("a") && before.contains_key("b"),
+        "{before:?}\n{}",
+        daemon.log_text()
+    );
+
+    // b moves to a model whose file is there (so the file is valid) but is
+    // no model: it fails to load, after validation, before anything stops.
+    let bad = daemon.dir.path().join("bad.onnx");
+    std::fs::write(&bad, b"not a model").expect("write");
+    let text = config(&broker.url(), 1)
+        .replace(
+            "streams:\n",
+            &format!("  - name: bad\n    path: {}\nstreams:\n", bad.display()),
+        )
+        .replace(
+            "    fps: 2\n",
+            "    fps: 2\n  - name: c\n    source: test://?width=160&height=120\n    model: bad\n",
+        );
+    let path = daemon.dir.path().join("visiond.yaml");
+    std::fs::write(&path, text).expect("write");
+    hup(&daemon);
+    let after = sessions(&messages, 4);
+    for s in ["a", "b"] {
+        assert_eq!(
+            after.get(s).cloned(),
+            before
+                .get(s)
+                .and_then(|v| v.last())
+                .map(|l| vec![l.clone()]),
+            "{s} kept its session: {before:?} {after:?}"
+        );
+    }
+    assert!(!after.contains_key("c"), "{after:?}");
+    let log = daemon.log_text();
+    assert!(
+        log.contains("reload refused, the running config stays") && log.contains("bad.onnx"),
         "{log}"
     );
     assert_eq!(daemon.terminate().0, Some(0));

@@ -3,6 +3,7 @@
 //! `FILE:LINE:COL: message`.
 
 mod locate;
+mod settings;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -11,6 +12,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use locate::{Locator, Pos};
+pub use settings::{
+    HttpSettings, ModelSettings, SettingsError, StreamSettings, cores, default_min_score,
+};
 
 pub use crate::inference::{Colour, DType, Layout, ResizeMode};
 use crate::source::{SourceOptions, SourceSpec};

@@ -11,16 +11,12 @@ use ort::value::{TensorElementType, TensorRef, ValueType};
 use super::ModelError;
 use super::decode::{self, Labels};
 use super::geometry::ResizeMode;
-use crate::config::{DecoderKind, ModelConfig, Provider, Task};
+use crate::config::{DecoderKind, ModelConfig, ModelSettings, Provider, Task};
 use crate::frame::{Image, Output};
 
 /// Size used for dynamic spatial dimensions (SSD-MobileNet resizes to 300x300 inside the graph).
 const DYNAMIC_DETECTION_SIZE: u32 = 300;
 const DYNAMIC_CLASSIFICATION_SIZE: u32 = 224;
-/// Frames per run at most when the model's batch dimension is dynamic and
-/// the config does not say. 1: on CPU, SSD-MobileNetV2 runs a batch of 4
-/// slower than 4 single runs (docs/BENCHMARKS.md), so batching is opt-in.
-const DEFAULT_BATCH: usize = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -523,6 +519,8 @@ fn describe(
         model: cfg.name.clone(),
         message,
     };
+    // Values from here; `cfg` only to check what the user wrote against the model.
+    let settings = ModelSettings::resolve(cfg);
     let inputs = session.inputs();
     if inputs.len() != 1 {
         return Err(bad(format!(
@@ -642,7 +640,7 @@ fn describe(
             Decoder::SsdRaw {
                 scores: s.0.clone(),
                 boxes: b.0.clone(),
-                iou: cfg.iou(),
+                iou: settings.iou,
             }
         }
         DecoderKind::SsdPostprocessed => {
@@ -667,7 +665,7 @@ fn describe(
                 classes,
                 scores,
                 count: pick(&oc.count, 3)?,
-                class_offset: oc.class_offset.unwrap_or(1),
+                class_offset: settings.class_offset,
             }
         }
         DecoderKind::Classification => {
@@ -693,12 +691,9 @@ fn describe(
             Decoder::Classify {
                 output: o.0.clone(),
                 dtype: odt,
-                // Quantised softmax outputs use scale 1/256, zero point 0.
-                scale: oc
-                    .scale
-                    .unwrap_or(if odt == DType::U8 { 1.0 / 256.0 } else { 1.0 }),
-                logits: oc.logits.unwrap_or(false),
-                top_k: cfg.top_k(),
+                scale: settings.output_scale(odt),
+                logits: settings.logits,
+                top_k: settings.top_k,
             }
         }
     };
@@ -725,7 +720,7 @@ fn describe(
             )));
         }
         (b, _) if b > 0 => 1,
-        (_, want) => want.unwrap_or(DEFAULT_BATCH).max(1),
+        _ => settings.batch,
     };
     Ok((
         InputSpec {
@@ -734,10 +729,10 @@ fn describe(
             height: dim("height", h, want.height)?,
             layout,
             dtype,
-            colour: want.colour.unwrap_or_default(),
-            resize: want.resize.unwrap_or_default(),
-            mean: want.mean.unwrap_or([0.0; 3]),
-            std: want.std.unwrap_or([1.0; 3]),
+            colour: settings.colour,
+            resize: settings.resize,
+            mean: settings.mean,
+            std: settings.std,
         },
         decoder,
         task,

@@ -1,0 +1,290 @@
+//! Settings resolved once: what the config leaves out gets its default
+//! here, in one `Default` impl per part, and the daemon, the sources and the
+//! inference stage read the resolved values instead of re-deriving them
+//! (the config types keep what the user wrote, for validation and reload
+//! comparison).
+
+use std::time::Duration;
+
+use super::{HttpConfig, ModelConfig, StreamConfig, Task};
+use crate::inference::{Colour, DType, Filter, ResizeMode};
+use crate::source::{SourceOptions, SourceSpec};
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("stream {stream:?}: {message}")]
+    Source { stream: String, message: String },
+}
+
+/// The cores this process may use (1 when the system will not say).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A model entry with every default applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSettings {
+    /// Inference workers, each with its own session.
+    pub workers: usize,
+    /// Intra-op threads per session.
+    pub threads: usize,
+    /// Frames per run when the model's batch dimension is dynamic (a fixed
+    /// one wins; `ModelConfig::batch` says whether the user asked).
+    pub batch: usize,
+    /// Classification: classes published per frame.
+    pub top_k: usize,
+    /// Detection: IoU above which boxes of a class are merged.
+    pub iou: f32,
+    /// ssd-postprocessed: label line = class id - class_offset.
+    pub class_offset: i64,
+    /// Classification: the output holds logits.
+    pub logits: bool,
+    /// Quantised outputs: probability = value * scale; `None`: by the
+    /// output's type, see [`ModelSettings::output_scale`].
+    pub scale: Option<f32>,
+    pub colour: Colour,
+    pub resize: ResizeMode,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        Self {
+            // Single-thread sessions side by side get the most frames
+            // through: intra-op threads wait on each other whenever
+            // GStreamer takes a core.
+            workers: cores(),
+            threads: 1,
+            // On CPU, SSD-MobileNetV2 runs a batch of 4 slower than 4
+            // single runs (docs/BENCHMARKS.md), so batching is opt-in.
+            batch: 1,
+            top_k: 5,
+            iou: 0.5,
+            // 1-based COCO ids.
+            class_offset: 1,
+            logits: false,
+            scale: None,
+            colour: Colour::default(),
+            resize: ResizeMode::default(),
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        }
+    }
+}
+
+impl ModelSettings {
+    pub fn resolve(cfg: &ModelConfig) -> Self {
+        let d = Self::default();
+        let (i, o) = (&cfg.input, &cfg.output);
+        Self {
+            workers: cfg.workers.unwrap_or(d.workers),
+            threads: cfg.threads.unwrap_or(d.threads),
+            batch: cfg.batch.unwrap_or(d.batch).max(1),
+            top_k: cfg.top_k.unwrap_or(d.top_k),
+            iou: cfg.iou.unwrap_or(d.iou),
+            class_offset: o.class_offset.unwrap_or(d.class_offset),
+            logits: o.logits.unwrap_or(d.logits),
+            scale: o.scale.or(d.scale),
+            colour: i.colour.unwrap_or(d.colour),
+            resize: i.resize.unwrap_or(d.resize),
+            mean: i.mean.unwrap_or(d.mean),
+            std: i.std.unwrap_or(d.std),
+        }
+    }
+
+    /// Quantised softmax outputs use scale 1/256, zero point 0.
+    pub fn output_scale(&self, dtype: DType) -> f32 {
+        self.scale.unwrap_or(match dtype {
+            DType::U8 => 1.0 / 256.0,
+            DType::F32 => 1.0,
+        })
+    }
+}
+
+/// Below this score nothing is published, by the model's task: detectors
+/// report many weak boxes, a classifier's top-k is wanted as it is.
+pub fn default_min_score(task: Task) -> f32 {
+    match task {
+        Task::Detection => 0.5,
+        Task::Classification => 0.0,
+    }
+}
+
+/// A stream entry with every default applied; the model's task decides
+/// some (it may come from the model itself, so streams resolve after their
+/// model has loaded).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamSettings {
+    pub name: String,
+    pub spec: SourceSpec,
+    pub model: String,
+    /// `None`: every frame.
+    pub fps: Option<f64>,
+    pub min_score: f32,
+    /// `None`: every label.
+    pub labels: Option<Vec<String>>,
+    pub max_objects: Option<usize>,
+    pub realtime: bool,
+    pub looping: bool,
+    pub options: SourceOptions,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            spec: SourceSpec::Test {
+                pattern: "smpte".into(),
+                width: 640,
+                height: 480,
+                fps: 30,
+            },
+            model: String::new(),
+            fps: None,
+            min_score: default_min_score(Task::Detection),
+            labels: None,
+            max_objects: None,
+            realtime: false,
+            looping: false,
+            options: SourceOptions::default(),
+        }
+    }
+}
+
+impl StreamSettings {
+    pub fn resolve(s: &StreamConfig, task: Task) -> Result<Self, SettingsError> {
+        let spec = s.source_spec().map_err(|message| SettingsError::Source {
+            stream: s.name.clone(),
+            message,
+        })?;
+        Ok(Self {
+            name: s.name.clone(),
+            spec,
+            model: s.model.clone(),
+            fps: s.fps,
+            min_score: s.min_score.unwrap_or_else(|| default_min_score(task)),
+            labels: s.labels.clone(),
+            max_objects: s.max_objects,
+            realtime: s.realtime,
+            looping: s.looping,
+            options: s.options.clone(),
+        })
+    }
+
+    /// What the inference stage keeps of this stream's results.
+    pub fn filter(&self) -> Filter {
+        Filter {
+            min_score: self.min_score,
+            labels: self.labels.clone(),
+            max_objects: self.max_objects,
+        }
+    }
+}
+
+/// `http:` resolved; absent from the config means no server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSettings {
+    pub listen: String,
+    /// How long a stream may be starting or reconnecting before /healthz
+    /// says 503.
+    pub grace: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9464".into(),
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+impl HttpSettings {
+    pub fn resolve(http: Option<&HttpConfig>) -> Option<Self> {
+        http.map(|h| Self {
+            listen: h.listen.clone(),
+            grace: Duration::from_secs(h.grace),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(yaml: &str) -> ModelConfig {
+        serde_yaml::from_str(&format!("{{name: m, path: m.onnx, {yaml}}}")).expect("model entry")
+    }
+
+    fn stream(yaml: &str) -> StreamConfig {
+        serde_yaml::from_str(&format!(
+            "{{name: s, source: \"test://\", model: m, {yaml}}}"
+        ))
+        .expect("stream entry")
+    }
+
+    #[test]
+    fn a_bare_model_gets_every_default() {
+        let s = ModelSettings::resolve(&model(""));
+        assert_eq!(s, ModelSettings::default());
+        assert_eq!((s.workers, s.threads, s.batch), (cores(), 1, 1));
+        assert_eq!((s.top_k, s.iou, s.class_offset), (5, 0.5, 1));
+        assert_eq!((s.mean, s.std), ([0.0; 3], [1.0; 3]));
+        assert_eq!(s.output_scale(DType::U8), 1.0 / 256.0);
+        assert_eq!(s.output_scale(DType::F32), 1.0);
+    }
+
+    #[test]
+    fn what_the_model_entry_sets_wins() {
+        let s = ModelSettings::resolve(&model(
+            "workers: 3, threads: 2, batch: 4, top_k: 1, iou: 0.3, input: {colour: bgr, resize: letterbox, mean: [1, 2, 3], std: [4, 5, 6]}, output: {class_offset: 0, logits: true, scale: 0.5}",
+        ));
+        assert_eq!((s.workers, s.threads, s.batch), (3, 2, 4));
+        assert_eq!((s.top_k, s.iou, s.class_offset), (1, 0.3, 0));
+        assert!(s.logits);
+        assert_eq!((s.colour, s.resize), (Colour::Bgr, ResizeMode::Letterbox));
+        assert_eq!((s.mean, s.std), ([1.0, 2.0, 3.0], [4.0, 5.0, 6.0]));
+        assert_eq!(s.output_scale(DType::U8), 0.5);
+    }
+
+    #[test]
+    fn min_score_defaults_by_task_unless_given() {
+        let bare = stream("");
+        let det = StreamSettings::resolve(&bare, Task::Detection).expect("resolves");
+        let cls = StreamSettings::resolve(&bare, Task::Classification).expect("resolves");
+        assert_eq!((det.min_score, cls.min_score), (0.5, 0.0));
+        let given = stream("min_score: 0.7, fps: 5, labels: [person], max_objects: 3");
+        let s = StreamSettings::resolve(&given, Task::Classification).expect("resolves");
+        assert_eq!(s.min_score, 0.7);
+        assert_eq!(
+            s.filter(),
+            Filter {
+                min_score: 0.7,
+                labels: Some(vec!["person".into()]),
+                max_objects: Some(3),
+            }
+        );
+        assert_eq!(s.fps, Some(5.0));
+        assert_eq!(s.spec, SourceSpec::parse("test://").expect("parses"));
+    }
+
+    #[test]
+    fn a_bad_source_is_an_error_not_a_panic() {
+        let err = StreamSettings::resolve(
+            &serde_yaml::from_str("{name: s, source: \"ftp://x\", model: m}").expect("entry"),
+            Task::Detection,
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("stream \"s\": "), "{err}");
+    }
+
+    #[test]
+    fn http_resolves_only_when_configured() {
+        assert_eq!(HttpSettings::resolve(None), None);
+        let h: HttpConfig = serde_yaml::from_str("{listen: \"127.0.0.1:1\"}").expect("http");
+        let s = HttpSettings::resolve(Some(&h)).expect("configured");
+        assert_eq!(s.grace, HttpSettings::default().grace);
+        assert_eq!(s.listen, "127.0.0.1:1");
+    }
+}

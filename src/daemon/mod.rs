@@ -1,0 +1,401 @@
+//! Wires the stages: sources -> channels -> inference engines -> publisher,
+//! and runs them until a signal says stop. A SIGHUP reloads the file as a
+//! [`Plan`] applied by [`apply::apply`], all or nothing.
+
+pub mod apply;
+mod endpoint;
+pub mod plan;
+pub mod watchdog;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use tracing::{error, info, warn};
+
+pub use apply::{ApplyError, Parts, ReloadReport, Stages};
+pub use plan::{Inventory, Plan, RestartSetting};
+
+use crate::config::{
+    HttpSettings, Loaded, ModelSettings, SettingsError, StreamConfig, StreamSettings, Task,
+};
+use crate::inference::{Engine, Heartbeat, Input, Model, ModelError, runtime};
+use crate::publish::{MqttPublisher, MqttSettings, Publish};
+use crate::source::{PipelineSettings, StreamHandle, StreamSetup, fps_phase, spawn_stream};
+
+/// SIGTERM to exit: PRODUCT.md allows 5 s; MQTT gets what is left of it.
+const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4500);
+/// How long the streams wait for the broker at start.
+const BROKER_GRACE: Duration = Duration::from_secs(3);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("stream {stream:?}: {message}")]
+    Stream { stream: String, message: String },
+    #[error("MQTT: {0}")]
+    Mqtt(String),
+    #[error("HTTP: {0}")]
+    Http(String),
+    #[error("cannot start a thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// Loads every model a stream uses, once, with its configured threads.
+pub fn load_models(loaded: &Loaded) -> Result<HashMap<String, Vec<Model>>, DaemonError> {
+    let mut models = HashMap::new();
+    for s in &loaded.config.streams {
+        if !models.contains_key(&s.model) {
+            models.insert(s.model.clone(), load_model(loaded, &s.model)?);
+        }
+    }
+    Ok(models)
+}
+
+/// Loads the sessions of the model named `name`.
+fn load_model(loaded: &Loaded, name: &str) -> Result<Vec<Model>, DaemonError> {
+    runtime::init(loaded.config.onnxruntime.as_deref())?;
+    // Name the streams that need the model: that is where users look.
+    let users: Vec<&str> = loaded
+        .config
+        .streams
+        .iter()
+        .filter(|x| x.model == name)
+        .map(|x| x.name.as_str())
+        .collect();
+    let in_streams = |message: String| DaemonError::Stream {
+        stream: users.join(", "),
+        message,
+    };
+    let cfg = loaded
+        .model(name)
+        .ok_or_else(|| in_streams(format!("no model named {name:?}")))?;
+    let settings = ModelSettings::resolve(cfg);
+    let (workers, threads) = (settings.workers, settings.threads);
+    let (sessions, ms) =
+        Model::load_workers(cfg, workers, threads).map_err(|e| in_streams(e.to_string()))?;
+    if let Some(model) = sessions.first() {
+        info!(model = %cfg.name, task = %model.task, provider = %model.provider, input = ?(model.input.width, model.input.height), workers, threads, warm_up_ms = ms.round(), "model loaded");
+    }
+    Ok(sessions)
+}
+
+/// Runs the configured streams until SIGTERM or SIGINT.
+pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
+    crate::redact::register(&loaded.secrets);
+    gstreamer::init().map_err(|e| DaemonError::Stream {
+        stream: "*".into(),
+        message: format!("GStreamer: {e}"),
+    })?;
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    let models = load_models(&loaded)?;
+
+    let settings = MqttSettings::from_config(&loaded).map_err(DaemonError::Mqtt)?;
+    info!(broker = %format!("{}:{}", settings.host, settings.port), node = %loaded.node, "starting");
+    let mqtt =
+        Arc::new(MqttPublisher::start(settings).map_err(|e| DaemonError::Mqtt(e.to_string()))?);
+    // A reachable broker gets the first frames too (a file's first frames
+    // would otherwise be analysed before the connection is up); an
+    // unreachable one does not hold the streams back for long.
+    if !mqtt.wait_connected(BROKER_GRACE) {
+        warn!("MQTT broker not reachable yet; starting the streams anyway");
+    }
+    let publisher: Arc<dyn Publish> = mqtt.clone();
+
+    let mut running = Running::start(&loaded, models, &publisher)?;
+    let mut http = endpoint::Http::start(
+        HttpSettings::resolve(loaded.config.http.as_ref()),
+        mqtt.counters(),
+        running.stats(),
+    )
+    .map_err(DaemonError::Http)?;
+    let streams = running.streams.len();
+    info!(streams, "running");
+    crate::notify::notify(&format!("READY=1\nSTATUS={streams} streams"));
+    let watchdog = watchdog::Watchdog::start(
+        watchdog::interval_from_env(),
+        running.heartbeats(),
+        mqtt.counters(),
+        mqtt.stuck_after(),
+    )?;
+    let mut loaded = loaded;
+
+    for signal in signals.forever() {
+        if signal != SIGHUP {
+            break;
+        }
+        crate::notify::notify("RELOADING=1");
+        let started = Instant::now();
+        match crate::config::load(&loaded.file) {
+            Err(e) => {
+                let why = crate::redact::text(&e.to_string());
+                error!("reload refused, the running config stays: {why}");
+                tell_reload_refused(&running, &publisher, &why);
+            }
+            Ok(new) => reload(
+                &mut running,
+                &mut loaded,
+                new,
+                &publisher,
+                &mut http,
+                started,
+            ),
+        }
+        http.set_streams(running.stats());
+        watchdog.set_heartbeats(running.heartbeats());
+        crate::notify::notify(&format!(
+            "READY=1\nSTATUS={} streams",
+            running.streams.len()
+        ));
+    }
+
+    let deadline = Instant::now() + SHUTDOWN_BUDGET;
+    info!("stopping");
+    crate::notify::notify("STOPPING=1");
+    drop(watchdog);
+    running.stop();
+    drop(publisher);
+    let mqtt =
+        Arc::try_unwrap(mqtt).map_err(|_| DaemonError::Mqtt("publisher still in use".into()))?;
+    mqtt.close(deadline.saturating_duration_since(Instant::now()));
+    info!("stopped");
+    Ok(())
+}
+
+/// Puts a refused reload on every stream's status (state unchanged), where
+/// the people watching the streams will see it.
+fn tell_reload_refused(running: &Running, publisher: &Arc<dyn Publish>, why: &str) {
+    for (name, stats) in running.stats() {
+        let Some((state, since_ms)) = stats.state.lock().ok().and_then(|s| *s) else {
+            continue;
+        };
+        let mut status = crate::status::StreamStatus::new(state);
+        status.since = std::time::UNIX_EPOCH + Duration::from_millis(since_ms);
+        status.error = Some(format!(
+            "config reload refused, running the previous config: {why}"
+        ));
+        publisher.status(&name, &status);
+    }
+}
+
+/// Applies a new, valid config as a plan: all of it, or none of it.
+fn reload(
+    running: &mut Running,
+    loaded: &mut Loaded,
+    new: Loaded,
+    publisher: &Arc<dyn Publish>,
+    http: &mut endpoint::Http,
+    started: Instant,
+) {
+    crate::redact::register(&new.secrets);
+    let plan = Plan::new(loaded, &new, &running.inventory());
+    if let Some(notice) = plan.restart_notice(loaded, &new) {
+        warn!("{notice}");
+    }
+    let result = apply::apply(&mut Live { publisher }, running, loaded, &new, &plan);
+    let failed = match result {
+        Ok(r) => {
+            let mut next = Plan::running_config(loaded, &new);
+            if plan.http {
+                let to = HttpSettings::resolve(new.config.http.as_ref());
+                match http.restart(to, running.stats()) {
+                    Ok(what) => info!("reload: http changed; {what}"),
+                    Err(e) => {
+                        error!("reload: http changed but {e}; the previous http settings stay");
+                        next.config.http = loaded.config.http.clone();
+                    }
+                }
+            }
+            info!(
+                kept = r.kept,
+                restarted = r.restarted,
+                added = r.added,
+                removed = r.removed,
+                ms = started.elapsed().as_millis() as u64,
+                "reloaded"
+            );
+            *loaded = next;
+            return;
+        }
+        Err(e) => e,
+    };
+    // Errors may quote a source, credentials and all.
+    let why = crate::redact::text(&failed.to_string());
+    match failed {
+        ApplyError::Refused(_) => error!("reload refused, the running config stays: {why}"),
+        ApplyError::RolledBack(_) => {
+            error!("reload rolled back: {why}; the previous streams run again as they were")
+        }
+        ApplyError::Incomplete { .. } => error!("reload rolled back, incompletely: {why}"),
+    }
+    tell_reload_refused(running, publisher, &why);
+}
+
+/// The real engines and streams.
+struct Live<'a> {
+    publisher: &'a Arc<dyn Publish>,
+}
+
+impl Stages for Live<'_> {
+    type Engine = (Engine, Task);
+    type Stream = StreamHandle;
+
+    fn load(&mut self, config: &Loaded, model: &str) -> Result<(Engine, Task), DaemonError> {
+        start_engine(load_model(config, model)?, self.publisher)
+    }
+
+    fn start(
+        &mut self,
+        s: &StreamConfig,
+        index: usize,
+        (engine, task): &(Engine, Task),
+    ) -> Result<StreamHandle, DaemonError> {
+        start_stream(s, fps_phase(index), engine, *task, self.publisher)
+    }
+
+    fn stop(&mut self, streams: Vec<StreamHandle>) {
+        stop_streams(streams);
+    }
+
+    fn retire(&mut self, (engine, _): (Engine, Task)) {
+        engine.join();
+    }
+}
+
+/// The stages of a running configuration.
+pub type Running = Parts<(Engine, Task), StreamHandle>;
+
+impl Running {
+    /// Starts an engine per model and a supervisor per stream of `loaded`;
+    /// on failure stops what it started.
+    pub fn start(
+        loaded: &Loaded,
+        models: HashMap<String, Vec<Model>>,
+        publisher: &Arc<dyn Publish>,
+    ) -> Result<Self, DaemonError> {
+        let mut running = Self::default();
+        let result = running.start_all(loaded, models, publisher);
+        match result {
+            Ok(()) => Ok(running),
+            Err(e) => {
+                running.stop();
+                Err(e)
+            }
+        }
+    }
+
+    fn start_all(
+        &mut self,
+        loaded: &Loaded,
+        models: HashMap<String, Vec<Model>>,
+        publisher: &Arc<dyn Publish>,
+    ) -> Result<(), DaemonError> {
+        for (name, sessions) in models {
+            self.engines
+                .insert(name, start_engine(sessions, publisher)?);
+        }
+        let mut live = Live { publisher };
+        for (i, s) in loaded.config.streams.iter().enumerate() {
+            let engine = self
+                .engines
+                .get(&s.model)
+                .ok_or_else(|| DaemonError::Stream {
+                    stream: s.name.clone(),
+                    message: format!("model {:?} is not loaded", s.model),
+                })?;
+            let handle = live.start(s, i, engine)?;
+            self.streams.insert(s.name.clone(), handle);
+        }
+        Ok(())
+    }
+
+    /// Each stream's counters, by name.
+    pub fn stats(&self) -> Vec<(String, Arc<crate::source::StreamStats>)> {
+        self.streams
+            .iter()
+            .map(|(n, h)| (n.clone(), h.stats.clone()))
+            .collect()
+    }
+
+    /// Every inference worker's heartbeat.
+    pub fn heartbeats(&self) -> Vec<Arc<Heartbeat>> {
+        self.engines
+            .values()
+            .flat_map(|(e, _)| e.heartbeats())
+            .collect()
+    }
+
+    /// Stops the sources, lets the engines finish the frames in flight.
+    pub fn stop(self) {
+        stop_streams(self.streams.into_values().collect());
+        for (_, (e, _)) in self.engines {
+            e.join();
+        }
+    }
+}
+
+/// Asks every stream to stop, then waits for each: they stop side by side.
+fn stop_streams(mut streams: Vec<StreamHandle>) {
+    for s in &mut streams {
+        s.stop();
+    }
+    for s in streams {
+        s.join();
+    }
+}
+
+fn start_engine(
+    sessions: Vec<Model>,
+    publisher: &Arc<dyn Publish>,
+) -> Result<(Engine, Task), DaemonError> {
+    let task = sessions.first().map(|m| m.task);
+    let engine = Engine::start(sessions, publisher.clone())?;
+    match task {
+        Some(task) => Ok((engine, task)),
+        // Engine::start refuses no sessions; this is not reached.
+        None => Err(DaemonError::Thread(std::io::Error::other(
+            "an engine needs at least one session",
+        ))),
+    }
+}
+
+fn start_stream(
+    s: &StreamConfig,
+    phase: f64,
+    engine: &Engine,
+    task: Task,
+    publisher: &Arc<dyn Publish>,
+) -> Result<StreamHandle, DaemonError> {
+    let settings = StreamSettings::resolve(s, task)?;
+    let name: Arc<str> = settings.name.as_str().into();
+    let stats = Arc::default();
+    // One frame in flight per stream: a live source replaces it when the
+    // model is busy, a file waits.
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    engine.add(Input {
+        stream: name.clone(),
+        frames: rx.clone(),
+        filter: settings.filter(),
+        stats: Arc::clone(&stats),
+    });
+    let setup = StreamSetup {
+        name,
+        settings: PipelineSettings {
+            spec: settings.spec,
+            width: engine.input_size.0,
+            height: engine.input_size.1,
+            fps: settings.fps,
+            fps_phase: phase,
+            realtime: settings.realtime,
+            resize: engine.resize,
+            options: settings.options,
+        },
+        stats,
+        looping: settings.looping,
+    };
+    Ok(spawn_stream(setup, tx, rx, publisher.clone())?)
+}

@@ -1,0 +1,381 @@
+//! A reload as a plan: what a new config changes against the running one,
+//! worked out before anything is touched (as Vector diffs its topology), so
+//! that it can be logged, tested and applied as one step.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::config::{Loaded, StreamConfig};
+
+/// Top-level settings a running process cannot take over: they need
+/// `systemctl restart visiond`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RestartSetting {
+    /// Every topic holds it, and the broker's last will.
+    Node,
+    /// The MQTT session is the broker's, under this id.
+    ClientId,
+    /// Broker, credentials, TLS, prefix, QoS, spool: the connection and the
+    /// spool belong to the process.
+    Mqtt,
+    /// ONNX Runtime is loaded once per process.
+    Onnxruntime,
+}
+
+impl fmt::Display for RestartSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RestartSetting::Node => "node",
+            RestartSetting::ClientId => "mqtt.client_id",
+            RestartSetting::Mqtt => "mqtt",
+            RestartSetting::Onnxruntime => "onnxruntime",
+        })
+    }
+}
+
+/// What runs now, by name: the plan is made against this, not against the
+/// old file alone, so a stream that is not running is started.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Inventory {
+    pub streams: BTreeSet<String>,
+    pub models: BTreeSet<String>,
+}
+
+impl Inventory {
+    /// Everything `config` runs: its streams and the models they use.
+    pub fn of(config: &Loaded) -> Self {
+        Self {
+            streams: config
+                .config
+                .streams
+                .iter()
+                .map(|s| s.name.clone())
+                .collect(),
+            models: config
+                .config
+                .streams
+                .iter()
+                .map(|s| s.model.clone())
+                .collect(),
+        }
+    }
+}
+
+/// The steps from the running config to a new one. Stream lists to start
+/// are in the new file's order (it sets each stream's fps phase).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Unchanged and running: left alone.
+    pub keep: Vec<String>,
+    /// Running, changed (or their model changed): stopped, started anew.
+    pub restart: Vec<String>,
+    /// Not running yet: started.
+    pub add: Vec<String>,
+    /// Running, gone from the new file: stopped.
+    pub remove: Vec<String>,
+    /// Models loaded before anything stops: new, or changed.
+    pub load: Vec<String>,
+    /// Engines ended once their streams have stopped: changed (a new one
+    /// replaces them) or no longer used.
+    pub drop: Vec<String>,
+    /// `http` changed: the server restarts with the new settings.
+    pub http: bool,
+    /// Changed settings that keep their running value until a restart.
+    pub needs_restart: Vec<RestartSetting>,
+}
+
+impl Plan {
+    pub fn new(old: &Loaded, new: &Loaded, running: &Inventory) -> Self {
+        let mut plan = Plan::default();
+        let model_changed = |m: &str| old.model(m) != new.model(m);
+        for s in &new.config.streams {
+            if !plan.load.contains(&s.model)
+                && (!running.models.contains(&s.model) || model_changed(&s.model))
+            {
+                plan.load.push(s.model.clone());
+            }
+        }
+        plan.drop = running
+            .models
+            .iter()
+            .filter(|m| plan.load.contains(m) || !uses(new, m))
+            .cloned()
+            .collect();
+        for s in &new.config.streams {
+            let list = if !running.streams.contains(&s.name) {
+                &mut plan.add
+            } else if stream(old, &s.name) == Some(s) && !plan.load.contains(&s.model) {
+                &mut plan.keep
+            } else {
+                &mut plan.restart
+            };
+            list.push(s.name.clone());
+        }
+        plan.remove = running
+            .streams
+            .iter()
+            .filter(|n| stream(new, n).is_none())
+            .cloned()
+            .collect();
+
+        plan.http = old.config.http != new.config.http;
+        let mqtt_without_id = |l: &Loaded| {
+            let mut m = l.config.mqtt.clone();
+            m.client_id = None;
+            m
+        };
+        for (changed, setting) in [
+            (old.node != new.node, RestartSetting::Node),
+            (old.client_id != new.client_id, RestartSetting::ClientId),
+            (
+                mqtt_without_id(old) != mqtt_without_id(new),
+                RestartSetting::Mqtt,
+            ),
+            (
+                old.config.onnxruntime != new.config.onnxruntime,
+                RestartSetting::Onnxruntime,
+            ),
+        ] {
+            if changed {
+                plan.needs_restart.push(setting);
+            }
+        }
+        plan
+    }
+
+    /// The streams that stop before the new ones start.
+    pub fn stopping(&self) -> impl Iterator<Item = &String> {
+        self.restart.iter().chain(&self.remove)
+    }
+
+    /// Whether a stream named `name` starts (restarted or added).
+    pub fn starts(&self, name: &str) -> bool {
+        self.restart.iter().chain(&self.add).any(|n| n == name)
+    }
+
+    /// What the daemon runs once the plan is applied: `new`, except the
+    /// settings that take a restart, which keep their running value (so the
+    /// next reload still sees them as changed, and says so again).
+    pub fn running_config(old: &Loaded, new: &Loaded) -> Loaded {
+        let mut running = new.clone();
+        running.node = old.node.clone();
+        running.client_id = old.client_id.clone();
+        running.config.mqtt = old.config.mqtt.clone();
+        running.config.onnxruntime = old.config.onnxruntime.clone();
+        running
+    }
+
+    /// One line naming what waits for a restart, or `None`.
+    pub fn restart_notice(&self, old: &Loaded, new: &Loaded) -> Option<String> {
+        if self.needs_restart.is_empty() {
+            return None;
+        }
+        let what: Vec<String> = self
+            .needs_restart
+            .iter()
+            .map(|s| match s {
+                RestartSetting::Node => format!("node ({} -> {})", old.node, new.node),
+                RestartSetting::Onnxruntime => format!(
+                    "onnxruntime ({} -> {})",
+                    path_or_default(old),
+                    path_or_default(new)
+                ),
+                // MQTT settings hold credentials: named, never shown.
+                other => other.to_string(),
+            })
+            .collect();
+        Some(format!(
+            "reload: {} changed; the running value stays until a restart (systemctl restart visiond)",
+            what.join(", ")
+        ))
+    }
+}
+
+fn path_or_default(l: &Loaded) -> String {
+    l.config
+        .onnxruntime
+        .as_ref()
+        .map_or("the default".into(), |p| p.display().to_string())
+}
+
+fn stream<'a>(l: &'a Loaded, name: &str) -> Option<&'a StreamConfig> {
+    l.config.streams.iter().find(|s| s.name == name)
+}
+
+fn uses(l: &Loaded, model: &str) -> bool {
+    l.config.streams.iter().any(|s| s.model == model)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    const MODELS: &str = "models:\n  - {name: m1, path: m1.onnx}\n  - {name: m2, path: m2.onnx}\n";
+
+    /// A valid config from `top` (top-level keys but models and streams)
+    /// and `streams` (flow-style entries); model files exist, empty.
+    pub(crate) fn loaded(top: &str, streams: &[&str]) -> Loaded {
+        let dir = std::env::temp_dir().join(format!("visiond-plan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        for m in ["m1.onnx", "m2.onnx"] {
+            std::fs::write(dir.join(m), b"x").expect("model file");
+        }
+        let mut text = format!("node: n\nmqtt: {{url: \"mqtt://h\"}}\n{top}\n{MODELS}streams:\n");
+        for s in streams {
+            text.push_str(&format!("  - {s}\n"));
+        }
+        if streams.is_empty() {
+            text.push_str("  []\n");
+        }
+        crate::config::parse(&dir.join("c.yaml"), &text, |_| None)
+            .unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
+    const A: &str = "{name: a, source: \"test://\", model: m1}";
+    const B: &str = "{name: b, source: \"test://\", model: m1}";
+    const C: &str = "{name: c, source: \"test://\", model: m2}";
+
+    fn plan(old: &Loaded, new: &Loaded) -> Plan {
+        Plan::new(old, new, &Inventory::of(old))
+    }
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_same_file_changes_nothing() {
+        let old = loaded("", &[A, B]);
+        let p = plan(&old, &old.clone());
+        assert_eq!(
+            p,
+            Plan {
+                keep: names(&["a", "b"]),
+                ..Plan::default()
+            }
+        );
+    }
+
+    #[test]
+    fn a_changed_stream_restarts_and_the_others_stay() {
+        let old = loaded("", &[A, B]);
+        let new = loaded(
+            "",
+            &[A, "{name: b, source: \"test://\", model: m1, fps: 1}"],
+        );
+        let p = plan(&old, &new);
+        assert_eq!((p.keep, p.restart), (names(&["a"]), names(&["b"])));
+        assert!(p.load.is_empty() && p.drop.is_empty() && p.add.is_empty());
+    }
+
+    #[test]
+    fn streams_are_added_and_removed_with_their_models() {
+        let old = loaded("", &[A, B]);
+        let new = loaded("", &[A, C]);
+        let p = plan(&old, &new);
+        assert_eq!(p.keep, names(&["a"]));
+        assert_eq!((p.add, p.remove), (names(&["c"]), names(&["b"])));
+        assert_eq!((p.load, p.drop), (names(&["m2"]), vec![]));
+        // The last stream of a model goes: its engine goes too.
+        let p = plan(&new, &loaded("", &[A]));
+        assert_eq!((p.remove, p.drop), (names(&["c"]), names(&["m2"])));
+    }
+
+    #[test]
+    fn a_changed_model_is_reloaded_and_restarts_every_stream_on_it() {
+        let old = loaded("", &[A, B, C]);
+        let mut new = old.clone();
+        new.config.models[0].threads = Some(2);
+        let p = plan(&old, &new);
+        assert_eq!(p.load, names(&["m1"]));
+        assert_eq!(p.drop, names(&["m1"]));
+        assert_eq!((p.keep, p.restart), (names(&["c"]), names(&["a", "b"])));
+    }
+
+    #[test]
+    fn a_stream_moved_to_another_model_restarts() {
+        let old = loaded("", &[A, C]);
+        let new = loaded("", &["{name: a, source: \"test://\", model: m2}", C]);
+        let p = plan(&old, &new);
+        assert_eq!((p.keep, p.restart), (names(&["c"]), names(&["a"])));
+        assert_eq!((p.load, p.drop), (vec![], names(&["m1"])));
+    }
+
+    #[test]
+    fn what_is_not_running_is_started_whatever_the_old_file_says() {
+        let old = loaded("", &[A, B]);
+        let mut running = Inventory::of(&old);
+        running.streams.remove("b");
+        running.models.clear();
+        let p = Plan::new(&old, &old, &running);
+        assert_eq!((p.keep, p.add), (vec![], names(&["b"])));
+        assert_eq!(p.restart, names(&["a"]), "its model is loaded anew");
+        assert_eq!(p.load, names(&["m1"]));
+    }
+
+    #[test]
+    fn process_settings_are_named_not_applied() {
+        let old = loaded("", &[A]);
+        let new = loaded("onnxruntime: /opt/ort/libonnxruntime.so", &[A]);
+        let p = plan(&old, &new);
+        assert_eq!(p.needs_restart, vec![RestartSetting::Onnxruntime]);
+        assert_eq!(p.keep, names(&["a"]), "streams are not touched");
+        let notice = p.restart_notice(&old, &new).expect("a notice");
+        assert!(
+            notice.contains("onnxruntime (the default -> /opt/ort/libonnxruntime.so)"),
+            "{notice}"
+        );
+        let running = Plan::running_config(&old, &new);
+        assert_eq!(running.config.onnxruntime, None);
+        // Still different next time: the notice comes again.
+        assert_eq!(plan(&running, &new).needs_restart, p.needs_restart);
+
+        let mut new = old.clone();
+        new.node = "other".into();
+        new.client_id = "visiond-other".into();
+        new.config.mqtt.password = Some("hunter2".into());
+        let p = plan(&old, &new);
+        assert_eq!(
+            p.needs_restart,
+            vec![
+                RestartSetting::Node,
+                RestartSetting::ClientId,
+                RestartSetting::Mqtt
+            ]
+        );
+        let notice = p.restart_notice(&old, &new).expect("a notice");
+        assert!(notice.contains("node (n -> other), mqtt.client_id, mqtt changed"));
+        assert!(!notice.contains("hunter2"));
+        let running = Plan::running_config(&old, &new);
+        assert_eq!((running.node, running.client_id), (old.node, old.client_id));
+        assert_eq!(running.config.mqtt, old.config.mqtt);
+    }
+
+    #[test]
+    fn an_explicit_client_id_is_one_change_not_two() {
+        let old = loaded("", &[A]);
+        let new = loaded("", &[A]);
+        let mut new = new;
+        new.config.mqtt.client_id = Some("id2".into());
+        new.client_id = "id2".into();
+        assert_eq!(
+            plan(&old, &new).needs_restart,
+            vec![RestartSetting::ClientId]
+        );
+    }
+
+    #[test]
+    fn http_changes_are_in_the_plan() {
+        let old = loaded("", &[A]);
+        let new = loaded("http: {listen: \"127.0.0.1:9999\"}", &[A]);
+        let p = plan(&old, &new);
+        assert!(p.http && p.needs_restart.is_empty());
+        assert!(!plan(&new, &new).http);
+        let grace = loaded("http: {listen: \"127.0.0.1:9999\", grace: 5}", &[A]);
+        assert!(plan(&new, &grace).http);
+        assert_eq!(
+            Plan::running_config(&old, &new).config.http,
+            new.config.http
+        );
+    }
+}
