@@ -47,6 +47,29 @@ fn sessions(
     seen
 }
 
+/// Sessions until every stream of `names` has published (at most 20 s: a
+/// loaded machine starts slowly).
+fn sessions_of(
+    messages: &crossbeam_channel::Receiver<Msg>,
+    names: &[&str],
+) -> HashMap<String, Vec<String>> {
+    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+    for _ in 0..20 {
+        for (k, v) in sessions(messages, 1) {
+            let list = seen.entry(k).or_default();
+            for s in v {
+                if list.last() != Some(&s) {
+                    list.push(s);
+                }
+            }
+        }
+        if names.iter().all(|n| seen.contains_key(*n)) {
+            break;
+        }
+    }
+    seen
+}
+
 fn hup(daemon: &Daemon) {
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(daemon.proc.0.id() as i32, libc::SIGHUP) };
@@ -57,7 +80,7 @@ fn reload_restarts_only_what_changed_and_refuses_a_bad_file() {
     let broker = Mosquitto::start();
     let messages = subscribe(broker.port, "visiond/rl/#");
     let mut daemon = Daemon::start(&config(&broker.url(), 2), &[]);
-    let before = sessions(&messages, 4);
+    let before = sessions_of(&messages, &["a", "b"]);
     let (a0, b0) = (before.get("a").cloned(), before.get("b").cloned());
     assert!(
         a0.is_some() && b0.is_some(),
@@ -140,7 +163,7 @@ fn a_reload_names_what_takes_a_restart_and_moves_the_http_server() {
     let (old_port, new_port) = (free_port(), free_port());
     let top = format!("http:\n  listen: \"127.0.0.1:{old_port}\"\n");
     let mut daemon = Daemon::start(&config_with(&broker.url(), 2, &top), &[]);
-    let before = sessions(&messages, 4);
+    let before = sessions_of(&messages, &["a", "b"]);
     assert!(
         before.contains_key("a") && before.contains_key("b"),
         "{before:?}\n{}",
@@ -201,7 +224,7 @@ fn a_model_that_does_not_load_refuses_the_reload_and_touches_nothing() {
     let broker = Mosquitto::start();
     let messages = subscribe(broker.port, "visiond/rl/#");
     let mut daemon = Daemon::start(&config(&broker.url(), 1), &[]);
-    let before = sessions(&messages, 4);
+    let before = sessions_of(&messages, &["a", "b"]);
     assert!(
         before.contains_key("a") && before.contains_key("b"),
         "{before:?}\n{}",
@@ -224,7 +247,7 @@ fn a_model_that_does_not_load_refuses_the_reload_and_touches_nothing() {
     let path = daemon.dir.path().join("visiond.yaml");
     std::fs::write(&path, text).expect("write");
     hup(&daemon);
-    let after = sessions(&messages, 4);
+    let after = sessions_of(&messages, &["a", "b"]);
     for s in ["a", "b"] {
         assert_eq!(
             after.get(s).cloned(),
@@ -240,6 +263,46 @@ fn a_model_that_does_not_load_refuses_the_reload_and_touches_nothing() {
     assert!(
         log.contains("reload refused, the running config stays") && log.contains("bad.onnx"),
         "{log}"
+    );
+    assert_eq!(daemon.terminate().0, Some(0));
+}
+
+/// A stream removed by a reload leaves no retained status behind: a
+/// subscriber that comes later sees only the streams that exist.
+#[test]
+fn a_removed_stream_leaves_no_retained_status() {
+    let broker = Mosquitto::start();
+    let messages = subscribe(broker.port, "visiond/rl/#");
+    let mut daemon = Daemon::start(&config(&broker.url(), 2), &[]);
+    let before = sessions_of(&messages, &["a", "b"]);
+    assert!(
+        before.contains_key("b"),
+        "{before:?}\n{}",
+        daemon.log_text()
+    );
+    let only_a = config(&broker.url(), 2);
+    let only_a = &only_a[..only_a.find("  - name: b").expect("stream b")];
+    std::fs::write(daemon.dir.path().join("visiond.yaml"), only_a).expect("write");
+    hup(&daemon);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !daemon.log_text().contains("reloaded") {
+        assert!(Instant::now() < deadline, "{}", daemon.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let late = subscribe(broker.port, "visiond/rl/+/status");
+    let retained: Vec<String> =
+        std::iter::from_fn(|| late.recv_timeout(Duration::from_millis(500)).ok())
+            .filter(|m| !m.payload.is_empty())
+            .map(|m| m.topic)
+            .collect();
+    assert!(
+        retained.iter().any(|t| t == "visiond/rl/a/status"),
+        "{retained:?}"
+    );
+    assert!(
+        !retained.iter().any(|t| t == "visiond/rl/b/status"),
+        "the removed stream's status is still retained: {retained:?}"
     );
     assert_eq!(daemon.terminate().0, Some(0));
 }

@@ -210,6 +210,10 @@ fn reload(
                     }
                 }
             }
+            // What is retained for a removed stream goes with it.
+            for name in &plan.remove {
+                publisher.removed(name);
+            }
             info!(
                 kept = r.kept,
                 restarted = r.restarted,
