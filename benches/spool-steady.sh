@@ -11,6 +11,7 @@ cargo build --release --quiet --bin visiond
 . benches/lib.sh
 MQTT_PORT="$(free_port)"
 /usr/sbin/mosquitto -p "$MQTT_PORT" >/dev/null 2>&1 & pids+=($!)
+for _ in $(seq 50); do (echo > "/dev/tcp/127.0.0.1/$MQTT_PORT") 2>/dev/null && break; sleep 0.1; done
 cat > "$work/c.yaml" <<YAML
 node: steady
 mqtt: {url: "mqtt://127.0.0.1:$MQTT_PORT", qos: 1, spool: $work/spool}
