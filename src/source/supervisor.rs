@@ -23,7 +23,8 @@ pub struct Policy {
     pub backoff_max: Duration,
     /// A live source with no frame for this long is restarted.
     pub stall: Duration,
-    /// How long a session must play before the backoff starts again from its minimum.
+    /// How long a session must deliver frames (its first to its last)
+    /// before the backoff starts again from its minimum.
     pub good_run: Duration,
     /// How often the status (with its rates) is republished while playing.
     pub status_every: Duration,
@@ -193,6 +194,13 @@ enum Outcome {
     Error(String),
 }
 
+/// How a session ended, and how long it delivered frames: from its first
+/// frame to its last, zero without one.
+struct Ended {
+    outcome: Outcome,
+    played: Duration,
+}
+
 /// Opens real pipelines for a stream.
 struct PipelineOpener<'a> {
     setup: &'a StreamSetup,
@@ -273,10 +281,12 @@ pub fn supervise(
         }
         stats.sessions.fetch_add(1, Ordering::Relaxed);
         let session: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
-        let started = clock.now();
         let frames_before = stats.frames_in.load(Ordering::Relaxed);
-        let outcome = match opener.open(session.clone()) {
-            Err(e) => Outcome::Error(e),
+        let Ended { outcome, played } = match opener.open(session.clone()) {
+            Err(e) => Ended {
+                outcome: Outcome::Error(e),
+                played: Duration::ZERO,
+            },
             Ok(mut running) => watch(
                 name,
                 &mut *running,
@@ -323,7 +333,10 @@ pub fn supervise(
             (Outcome::Eos, Kind::Live) => "the source ended its stream".to_string(),
             (Outcome::Error(e), Kind::Live) => e,
         };
-        if clock.now().saturating_duration_since(started) >= policy.good_run {
+        // Only time with frames counts: a camera that accepts the
+        // connection and then stalls has not recovered, however long the
+        // session lasted.
+        if played >= policy.good_run {
             backoff.reset();
             incident = None;
         }
@@ -360,20 +373,28 @@ fn watch(
     publisher: &dyn Publish,
     policy: &Policy,
     session: &str,
-) -> Outcome {
+) -> Ended {
     let frames_at_start = stats.frames_in.load(Ordering::Relaxed);
     let mut last_frames = frames_at_start;
     let mut last_progress = clock.now();
+    // When the first and the latest frame came.
+    let mut frames_seen: Option<(Instant, Instant)> = None;
     let mut playing: Option<StreamStatus> = None;
     let mut window = (clock.now(), 0u64, 0u64);
+    let ended = |outcome, seen: Option<(Instant, Instant)>| Ended {
+        outcome,
+        played: seen.map_or(Duration::ZERO, |(first, last)| {
+            last.saturating_duration_since(first)
+        }),
+    };
     loop {
         match running.poll(Duration::from_millis(100)) {
-            Some(BusEvent::Eos) => return Outcome::Eos,
-            Some(BusEvent::Error(e)) => return Outcome::Error(e),
+            Some(BusEvent::Eos) => return ended(Outcome::Eos, frames_seen),
+            Some(BusEvent::Error(e)) => return ended(Outcome::Error(e), frames_seen),
             None => {}
         }
         if stop.try_recv().is_err_and(|e| e.is_disconnected()) {
-            return Outcome::Stopped;
+            return ended(Outcome::Stopped, frames_seen);
         }
         let now = clock.now();
         let frames_in = stats.frames_in.load(Ordering::Relaxed);
@@ -381,12 +402,14 @@ fn watch(
         if frames_in != last_frames {
             last_frames = frames_in;
             last_progress = now;
+            frames_seen = Some((frames_seen.map_or(now, |s| s.0), now));
         } else if running.is_live() && now.saturating_duration_since(last_progress) >= policy.stall
         {
-            return Outcome::Error(format!(
+            let stalled = Outcome::Error(format!(
                 "no frame for {} s; restarting the source",
                 policy.stall.as_secs()
             ));
+            return ended(stalled, frames_seen);
         }
         match &mut playing {
             None if frames_in > frames_at_start => {

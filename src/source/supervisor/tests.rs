@@ -45,6 +45,8 @@ mod supervise {
         Refused,
         /// Produces frames for a while, then ends this way (None: goes silent).
         Runs(Duration, Option<BusEvent>),
+        /// Accepts the connection and never sends a frame.
+        Silent,
     }
 
     struct FakeSession {
@@ -90,6 +92,12 @@ mod supervise {
                     stats: self.stats.clone(),
                     until: self.clock.now() + d,
                     end,
+                })),
+                Some(Script::Silent) => Ok(Box::new(FakeSession {
+                    clock: self.clock.clone(),
+                    stats: self.stats.clone(),
+                    until: self.clock.now(),
+                    end: None,
                 })),
             }
         }
@@ -204,6 +212,51 @@ mod supervise {
             "reset after 60 s of frames: {sleeps:?}"
         );
         assert!(within(sleeps[4], 2), "{sleeps:?}");
+    }
+
+    #[test]
+    fn a_camera_that_never_sends_a_frame_backs_off_and_logs_once() {
+        // Each session lasts past `good_run` (it stalls after 10 s), but
+        // without a frame it never played: no reset, no new incident.
+        let (sleeps, statuses) = run(Kind::Live, (0..8).map(|_| Script::Silent).collect());
+        let bases = [1, 2, 4, 8, 16, 30, 30, 30];
+        assert_eq!(sleeps.len(), bases.len(), "{sleeps:?}");
+        for (d, base) in sleeps.iter().zip(bases) {
+            assert!(
+                within(*d, base),
+                "{d:?} outside [{base}/2, {base}] s: {sleeps:?}"
+            );
+        }
+        let reconnecting: Vec<_> = statuses
+            .iter()
+            .filter(|s| s.0 == StreamState::Reconnecting)
+            .collect();
+        // One for the silent camera, one for the end of the script.
+        assert_eq!(reconnecting.len(), 2, "{statuses:?}");
+        assert_eq!(
+            reconnecting[0].1.as_deref(),
+            Some("no frame for 10 s; restarting the source")
+        );
+        assert!(statuses.iter().all(|s| s.0 != StreamState::Playing));
+    }
+
+    #[test]
+    fn a_short_burst_of_frames_then_silence_is_not_a_good_run() {
+        // Frames for 2 s, then a 10 s stall: 12 s of session, 2 s of play.
+        let (sleeps, _) = run(
+            Kind::Live,
+            vec![
+                Script::Refused,
+                Script::Refused,
+                Script::Runs(Duration::from_secs(2), None),
+                Script::Refused,
+            ],
+        );
+        assert!(
+            within(sleeps[2], 4),
+            "no reset after 2 s of frames: {sleeps:?}"
+        );
+        assert!(within(sleeps[3], 8), "{sleeps:?}");
     }
 
     #[test]
