@@ -1,6 +1,7 @@
 //! The source stage: turns a stream's `source` into frames on a channel,
 //! and keeps it alive (reconnects, status).
 
+mod gate;
 mod pipeline;
 mod probe;
 mod spec;
@@ -12,6 +13,7 @@ use std::sync::atomic::AtomicU64;
 use crate::status::StreamState;
 use std::sync::atomic::Ordering::Relaxed;
 
+pub use gate::FpsGate;
 pub use pipeline::{BusEvent, Deliver, Pipeline, PipelineSettings, RawFrame};
 pub use probe::{ProbeReport, probe};
 pub use spec::SourceSpec;
@@ -94,57 +96,6 @@ impl StreamStats {
             + self.frames_failed.load(Relaxed)
             + self.frames_dropped.load(Relaxed);
         done >= self.frames_kept.load(Relaxed)
-    }
-}
-
-/// Keeps at most `fps` frames a second, counted in stream time (the
-/// buffers' timestamps): on a 30 fps source `fps: 5` keeps every sixth frame.
-/// `phase` (0 to 1) shifts which frame of each interval is kept.
-#[derive(Debug)]
-pub struct FpsGate {
-    interval_ns: Option<u64>,
-    offset_ns: u64,
-    /// The last kept slot; `NO_SLOT` before the first frame. Atomic so the
-    /// gate needs no lock on the streaming thread.
-    last_slot: AtomicU64,
-}
-
-const NO_SLOT: u64 = u64::MAX;
-
-impl FpsGate {
-    pub fn new(fps: Option<f64>, phase: f64) -> Self {
-        let interval_ns = fps.map(|f| (1e9 / f).round() as u64);
-        Self {
-            interval_ns,
-            offset_ns: interval_ns.map_or(0, |i| (phase.clamp(0.0, 1.0) * i as f64) as u64),
-            last_slot: AtomicU64::new(NO_SLOT),
-        }
-    }
-
-    pub fn keep(&self, pts_ns: Option<u64>) -> bool {
-        let (Some(interval), Some(pts)) = (self.interval_ns, pts_ns) else {
-            return true;
-        };
-        // A millisecond of slack absorbs timestamp rounding (6 x 33.333 ms
-        // is 199.999998 ms, which must count as 200 ms).
-        let slot_of = |t: u64| (t + self.offset_ns + 1_000_000) / interval;
-        let slot = slot_of(pts);
-        match self.last_slot.load(Relaxed) {
-            last if last == NO_SLOT || slot + 1 < last => {
-                // The first frame, or a timestamp going backwards (a new
-                // segment: a seek or a loop). It passes at once, mid-slot, so
-                // the next slot may start sooner than an interval on: skip
-                // it then, or the rate would be broken at the start.
-                self.last_slot
-                    .store(slot_of(pts + interval - interval / 20), Relaxed);
-                true
-            }
-            last if slot <= last => false,
-            _ => {
-                self.last_slot.store(slot, Relaxed);
-                true
-            }
-        }
     }
 }
 
@@ -269,67 +220,6 @@ impl SourceOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fps_gate_keeps_every_sixth_frame_of_30fps_at_5() {
-        let gate = FpsGate::new(Some(5.0), 0.0);
-        let frame_ns = 1_000_000_000u64 / 30;
-        let kept: Vec<u64> = (0..60)
-            .filter(|i| gate.keep(Some(i * frame_ns + i / 7)))
-            .collect();
-        assert_eq!(kept, vec![0, 6, 12, 18, 24, 30, 36, 42, 48, 54]);
-    }
-
-    #[test]
-    fn fps_gate_passes_everything_without_fps_or_pts() {
-        let gate = FpsGate::new(None, 0.0);
-        assert!((0..10).all(|i| gate.keep(Some(i))));
-        let gate = FpsGate::new(Some(1.0), 0.0);
-        assert!(gate.keep(None) && gate.keep(None));
-    }
-
-    #[test]
-    fn fps_gate_restarts_when_time_jumps_back() {
-        let gate = FpsGate::new(Some(1.0), 0.0);
-        assert!(gate.keep(Some(10_000_000_000)));
-        assert!(!gate.keep(Some(10_500_000_000)));
-        assert!(gate.keep(Some(0)));
-        assert!(gate.keep(Some(1_000_000_000)));
-    }
-
-    #[test]
-    fn fps_phase_shifts_the_kept_frames_and_keeps_the_rate() {
-        let frame_ns = 1_000_000_000u64 / 30;
-        let kept = |phase| {
-            let gate = FpsGate::new(Some(5.0), phase);
-            (0..60)
-                .filter(|i| gate.keep(Some(i * frame_ns)))
-                .collect::<Vec<u64>>()
-        };
-        // The first frame always passes; then every sixth, three frames on,
-        // never sooner than an interval after the first.
-        assert_eq!(kept(0.5), vec![0, 9, 15, 21, 27, 33, 39, 45, 51, 57]);
-        assert_eq!(kept(0.0), vec![0, 6, 12, 18, 24, 30, 36, 42, 48, 54]);
-    }
-
-    #[test]
-    fn fps_gate_never_keeps_frames_closer_than_the_interval() {
-        let frame_ns = 1_000_000_000u64 / 30;
-        for start in [0, 14_190_325, 5 * frame_ns + 7] {
-            for phase in (0..8).map(fps_phase) {
-                let gate = FpsGate::new(Some(5.0), phase);
-                let kept: Vec<u64> = (0..90)
-                    .map(|i| start + i * frame_ns)
-                    .filter(|pts| gate.keep(Some(*pts)))
-                    .collect();
-                assert!(
-                    kept.windows(2).all(|w| w[1] - w[0] >= 190_000_000),
-                    "start {start}, phase {phase}: {kept:?}"
-                );
-                assert!(kept.len() >= 14, "{kept:?}");
-            }
-        }
-    }
 
     #[test]
     fn fps_phases_of_eight_streams_are_spread_over_the_interval() {
