@@ -2,6 +2,8 @@
 //! streams using it, runs the model, and hands each result to publishing.
 
 mod decode;
+mod describe;
+mod fill;
 mod geometry;
 mod model;
 pub mod runtime;
@@ -16,8 +18,11 @@ use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
 use tracing::{debug, error, info_span, warn};
 
 pub use decode::{Labels, softmax, ssd_postprocessed, ssd_raw, top_k};
+pub use fill::{FillError, fill_f32, fill_u8};
 pub use geometry::{ResizeMode, output_to_source, to_source};
-pub use model::{Colour, DType, Decoder, InputSpec, Layout, Model, fill_f32, fill_u8};
+pub use model::{
+    Colour, DType, Decoder, InputSpec, Layout, MAX_INPUT_SIDE, MAX_TENSOR_VALUES, Model, tensor_len,
+};
 
 use crate::frame::{Analysis, Frame, Image, Output};
 use crate::publish::Publish;
