@@ -9,6 +9,7 @@ mod supervisor;
 
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::time::Instant;
 
 use crate::status::StreamState;
 use std::sync::atomic::Ordering::Relaxed;
@@ -45,11 +46,20 @@ pub struct StreamStats {
     pub frames_analysed: AtomicU64,
     /// Frames the model failed on.
     pub frames_failed: AtomicU64,
+    /// Frames whose analysis panicked (also counted as failed).
+    pub inference_panics: AtomicU64,
     /// Source (re)connections.
     pub sessions: AtomicU64,
-    /// The current state and since when (ms since the Unix epoch).
+    /// The current state and since when (ms since the Unix epoch), for
+    /// people: the `since` of a status.
     pub state: Mutex<Option<(StreamState, u64)>>,
-    /// Time in the model per analysed frame.
+    /// The current state and since when on the supervisor's clock
+    /// (monotonic), for the health check: a wall clock stepped by NTP (a
+    /// board without a real-time clock boots in the past) must not turn a
+    /// stream unhealthy at once, or keep a dead one healthy.
+    pub state_at: Mutex<Option<(StreamState, Instant)>>,
+    /// Time in the model per analysed frame: the run's time, each frame of
+    /// a batch counting it once.
     pub inference: Histogram,
 }
 
@@ -90,6 +100,17 @@ impl Histogram {
 }
 
 impl StreamStats {
+    /// Records a new state, on the wall clock and at `at` on the
+    /// supervisor's clock.
+    pub fn set_state(&self, state: StreamState, at: Instant) {
+        if let Ok(mut st) = self.state.lock() {
+            *st = Some((state, now_ms()));
+        }
+        if let Ok(mut st) = self.state_at.lock() {
+            *st = Some((state, at));
+        }
+    }
+
     /// Whether every kept frame has been analysed, failed or dropped.
     pub fn drained(&self) -> bool {
         let done = self.frames_analysed.load(Relaxed)
@@ -220,6 +241,26 @@ impl SourceOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_with_a_sum() {
+        let h = Histogram::default();
+        assert_eq!(h.read(), (vec![0; LATENCY_BUCKETS_MS.len() + 1], 0.0));
+        // On a bound counts in that bucket; past the last, in +Inf.
+        for ms in [1.0, 5.0, 5.001, 35.0, 1000.0, 1500.0] {
+            h.observe(ms);
+        }
+        let (counts, sum) = h.read();
+        assert_eq!(counts, vec![2, 3, 3, 4, 4, 4, 4, 4, 5, 6]);
+        assert!((sum - 2546.001).abs() < 1e-9, "{sum}");
+        // Nonsense times land in +Inf and add nothing to the sum.
+        h.observe(f64::NAN);
+        h.observe(-3.0);
+        let (counts, sum2) = h.read();
+        assert_eq!(counts.last(), Some(&8));
+        assert_eq!(counts[0], 3);
+        assert_eq!(sum2, sum);
+    }
 
     #[test]
     fn fps_phases_of_eight_streams_are_spread_over_the_interval() {

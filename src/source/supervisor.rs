@@ -269,9 +269,7 @@ pub fn supervise(
     let report = |state: StreamState, error: Option<String>| {
         let mut s = StreamStatus::new(state);
         s.error = error;
-        if let Ok(mut st) = stats.state.lock() {
-            *st = Some((state, now_ms()));
-        }
+        stats.set_state(state, clock.now());
         publisher.status(name, &s);
     };
     loop {
@@ -414,9 +412,7 @@ fn watch(
         match &mut playing {
             None if frames_in > frames_at_start => {
                 let status = StreamStatus::new(StreamState::Playing);
-                if let Ok(mut st) = stats.state.lock() {
-                    *st = Some((StreamState::Playing, now_ms()));
-                }
+                stats.set_state(StreamState::Playing, now);
                 publisher.status(name, &status);
                 let decoders = describe_decoders(&running.decoders());
                 info!(session, %decoders, "playing");
