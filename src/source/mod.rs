@@ -23,11 +23,13 @@ pub use supervisor::{
     spawn_stream, supervise,
 };
 
+/// Built from GStreamer's messages, which quote the source (URLs, a
+/// `gst:` fragment's properties): shown redacted, wherever it is shown.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("cannot build the pipeline: {0}")]
+    #[error("cannot build the pipeline: {}", crate::redact::text(.0))]
     Build(String),
-    #[error("cannot start: {0}")]
+    #[error("cannot start: {}", crate::redact::text(.0))]
     Start(String),
 }
 

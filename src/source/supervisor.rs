@@ -214,7 +214,8 @@ impl Opener for PipelineOpener<'_> {
         let deliver = deliverer(self.setup, session, self.frames, self.taken_back, self.stop);
         Pipeline::start(&self.setup.settings, self.setup.stats.clone(), deliver)
             .map(|p| Box::new(p) as Box<dyn Session>)
-            .map_err(|e| e.to_string())
+            // The error goes to the log and the status: no credentials.
+            .map_err(|e| crate::redact::text(&e.to_string()))
     }
 }
 
