@@ -31,11 +31,71 @@ impl Image {
         (*self.data).as_ref()
     }
 
-    /// The `y`-th row without its padding.
-    pub fn row(&self, y: usize) -> &[u8] {
-        let start = y * self.stride;
-        &self.bytes()[start..start + self.width as usize * 3]
+    /// Bytes of one row without its padding.
+    pub fn row_len(&self) -> usize {
+        self.width as usize * 3
     }
+
+    /// The `y`-th row without its padding; `None` past the last row or the
+    /// end of the buffer.
+    pub fn row(&self, y: usize) -> Option<&[u8]> {
+        if y >= self.height as usize {
+            return None;
+        }
+        let start = y.checked_mul(self.stride)?;
+        self.bytes().get(start..start.checked_add(self.row_len())?)
+    }
+
+    /// Whether every row lies inside the buffer: the buffer comes from
+    /// GStreamer (or a caller) and is not trusted to match the size.
+    pub fn check(&self) -> Result<(), FrameError> {
+        let row = self.row_len();
+        if self.stride < row {
+            return Err(FrameError::Stride {
+                width: self.width,
+                stride: self.stride,
+            });
+        }
+        let needed = match self.height as usize {
+            0 => 0,
+            h => (h - 1)
+                .checked_mul(self.stride)
+                .and_then(|n| n.checked_add(row))
+                .ok_or(FrameError::TooLarge {
+                    width: self.width,
+                    height: self.height,
+                })?,
+        };
+        let len = self.bytes().len();
+        if len < needed {
+            return Err(FrameError::Short {
+                width: self.width,
+                height: self.height,
+                stride: self.stride,
+                needed,
+                len,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error(
+        "a {width}x{height} frame with {stride}-byte rows needs {needed} bytes; the buffer has {len}"
+    )]
+    Short {
+        width: u32,
+        height: u32,
+        stride: usize,
+        needed: usize,
+        len: usize,
+    },
+    #[error("rows of {stride} bytes cannot hold {width} RGB pixels")]
+    Stride { width: u32, stride: usize },
+    #[error("a {width}x{height} frame is too large to address")]
+    TooLarge { width: u32, height: u32 },
 }
 
 impl std::fmt::Debug for Image {
@@ -111,4 +171,32 @@ pub struct Analysis {
     pub output: Output,
     /// Time spent in the model (pre-processing, run, decoding).
     pub inference_ms: f32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_buffer_is_an_error_not_a_panic() {
+        // Two 2-pixel rows of 8 bytes need 8 + 6 bytes.
+        let ok = Image::from_vec(2, 2, 8, vec![7; 14]);
+        assert_eq!(ok.check(), Ok(()));
+        assert_eq!(ok.row(1), Some(&[7u8; 6][..]));
+        assert_eq!(ok.row(2), None);
+        let short = Image::from_vec(2, 2, 8, vec![0; 13]);
+        assert_eq!(short.row(0).map(<[u8]>::len), Some(6));
+        assert_eq!(short.row(1), None);
+        assert_eq!(
+            short.check().map_err(|e| e.to_string()),
+            Err("a 2x2 frame with 8-byte rows needs 14 bytes; the buffer has 13".into())
+        );
+        let empty = Image::from_vec(640, 480, 1920, Vec::new());
+        assert!(empty.row(0).is_none() && empty.check().is_err());
+        let narrow = Image::from_vec(4, 1, 6, vec![0; 12]);
+        assert!(matches!(narrow.check(), Err(FrameError::Stride { .. })));
+        let huge = Image::from_vec(u32::MAX, u32::MAX, usize::MAX, Vec::new());
+        assert!(matches!(huge.check(), Err(FrameError::TooLarge { .. })));
+        assert_eq!(huge.row(u32::MAX as usize - 1), None);
+    }
 }

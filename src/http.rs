@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::publish::MqttCounters;
-use crate::source::{LATENCY_BUCKETS_MS, StreamStats, now_ms};
+use crate::source::{Clock, LATENCY_BUCKETS_MS, StreamStats, SystemClock};
 use crate::status::StreamState;
 
 /// What the endpoint reports on: the running streams and the MQTT client.
@@ -17,6 +17,8 @@ pub struct Monitor {
     mqtt: Arc<MqttCounters>,
     /// How long a stream may be starting or reconnecting before it counts as down.
     grace: Duration,
+    /// The supervisors' clock: states are timed on it.
+    clock: Arc<dyn Clock>,
 }
 
 const STATES: [(StreamState, &str); 5] = [
@@ -29,10 +31,17 @@ const STATES: [(StreamState, &str); 5] = [
 
 impl Monitor {
     pub fn new(mqtt: Arc<MqttCounters>, grace: Duration) -> Self {
+        Self::with_clock(mqtt, grace, Arc::new(SystemClock))
+    }
+
+    /// As [`Monitor::new`], timing the grace period on `clock`, the clock
+    /// the streams' supervisors record their states on.
+    pub fn with_clock(mqtt: Arc<MqttCounters>, grace: Duration, clock: Arc<dyn Clock>) -> Self {
         Self {
             streams: Mutex::default(),
             mqtt,
             grace,
+            clock,
         }
     }
 
@@ -51,21 +60,22 @@ impl Monitor {
     /// Healthy when every stream plays, has ended, or is starting or
     /// reconnecting for less than the grace period; else the reasons.
     pub fn health(&self) -> Result<(), serde_json::Value> {
-        let now = now_ms();
+        let now = self.clock.now();
         let mut problems = serde_json::Map::new();
         for (name, stats) in self.streams() {
-            let state = stats.state.lock().ok().and_then(|s| *s);
+            let state = stats.state_at.lock().ok().and_then(|s| *s);
             let down = match state {
                 Some((StreamState::Failed, _)) => Some("failed".to_string()),
                 Some((s @ (StreamState::Reconnecting | StreamState::Starting), since))
-                    if now.saturating_sub(since) >= self.grace.as_millis() as u64 =>
+                    if now.saturating_duration_since(since) >= self.grace =>
                 {
                     let what = if s == StreamState::Starting {
                         "starting"
                     } else {
                         "reconnecting"
                     };
-                    Some(format!("{what} for {} s", now.saturating_sub(since) / 1000))
+                    let secs = now.saturating_duration_since(since).as_secs();
+                    Some(format!("{what} for {secs} s"))
                 }
                 _ => None,
             };
@@ -114,6 +124,18 @@ impl Monitor {
             "frames_analysed_total",
             "Frames analysed and published.",
             &|s| s.frames_analysed.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "frames_failed_total",
+            "Frames the model failed on (an error or a panic).",
+            &|s| s.frames_failed.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "inference_panics_total",
+            "Frames whose analysis panicked; the worker carries on.",
+            &|s| s.inference_panics.load(Relaxed),
         );
         counter(
             &mut out,
@@ -257,6 +279,120 @@ impl Drop for HttpServer {
         self.server.unblock();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use crossbeam_channel::Receiver;
+
+    use super::*;
+
+    /// Time that moves only when told.
+    struct SimClock(Mutex<Instant>);
+
+    impl SimClock {
+        fn advance(&self, d: Duration) {
+            if let Ok(mut t) = self.0.lock() {
+                *t += d;
+            }
+        }
+    }
+
+    impl Clock for SimClock {
+        fn now(&self) -> Instant {
+            self.0.lock().map(|t| *t).unwrap_or_else(|_| Instant::now())
+        }
+        fn sleep(&self, d: Duration, _: &Receiver<()>) -> bool {
+            self.advance(d);
+            false
+        }
+    }
+
+    fn monitor() -> (Monitor, Arc<SimClock>, Arc<StreamStats>, Arc<StreamStats>) {
+        let clock = Arc::new(SimClock(Mutex::new(Instant::now())));
+        let m = Monitor::with_clock(
+            Arc::default(),
+            Duration::from_secs(30),
+            clock.clone() as Arc<dyn Clock>,
+        );
+        let (cam, other) = (
+            Arc::new(StreamStats::default()),
+            Arc::new(StreamStats::default()),
+        );
+        m.set_streams(vec![
+            ("cam".into(), cam.clone()),
+            ("other".into(), other.clone()),
+        ]);
+        (m, clock, cam, other)
+    }
+
+    #[test]
+    fn health_waits_the_grace_period_in_the_clock_it_is_given() {
+        let (m, clock, cam, other) = monitor();
+        assert_eq!(m.health(), Ok(()), "no state yet: nothing to report");
+        cam.set_state(StreamState::Starting, clock.now());
+        other.set_state(StreamState::Playing, clock.now());
+        clock.advance(Duration::from_millis(29_999));
+        assert_eq!(m.health(), Ok(()), "starting, within the grace");
+        clock.advance(Duration::from_millis(1));
+        let why = m.health().unwrap_err();
+        assert_eq!(why["status"], "unhealthy");
+        assert_eq!(why["streams"]["cam"], "starting for 30 s");
+        assert!(why["streams"].get("other").is_none(), "{why}");
+        // It plays: healthy again at once.
+        cam.set_state(StreamState::Playing, clock.now());
+        assert_eq!(m.health(), Ok(()));
+        // The camera goes: a grace period again, counted from the loss.
+        clock.advance(Duration::from_secs(600));
+        cam.set_state(StreamState::Reconnecting, clock.now());
+        clock.advance(Duration::from_secs(29));
+        assert_eq!(m.health(), Ok(()));
+        clock.advance(Duration::from_secs(16));
+        assert_eq!(
+            m.health().unwrap_err()["streams"]["cam"],
+            "reconnecting for 45 s"
+        );
+        // A failed stream is down at once; a stopped one (a file's end) is fine.
+        cam.set_state(StreamState::Failed, clock.now());
+        assert_eq!(m.health().unwrap_err()["streams"]["cam"], "failed");
+        cam.set_state(StreamState::Stopped, clock.now());
+        assert_eq!(m.health(), Ok(()));
+    }
+
+    #[test]
+    fn a_state_from_the_future_of_the_clock_is_not_unhealthy() {
+        let (m, clock, cam, _) = monitor();
+        cam.set_state(
+            StreamState::Reconnecting,
+            clock.now() + Duration::from_secs(5),
+        );
+        assert_eq!(m.health(), Ok(()));
+    }
+
+    #[test]
+    fn metrics_count_failures_panics_and_inference_time() {
+        let (m, _, cam, _) = monitor();
+        cam.frames_failed.fetch_add(2, Relaxed);
+        cam.inference_panics.fetch_add(1, Relaxed);
+        cam.inference.observe(12.5);
+        cam.inference.observe(40.0);
+        let text = m.metrics();
+        for line in [
+            "visiond_frames_failed_total{stream=\"cam\"} 2",
+            "visiond_inference_panics_total{stream=\"cam\"} 1",
+            "visiond_inference_ms_bucket{stream=\"cam\",le=\"10\"} 0",
+            "visiond_inference_ms_bucket{stream=\"cam\",le=\"20\"} 1",
+            "visiond_inference_ms_bucket{stream=\"cam\",le=\"50\"} 2",
+            "visiond_inference_ms_bucket{stream=\"cam\",le=\"+Inf\"} 2",
+            "visiond_inference_ms_sum{stream=\"cam\"} 52.5",
+            "visiond_inference_ms_count{stream=\"cam\"} 2",
+            "visiond_inference_ms_count{stream=\"other\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }
     }
 }

@@ -96,6 +96,21 @@ fn metrics_parse_and_healthz_turns_503_while_a_camera_is_down() {
         .iter()
         .any(|s| s.metric == "visiond_inference_ms" && s.labels.get("stream") == Some("pattern"));
     assert!(histogram, "no inference histogram");
+    // Filled, not only declared: every analysed frame's time is in it.
+    for stream in ["cam", "pattern"] {
+        let analysed = value(&scrape, "visiond_frames_analysed_total", Some(stream));
+        let count = value(&scrape, "visiond_inference_ms_count", Some(stream)).unwrap_or(0.0);
+        let sum = value(&scrape, "visiond_inference_ms_sum", Some(stream)).unwrap_or(0.0);
+        assert!(
+            count > 0.0 && count >= analysed.unwrap_or(0.0),
+            "{stream}: count {count}"
+        );
+        assert!(sum > 0.0, "{stream}: sum {sum}");
+    }
+    assert_eq!(
+        value(&scrape, "visiond_inference_panics_total", Some("pattern")),
+        Some(0.0)
+    );
     assert_eq!(get(http, "/healthz").0, 200);
 
     // Down: 503 with the reason, the other stream fine.

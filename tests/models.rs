@@ -168,7 +168,13 @@ fn letterbox_pads_and_maps_boxes_back_to_the_source() {
     let (image, source) = photo("coffee.png", 300, 300, ResizeMode::Letterbox);
     assert_eq!(source, (600, 400));
     // 600x400 into 300x300: content 300x200, 50 rows of black above and below.
-    let dark = |y: usize| image.row(y).iter().all(|&v| v < 8);
+    let dark = |y: usize| {
+        image
+            .row(y)
+            .expect("a row of the frame")
+            .iter()
+            .all(|&v| v < 8)
+    };
     assert!(dark(0) && dark(48) && dark(251) && dark(299));
     assert!(!dark(52) && !dark(150) && !dark(247));
     let mut out = m.infer(&image, 0.5).expect("infer");
@@ -286,7 +292,12 @@ fn stride_padded_rows_reach_the_tensor_unpadded() {
     let tensor = m.input_tensor(&image).expect("tensor");
     assert_eq!(tensor.len(), 225 * 150 * 3);
     for y in [0usize, 1, 77, 149] {
-        let row: Vec<f32> = image.row(y).iter().map(|&v| f32::from(v)).collect();
+        let row: Vec<f32> = image
+            .row(y)
+            .expect("a row of the frame")
+            .iter()
+            .map(|&v| f32::from(v))
+            .collect();
         assert_eq!(&tensor[y * 675..(y + 1) * 675], &row[..], "row {y}");
     }
 }

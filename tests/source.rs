@@ -174,3 +174,34 @@ fn h264_files_in_mp4_and_mkv_deliver_every_frame_with_their_size() {
         assert!(!f.live, "{name}");
     }
 }
+
+#[test]
+fn a_gst_fragment_that_fails_shows_no_credentials() {
+    // Each is refused by GStreamer with a message that quotes the fragment.
+    for source in [
+        // A URL no element handles, where an element belongs.
+        "gst:nosuch://admin:frag-secret-1@10.0.0.5/s1 ! decodebin",
+        // A URL in a property that takes a number: "could not set property…".
+        "gst:rtspsrc latency=rtsp://admin:frag-secret-2@10.0.0.5/s1 ! decodebin",
+        // A credential property's value, repeated where it does not fit.
+        "gst:rtspsrc user-pw=frag-secret-3 latency=frag-secret-3 ! decodebin",
+    ] {
+        let settings = PipelineSettings {
+            spec: SourceSpec::parse(source).unwrap(),
+            width: 64,
+            height: 64,
+            fps: None,
+            fps_phase: 0.0,
+            realtime: false,
+            resize: visiond::inference::ResizeMode::Stretch,
+            options: Default::default(),
+        };
+        let e = match Pipeline::start(&settings, Arc::default(), Box::new(|_| true)) {
+            Ok(_) => panic!("{source} started"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains("does not parse"), "{e}");
+        assert!(!e.contains("frag-secret"), "{source}: {e}");
+        assert!(e.contains("***"), "{e}");
+    }
+}

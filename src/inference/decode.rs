@@ -118,14 +118,16 @@ pub fn ssd_postprocessed(
         if score < min_score {
             continue;
         }
-        let id = classes[i].round() as i64 - class_offset;
-        let Ok(id) = usize::try_from(id) else {
+        // The class id is a float from the model and the offset from the
+        // config: neither may overflow or wrap into a wrong label.
+        let id = (classes[i].round() as i64).saturating_sub(class_offset);
+        let (Ok(id), Ok(label_id)) = (usize::try_from(id), u32::try_from(id)) else {
             continue;
         };
         let b = &boxes[i * 4..i * 4 + 4];
         out.push(Detection {
             label: labels.get(id),
-            label_id: id as u32,
+            label_id,
             score,
             bbox: corners_to_box(b),
         });
@@ -230,6 +232,28 @@ mod tests {
                 h: 1.0
             }
         );
+    }
+
+    #[test]
+    fn hostile_class_ids_and_offsets_are_skipped_not_wrapped() {
+        let boxes = [0.0, 0.0, 1.0, 1.0].repeat(4);
+        let classes = [f32::MAX, -f32::MAX, f32::NAN, 4.3e9];
+        let scores = [0.9; 4];
+        let mut out = Vec::new();
+        for offset in [i64::MIN, i64::MAX, 1] {
+            ssd_postprocessed(
+                &boxes,
+                &classes,
+                &scores,
+                None,
+                offset,
+                0.5,
+                &labels(),
+                &mut out,
+            );
+            // None of these is a class: skipped, none wraps into a label.
+            assert!(out.iter().all(|d| d.label_id <= 1), "{offset}: {out:?}");
+        }
     }
 
     #[test]

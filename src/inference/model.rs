@@ -6,17 +6,15 @@ use std::time::Instant;
 
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
-use ort::value::{TensorElementType, TensorRef, ValueType};
+use ort::value::TensorRef;
 
 use super::ModelError;
 use super::decode::{self, Labels};
+use super::describe::describe;
+use super::fill::{fill_f32, fill_u8};
 use super::geometry::ResizeMode;
-use crate::config::{DecoderKind, ModelConfig, ModelSettings, Provider, Task};
+use crate::config::{ModelConfig, Provider, Task};
 use crate::frame::{Image, Output};
-
-/// Size used for dynamic spatial dimensions (SSD-MobileNet resizes to 300x300 inside the graph).
-const DYNAMIC_DETECTION_SIZE: u32 = 300;
-const DYNAMIC_CLASSIFICATION_SIZE: u32 = 224;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -102,6 +100,8 @@ pub struct Model {
     /// Frames one run may take: 1 unless the model's batch dimension is dynamic.
     pub max_batch: usize,
     session: Session,
+    /// Values in one frame's input tensor.
+    item: usize,
     buf: InputBuf,
     probs: Vec<f32>,
 }
@@ -114,13 +114,6 @@ impl std::fmt::Debug for Model {
             .field("input", &self.input)
             .field("decoder", &self.decoder)
             .finish()
-    }
-}
-
-fn tensor_info(v: &ValueType) -> Option<(TensorElementType, Vec<i64>)> {
-    match v {
-        ValueType::Tensor { ty, shape, .. } => Some((*ty, shape.to_vec())),
-        _ => None,
     }
 }
 
@@ -204,7 +197,12 @@ impl Model {
             None => Labels::default(),
         };
         let (input, decoder, task, max_batch) = describe(cfg, &session)?;
-        let n = (input.width * input.height * 3) as usize * max_batch;
+        let too_big = |message| ModelError::Unsupported {
+            model: cfg.name.clone(),
+            message,
+        };
+        let item = tensor_len(input.width, input.height, 1).map_err(too_big)?;
+        let n = tensor_len(input.width, input.height, max_batch).map_err(too_big)?;
         let buf = match input.dtype {
             DType::U8 => InputBuf::U8(vec![0; n]),
             DType::F32 => InputBuf::F32(vec![0.0; n]),
@@ -218,6 +216,7 @@ impl Model {
             labels,
             max_batch,
             session,
+            item,
             buf,
             probs: Vec::new(),
         })
@@ -257,7 +256,8 @@ impl Model {
             model: model.to_string(),
             message: e.to_string(),
         };
-        let outputs = run(&mut self.session, &self.input, &self.buf, n).map_err(err)?;
+        let outputs =
+            run(&mut self.session, &self.input, &self.buf, (n, self.item)).map_err(err)?;
         (0..n)
             .map(|i| {
                 decode_outputs(
@@ -283,7 +283,8 @@ impl Model {
             model: model.to_string(),
             message: e.to_string(),
         };
-        let outputs = run(&mut self.session, &self.input, &self.buf, 1).map_err(err)?;
+        let outputs =
+            run(&mut self.session, &self.input, &self.buf, (1, self.item)).map_err(err)?;
         let mut raw = Vec::new();
         for (name, value) in outputs.iter() {
             let numbers = match value.try_extract_tensor::<f32>() {
@@ -309,7 +310,7 @@ impl Model {
     }
 
     fn item_len(&self) -> usize {
-        (self.input.width * self.input.height * 3) as usize
+        self.item
     }
 
     /// Fills batch slot `slot` from `image`.
@@ -325,11 +326,25 @@ impl Model {
         }
         let item = self.item_len();
         let range = slot * item..(slot + 1) * item;
-        match &mut self.buf {
-            InputBuf::U8(v) => fill_u8(image, self.input.layout, self.input.colour, &mut v[range]),
-            InputBuf::F32(v) => fill_f32(image, &self.input, &mut v[range]),
+        let bad = |message: String| ModelError::Run {
+            model: self.name.to_string(),
+            message,
+        };
+        let filled = match &mut self.buf {
+            InputBuf::U8(v) => v
+                .get_mut(range)
+                .map(|out| fill_u8(image, self.input.layout, self.input.colour, out)),
+            InputBuf::F32(v) => v
+                .get_mut(range)
+                .map(|out| fill_f32(image, &self.input, out)),
+        };
+        match filled {
+            Some(r) => r.map_err(|e| bad(e.to_string())),
+            None => Err(bad(format!(
+                "batch slot {slot} of a model that takes {}",
+                self.max_batch
+            ))),
         }
-        Ok(())
     }
 
     /// Runs the model once on a blank frame (first runs are slow).
@@ -343,27 +358,55 @@ impl Model {
     }
 }
 
-/// Runs the session on the first `n` slots of `buf`, viewed in place.
+/// Sides of a model input at most: 16384 px (a 16K frame).
+pub const MAX_INPUT_SIDE: u32 = 16_384;
+/// Values in an input tensor (all its frames) at most: 2^28, 1 GiB as float32.
+pub const MAX_TENSOR_VALUES: usize = 1 << 28;
+
+/// Values in an input tensor of `batch` RGB frames of `width`x`height`, in
+/// checked arithmetic; an absurd size (a hostile or broken model, a typo
+/// in the config) is an error, not an overflow or a huge allocation.
+pub fn tensor_len(width: u32, height: u32, batch: usize) -> Result<usize, String> {
+    if width == 0 || height == 0 || width > MAX_INPUT_SIDE || height > MAX_INPUT_SIDE {
+        return Err(format!(
+            "input size {width}x{height}: each side must be 1 to {MAX_INPUT_SIDE}"
+        ));
+    }
+    (width as usize)
+        .checked_mul(height as usize)
+        .and_then(|n| n.checked_mul(3))
+        .and_then(|n| n.checked_mul(batch))
+        .filter(|n| *n <= MAX_TENSOR_VALUES)
+        .ok_or_else(|| {
+            format!(
+                "a batch of {batch} frames of {width}x{height} exceeds {MAX_TENSOR_VALUES} input values"
+            )
+        })
+}
+
+/// Runs the session on the first `n` slots of `item` values of `buf`,
+/// viewed in place (`n` and `item` were checked by [`tensor_len`]).
 fn run<'s>(
     session: &'s mut Session,
     input: &InputSpec,
     buf: &InputBuf,
-    n: usize,
+    (n, item): (usize, usize),
 ) -> Result<ort::session::SessionOutputs<'s>, ort::Error> {
     let (w, h) = (i64::from(input.width), i64::from(input.height));
+    let batch = i64::try_from(n).unwrap_or(i64::MAX);
     let shape = match input.layout {
-        Layout::Nhwc => [n as i64, h, w, 3],
-        Layout::Nchw => [n as i64, 3, h, w],
+        Layout::Nhwc => [batch, h, w, 3],
+        Layout::Nchw => [batch, 3, h, w],
     };
-    let len = n * (input.width * input.height * 3) as usize;
+    let len = n.saturating_mul(item);
     let name = input.name.as_str();
     match buf {
         InputBuf::U8(v) => {
-            let t = TensorRef::from_array_view((shape, &v[..len]))?;
+            let t = TensorRef::from_array_view((shape, v.get(..len).unwrap_or(v)))?;
             session.run(ort::inputs![name => t])
         }
         InputBuf::F32(v) => {
-            let t = TensorRef::from_array_view((shape, &v[..len]))?;
+            let t = TensorRef::from_array_view((shape, v.get(..len).unwrap_or(v)))?;
             session.run(ort::inputs![name => t])
         }
     }
@@ -505,395 +548,36 @@ fn dispatch(p: Provider) -> ort::ep::ExecutionProviderDispatch {
     }
 }
 
-/// Reads the model's input and outputs, applies the config's description,
-/// and reports every contradiction between the two.
-fn describe(
-    cfg: &ModelConfig,
-    session: &Session,
-) -> Result<(InputSpec, Decoder, Task, usize), ModelError> {
-    let bad = |message: String| ModelError::Unsupported {
-        model: cfg.name.clone(),
-        message,
-    };
-    let mismatch = |message: String| ModelError::Mismatch {
-        model: cfg.name.clone(),
-        message,
-    };
-    // Values from here; `cfg` only to check what the user wrote against the model.
-    let settings = ModelSettings::resolve(cfg);
-    let inputs = session.inputs();
-    if inputs.len() != 1 {
-        return Err(bad(format!(
-            "expected one input, the model has {}",
-            inputs.len()
-        )));
-    }
-    let (ty, shape) =
-        tensor_info(inputs[0].dtype()).ok_or_else(|| bad("the input is not a tensor".into()))?;
-    let dtype = match ty {
-        TensorElementType::Uint8 => DType::U8,
-        TensorElementType::Float32 => DType::F32,
-        other => return Err(bad(format!("input type {other:?} is not uint8 or float32"))),
-    };
-    let want = &cfg.input;
-    if let Some(d) = want.dtype
-        && d != dtype
-    {
-        return Err(mismatch(format!(
-            "input.dtype {d:?} contradicts the model's input type {dtype:?}"
-        )));
-    }
-    if shape.len() != 4 {
-        return Err(bad(format!(
-            "input shape {shape:?} is not a 4-D image batch"
-        )));
-    }
-    let model_layout = match (shape[3], shape[1]) {
-        (3, c) if c != 3 => Some(Layout::Nhwc),
-        (c, 3) if c != 3 => Some(Layout::Nchw),
-        _ => None,
-    };
-    let layout = match (want.layout, model_layout) {
-        (Some(w), Some(m)) if w != m => {
-            return Err(mismatch(format!(
-                "input.layout {w:?} contradicts the model's input shape {shape:?}"
-            )));
-        }
-        (Some(l), _) | (None, Some(l)) => l,
-        (None, None) => {
-            return Err(bad(format!(
-                "input shape {shape:?} does not tell NHWC from NCHW; set input.layout"
-            )));
-        }
-    };
-    let (h, w) = match layout {
-        Layout::Nhwc => (shape[1], shape[2]),
-        Layout::Nchw => (shape[2], shape[3]),
-    };
-    if (dtype == DType::U8) && (want.mean.is_some() || want.std.is_some()) {
-        return Err(mismatch(
-            "input.mean/std apply to float32 inputs; the model takes uint8".into(),
-        ));
-    }
-    if let Some(std) = want.std
-        && std.iter().any(|s| *s == 0.0 || !s.is_finite())
-    {
-        return Err(bad("input.std must be non-zero".into()));
-    }
-
-    let outputs: Vec<OutputInfo> = session
-        .outputs()
-        .iter()
-        .filter_map(|o| tensor_info(o.dtype()).map(|(t, s)| (o.name().to_string(), t, s)))
-        .collect();
-    let names = || {
-        outputs
-            .iter()
-            .map(|o| format!("{} {:?}", o.0, o.2))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let find = |name: &Option<String>| -> Result<Option<&OutputInfo>, ModelError> {
-        match name {
-            None => Ok(None),
-            Some(n) => outputs.iter().find(|o| &o.0 == n).map(Some).ok_or_else(|| {
-                mismatch(format!("the model has no output {n:?}; it has {}", names()))
-            }),
-        }
-    };
-    let oc = &cfg.output;
-    let kind = match oc.decoder {
-        Some(k) => k,
-        None if postprocessed_outputs(&outputs).is_some() => DecoderKind::SsdPostprocessed,
-        None if ssd_outputs(&outputs).is_some() => DecoderKind::Ssd,
-        None if outputs.len() == 1 && outputs[0].2.len() == 2 => DecoderKind::Classification,
-        None => {
-            return Err(bad(format!(
-                "cannot tell how to read the outputs ({}); set output.decoder",
-                names()
-            )));
-        }
-    };
-    let task = match kind {
-        DecoderKind::Classification => Task::Classification,
-        _ => Task::Detection,
-    };
-    if let Some(t) = cfg.task
-        && t != task
-    {
-        return Err(mismatch(format!(
-            "task {t} contradicts the model's outputs ({}), which read as {task}",
-            names()
-        )));
-    }
-    let decoder = match kind {
-        DecoderKind::Ssd => {
-            let inferred = ssd_outputs(&outputs);
-            let scores = find(&oc.scores)?.or(inferred.map(|p| p.0));
-            let boxes = find(&oc.boxes)?.or(inferred.map(|p| p.1));
-            let (Some(s), Some(b)) = (scores, boxes) else {
-                return Err(mismatch(format!(
-                    "decoder ssd needs scores [1,A,C] and boxes [1,A,(1,)4]; the model has {}",
-                    names()
-                )));
-            };
-            Decoder::SsdRaw {
-                scores: s.0.clone(),
-                boxes: b.0.clone(),
-                iou: settings.iou,
-            }
-        }
-        DecoderKind::SsdPostprocessed => {
-            let inferred = postprocessed_outputs(&outputs);
-            let pick = |name: &Option<String>, i: usize| -> Result<Option<String>, ModelError> {
-                Ok(find(name)?
-                    .map(|o| o.0.clone())
-                    .or_else(|| inferred.as_ref().map(|p| p[i].0.clone())))
-            };
-            let (Some(boxes), Some(classes), Some(scores)) = (
-                pick(&oc.boxes, 0)?,
-                pick(&oc.classes, 1)?,
-                pick(&oc.scores, 2)?,
-            ) else {
-                return Err(mismatch(format!(
-                    "decoder ssd-postprocessed needs boxes, classes, scores (and count) outputs; the model has {}",
-                    names()
-                )));
-            };
-            Decoder::SsdPostprocessed {
-                boxes,
-                classes,
-                scores,
-                count: pick(&oc.count, 3)?,
-                class_offset: settings.class_offset,
-            }
-        }
-        DecoderKind::Classification => {
-            let o = match find(&oc.scores)? {
-                Some(o) => o,
-                None if outputs.len() == 1 => &outputs[0],
-                None => {
-                    return Err(mismatch(format!(
-                        "classification reads one output; the model has {}: set output.scores",
-                        names()
-                    )));
-                }
-            };
-            let odt = match o.1 {
-                TensorElementType::Uint8 => DType::U8,
-                TensorElementType::Float32 => DType::F32,
-                other => {
-                    return Err(bad(format!(
-                        "output type {other:?} is not uint8 or float32"
-                    )));
-                }
-            };
-            Decoder::Classify {
-                output: o.0.clone(),
-                dtype: odt,
-                scale: settings.output_scale(odt),
-                logits: settings.logits,
-                top_k: settings.top_k,
-            }
-        }
-    };
-
-    let dynamic = match task {
-        Task::Detection => DYNAMIC_DETECTION_SIZE,
-        Task::Classification => DYNAMIC_CLASSIFICATION_SIZE,
-    };
-    let dim = |name: &str, model: i64, wanted: Option<u32>| -> Result<u32, ModelError> {
-        match (model, wanted) {
-            (m, Some(w)) if m > 0 && m != i64::from(w) => Err(mismatch(format!(
-                "input.{name} {w} contradicts the model's input shape {shape:?}"
-            ))),
-            (m, _) if m > 0 => Ok(m as u32),
-            (_, Some(w)) => Ok(w),
-            _ => Ok(dynamic),
-        }
-    };
-    // A dynamic batch dimension lets one run take frames of several streams.
-    let max_batch = match (shape[0], cfg.batch) {
-        (b, Some(want)) if b > 0 && i64::try_from(want).ok() != Some(b) => {
-            return Err(mismatch(format!(
-                "batch {want} contradicts the model's fixed batch of {b}"
-            )));
-        }
-        (b, _) if b > 0 => 1,
-        _ => settings.batch,
-    };
-    Ok((
-        InputSpec {
-            name: inputs[0].name().to_string(),
-            width: dim("width", w, want.width)?,
-            height: dim("height", h, want.height)?,
-            layout,
-            dtype,
-            colour: settings.colour,
-            resize: settings.resize,
-            mean: settings.mean,
-            std: settings.std,
-        },
-        decoder,
-        task,
-        max_batch,
-    ))
-}
-
-type OutputInfo = (String, TensorElementType, Vec<i64>);
-
-/// The TensorFlow Object Detection API outputs, by name:
-/// [boxes, classes, scores, count].
-fn postprocessed_outputs(outputs: &[OutputInfo]) -> Option<[&OutputInfo; 4]> {
-    let by = |needle: &str| outputs.iter().find(|o| o.0.contains(needle));
-    Some([
-        by("detection_boxes")?,
-        by("detection_classes")?,
-        by("detection_scores")?,
-        by("num_detections")?,
-    ])
-}
-
-/// The (scores, boxes) pair of a raw SSD head. Converted models often leave
-/// every dimension dynamic, so the boxes are told by rank 4 (`[1, A, 1, 4]`),
-/// a last dimension of 4, or their name.
-fn ssd_outputs(outputs: &[OutputInfo]) -> Option<(&OutputInfo, &OutputInfo)> {
-    if outputs.len() != 2 || outputs.iter().any(|o| o.1 != TensorElementType::Float32) {
-        return None;
-    }
-    let is_boxes = |o: &OutputInfo| {
-        o.2.len() == 4
-            || (o.2.len() == 3 && o.2[2] == 4)
-            || o.0.to_ascii_lowercase().contains("box")
-    };
-    let (a, b) = (&outputs[0], &outputs[1]);
-    match (is_boxes(a), is_boxes(b)) {
-        (false, true) if a.2.len() == 3 => Some((a, b)),
-        (true, false) if b.2.len() == 3 => Some((b, a)),
-        _ => None,
-    }
-}
-
-/// Channel order of a pixel as the model wants it.
-fn channels(colour: Colour) -> [usize; 3] {
-    match colour {
-        Colour::Rgb => [0, 1, 2],
-        Colour::Bgr => [2, 1, 0],
-    }
-}
-
-/// Copies packed RGB rows (skipping stride padding) into a uint8 tensor.
-pub fn fill_u8(image: &Image, layout: Layout, colour: Colour, out: &mut [u8]) {
-    let (w, h) = (image.width as usize, image.height as usize);
-    let order = channels(colour);
-    match (layout, colour) {
-        (Layout::Nhwc, Colour::Rgb) => {
-            for y in 0..h {
-                out[y * w * 3..(y + 1) * w * 3].copy_from_slice(image.row(y));
-            }
-        }
-        (Layout::Nhwc, Colour::Bgr) => {
-            for y in 0..h {
-                let dst = &mut out[y * w * 3..(y + 1) * w * 3];
-                for (d, px) in dst.chunks_exact_mut(3).zip(image.row(y).chunks_exact(3)) {
-                    d.copy_from_slice(&[px[2], px[1], px[0]]);
-                }
-            }
-        }
-        (Layout::Nchw, _) => {
-            let plane = w * h;
-            for y in 0..h {
-                for (x, px) in image.row(y).chunks_exact(3).enumerate() {
-                    for (c, &src) in order.iter().enumerate() {
-                        out[c * plane + y * w + x] = px[src];
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Fills a float tensor with (pixel - mean) / std, mean and std given in
-/// the model's channel order.
-pub fn fill_f32(image: &Image, spec: &InputSpec, out: &mut [f32]) {
-    let (w, h) = (image.width as usize, image.height as usize);
-    let order = channels(spec.colour);
-    let inv: [f32; 3] = std::array::from_fn(|c| 1.0 / spec.std[c]);
-    let plane = w * h;
-    for y in 0..h {
-        for (x, px) in image.row(y).chunks_exact(3).enumerate() {
-            for (c, &src) in order.iter().enumerate() {
-                let v = (f32::from(px[src]) - spec.mean[c]) * inv[c];
-                let i = match spec.layout {
-                    Layout::Nhwc => (y * w + x) * 3 + c,
-                    Layout::Nchw => c * plane + y * w + x,
-                };
-                out[i] = v;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A 3x2 image with 4-byte-aligned rows (9 bytes of pixels + 3 of padding).
-    fn image() -> Image {
-        let mut data = Vec::new();
-        for y in 0..2u8 {
-            for x in 0..3u8 {
-                data.extend_from_slice(&[10 * y + x, 100 + x, 200 + y]);
-            }
-            data.extend_from_slice(&[0xEE; 3]);
+    #[test]
+    fn tensor_sizes_are_checked_not_wrapped() {
+        assert_eq!(tensor_len(300, 300, 1), Ok(270_000));
+        assert_eq!(tensor_len(224, 224, 4), Ok(602_112));
+        // u32 arithmetic wrapped these: 65536 * 65536 * 3 is 0 in u32.
+        for (w, h, b) in [
+            (65_536, 65_536, 1),
+            (u32::MAX, u32::MAX, 1),
+            (0, 300, 1),
+            (300, 0, 1),
+            (16_384, 16_384, 1),
+            (1_000, 1_000, 1_000),
+            (300, 300, usize::MAX),
+        ] {
+            let e = tensor_len(w, h, b);
+            assert!(e.is_err(), "{w}x{h}x{b}: {e:?}");
         }
-        Image::from_vec(3, 2, 12, data)
-    }
-
-    #[test]
-    fn nhwc_u8_skips_row_padding() {
-        let mut out = vec![0u8; 18];
-        fill_u8(&image(), Layout::Nhwc, Colour::Rgb, &mut out);
-        assert_eq!(&out[..9], &[0, 100, 200, 1, 101, 200, 2, 102, 200]);
-        assert_eq!(&out[9..], &[10, 100, 201, 11, 101, 201, 12, 102, 201]);
-    }
-
-    #[test]
-    fn nchw_u8_is_planar() {
-        let mut out = vec![0u8; 18];
-        fill_u8(&image(), Layout::Nchw, Colour::Rgb, &mut out);
-        assert_eq!(&out[..6], &[0, 1, 2, 10, 11, 12]);
-        assert_eq!(&out[6..12], &[100, 101, 102, 100, 101, 102]);
-        assert_eq!(&out[12..], &[200, 200, 200, 201, 201, 201]);
-    }
-
-    #[test]
-    fn bgr_swaps_channels_in_both_layouts() {
-        let mut out = vec![0u8; 18];
-        fill_u8(&image(), Layout::Nhwc, Colour::Bgr, &mut out);
-        assert_eq!(&out[..6], &[200, 100, 0, 200, 101, 1]);
-        fill_u8(&image(), Layout::Nchw, Colour::Bgr, &mut out);
-        assert_eq!(&out[..6], &[200, 200, 200, 201, 201, 201]);
-        assert_eq!(&out[12..], &[0, 1, 2, 10, 11, 12]);
-    }
-
-    #[test]
-    fn float_normalises_per_channel() {
-        let spec = InputSpec {
-            name: "x".into(),
-            width: 3,
-            height: 2,
-            layout: Layout::Nchw,
-            dtype: DType::F32,
-            colour: Colour::Rgb,
-            resize: ResizeMode::Stretch,
-            mean: [0.0, 100.0, 200.0],
-            std: [2.0, 1.0, 0.5],
-        };
-        let mut out = vec![0f32; 18];
-        fill_f32(&image(), &spec, &mut out);
-        assert_eq!(&out[..6], &[0.0, 0.5, 1.0, 5.0, 5.5, 6.0]);
-        assert_eq!(&out[6..9], &[0.0, 1.0, 2.0]);
-        assert_eq!(&out[15..], &[2.0, 2.0, 2.0]);
+        assert!(
+            tensor_len(16_384, 16_384, 1)
+                .unwrap_err()
+                .contains("exceeds 268435456 input values")
+        );
+        assert!(
+            tensor_len(70_000, 10, 1)
+                .unwrap_err()
+                .contains("1 to 16384")
+        );
     }
 }

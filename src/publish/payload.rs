@@ -2,9 +2,9 @@
 
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
-use crate::frame::{Analysis, Class, Detection, Output};
+use crate::frame::{Analysis, BBox, Class, Detection, Output};
 use crate::status::{StreamState, StreamStatus};
 
 /// Version of the detections payload.
@@ -29,12 +29,86 @@ struct DetectionsPayload<'a> {
     height: u32,
     model: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    objects: Option<&'a [Detection]>,
+    objects: Option<Objects<'a>>,
     /// Present (true) when `objects` was cut to [`MAX_OBJECTS`].
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     objects_truncated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    classes: Option<&'a [Class]>,
+    classes: Option<Classes<'a>>,
+}
+
+/// A score or a normalised coordinate within the contract's [0, 1]. A
+/// broken or hostile model may give NaN or infinities, which JSON cannot
+/// hold (serde writes `null`, outside the schema).
+fn unit(v: f32) -> f32 {
+    if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) }
+}
+
+/// A finite number for JSON, 0 for NaN and infinities.
+fn finite(v: f64) -> f64 {
+    if v.is_finite() { v } else { 0.0 }
+}
+
+#[derive(Serialize)]
+struct UnitBox {
+    x: f32,
+    y: f32,
+    w: f32,
+    h: f32,
+}
+
+impl From<&BBox> for UnitBox {
+    fn from(b: &BBox) -> Self {
+        Self {
+            x: unit(b.x),
+            y: unit(b.y),
+            w: unit(b.w),
+            h: unit(b.h),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct PublishedDetection<'a> {
+    label: &'a str,
+    label_id: u32,
+    score: f32,
+    #[serde(rename = "box")]
+    bbox: UnitBox,
+}
+
+#[derive(Serialize)]
+struct PublishedClass<'a> {
+    label: &'a str,
+    label_id: u32,
+    score: f32,
+}
+
+/// Detections as published: their numbers within the contract, written
+/// straight from the analysis (no copy of the list).
+struct Objects<'a>(&'a [Detection]);
+
+impl Serialize for Objects<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|d| PublishedDetection {
+            label: &d.label,
+            label_id: d.label_id,
+            score: unit(d.score),
+            bbox: UnitBox::from(&d.bbox),
+        }))
+    }
+}
+
+struct Classes<'a>(&'a [Class]);
+
+impl Serialize for Classes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|c| PublishedClass {
+            label: &c.label,
+            label_id: c.label_id,
+            score: unit(c.score),
+        }))
+    }
 }
 
 /// The message for one analysed frame; `now` is the publish time.
@@ -45,8 +119,8 @@ pub fn detections(a: &Analysis, node: &str, now: SystemTime) -> Vec<u8> {
         .unwrap_or(0.0);
     let (objects, classes) = match &a.output {
         // Detections arrive best first.
-        Output::Detections(d) => (Some(&d[..d.len().min(MAX_OBJECTS)]), None),
-        Output::Classes(c) => (None, Some(c.as_slice())),
+        Output::Detections(d) => (Some(Objects(&d[..d.len().min(MAX_OBJECTS)])), None),
+        Output::Classes(c) => (None, Some(Classes(c))),
     };
     let objects_truncated = matches!(&a.output, Output::Detections(d) if d.len() > MAX_OBJECTS);
     let p = DetectionsPayload {
@@ -57,9 +131,11 @@ pub fn detections(a: &Analysis, node: &str, now: SystemTime) -> Vec<u8> {
         frame: a.meta.seq,
         pts_ns: a.meta.pts_ns,
         captured_at: rfc3339(a.meta.captured_at),
-        latency_ms: (latency * 1000.0).round() / 1000.0,
-        width: a.meta.source_width,
-        height: a.meta.source_height,
+        latency_ms: finite((latency * 1000.0).round() / 1000.0),
+        // Caps come before buffers, so a frame's size is known; the
+        // contract says at least 1 even if it were not.
+        width: a.meta.source_width.max(1),
+        height: a.meta.source_height.max(1),
         model: &a.model,
         objects,
         objects_truncated,
@@ -79,7 +155,7 @@ struct StatusPayload<'a> {
 }
 
 pub fn status(s: &StreamStatus) -> Vec<u8> {
-    let round = |f: f64| (f * 100.0).round() / 100.0;
+    let round = |f: f64| finite((f * 100.0).round() / 100.0);
     serde_json::to_vec(&StatusPayload {
         state: s.state,
         since: rfc3339(s.since),
@@ -90,13 +166,29 @@ pub fn status(s: &StreamStatus) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-/// UTC, millisecond precision: `2026-11-28T17:00:00.123Z`.
+/// The years a timestamp of the contract can show (four digits).
+const FIRST_SECOND: i64 = -62_167_219_200; // 0000-01-01T00:00:00Z
+const LAST_SECOND: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+
+/// UTC, millisecond precision: `2026-11-28T17:00:00.123Z`. A time outside
+/// years 0000 to 9999 (a broken clock) is clamped to them:
+/// `OffsetDateTime::from` would panic on it.
 pub fn rfc3339(t: SystemTime) -> String {
-    let t = time::OffsetDateTime::from(t);
+    let nanos: i128 = match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(after) => i128::try_from(after.as_nanos()).unwrap_or(i128::MAX),
+        Err(e) => i128::try_from(e.duration().as_nanos()).map_or(i128::MIN, |n| -n),
+    };
+    let range = i128::from(FIRST_SECOND) * 1_000_000_000
+        ..=i128::from(LAST_SECOND) * 1_000_000_000 + 999_999_999;
+    let nanos = nanos.clamp(*range.start(), *range.end());
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(nanos) else {
+        return "1970-01-01T00:00:00.000Z".into();
+    };
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
-    t.format(&format).unwrap_or_default()
+    t.format(&format)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".into())
 }
 
 #[cfg(test)]
@@ -210,3 +302,6 @@ mod tests {
         assert_eq!(v["fps_analysed"], 0.0);
     }
 }
+
+#[cfg(test)]
+mod proptests;

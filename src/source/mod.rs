@@ -1,6 +1,7 @@
 //! The source stage: turns a stream's `source` into frames on a channel,
 //! and keeps it alive (reconnects, status).
 
+mod gate;
 mod pipeline;
 mod probe;
 mod spec;
@@ -8,10 +9,12 @@ mod supervisor;
 
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::time::Instant;
 
 use crate::status::StreamState;
 use std::sync::atomic::Ordering::Relaxed;
 
+pub use gate::FpsGate;
 pub use pipeline::{BusEvent, Deliver, Pipeline, PipelineSettings, RawFrame};
 pub use probe::{ProbeReport, probe};
 pub use spec::SourceSpec;
@@ -20,11 +23,13 @@ pub use supervisor::{
     spawn_stream, supervise,
 };
 
+/// Built from GStreamer's messages, which quote the source (URLs, a
+/// `gst:` fragment's properties): shown redacted, wherever it is shown.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("cannot build the pipeline: {0}")]
+    #[error("cannot build the pipeline: {}", crate::redact::text(.0))]
     Build(String),
-    #[error("cannot start: {0}")]
+    #[error("cannot start: {}", crate::redact::text(.0))]
     Start(String),
 }
 
@@ -43,11 +48,20 @@ pub struct StreamStats {
     pub frames_analysed: AtomicU64,
     /// Frames the model failed on.
     pub frames_failed: AtomicU64,
+    /// Frames whose analysis panicked (also counted as failed).
+    pub inference_panics: AtomicU64,
     /// Source (re)connections.
     pub sessions: AtomicU64,
-    /// The current state and since when (ms since the Unix epoch).
+    /// The current state and since when (ms since the Unix epoch), for
+    /// people: the `since` of a status.
     pub state: Mutex<Option<(StreamState, u64)>>,
-    /// Time in the model per analysed frame.
+    /// The current state and since when on the supervisor's clock
+    /// (monotonic), for the health check: a wall clock stepped by NTP (a
+    /// board without a real-time clock boots in the past) must not turn a
+    /// stream unhealthy at once, or keep a dead one healthy.
+    pub state_at: Mutex<Option<(StreamState, Instant)>>,
+    /// Time in the model per analysed frame: the run's time, each frame of
+    /// a batch counting it once.
     pub inference: Histogram,
 }
 
@@ -88,63 +102,23 @@ impl Histogram {
 }
 
 impl StreamStats {
+    /// Records a new state, on the wall clock and at `at` on the
+    /// supervisor's clock.
+    pub fn set_state(&self, state: StreamState, at: Instant) {
+        if let Ok(mut st) = self.state.lock() {
+            *st = Some((state, now_ms()));
+        }
+        if let Ok(mut st) = self.state_at.lock() {
+            *st = Some((state, at));
+        }
+    }
+
     /// Whether every kept frame has been analysed, failed or dropped.
     pub fn drained(&self) -> bool {
         let done = self.frames_analysed.load(Relaxed)
             + self.frames_failed.load(Relaxed)
             + self.frames_dropped.load(Relaxed);
         done >= self.frames_kept.load(Relaxed)
-    }
-}
-
-/// Keeps at most `fps` frames a second, counted in stream time (the
-/// buffers' timestamps): on a 30 fps source `fps: 5` keeps every sixth frame.
-/// `phase` (0 to 1) shifts which frame of each interval is kept.
-#[derive(Debug)]
-pub struct FpsGate {
-    interval_ns: Option<u64>,
-    offset_ns: u64,
-    /// The last kept slot; `NO_SLOT` before the first frame. Atomic so the
-    /// gate needs no lock on the streaming thread.
-    last_slot: AtomicU64,
-}
-
-const NO_SLOT: u64 = u64::MAX;
-
-impl FpsGate {
-    pub fn new(fps: Option<f64>, phase: f64) -> Self {
-        let interval_ns = fps.map(|f| (1e9 / f).round() as u64);
-        Self {
-            interval_ns,
-            offset_ns: interval_ns.map_or(0, |i| (phase.clamp(0.0, 1.0) * i as f64) as u64),
-            last_slot: AtomicU64::new(NO_SLOT),
-        }
-    }
-
-    pub fn keep(&self, pts_ns: Option<u64>) -> bool {
-        let (Some(interval), Some(pts)) = (self.interval_ns, pts_ns) else {
-            return true;
-        };
-        // A millisecond of slack absorbs timestamp rounding (6 x 33.333 ms
-        // is 199.999998 ms, which must count as 200 ms).
-        let slot_of = |t: u64| (t + self.offset_ns + 1_000_000) / interval;
-        let slot = slot_of(pts);
-        match self.last_slot.load(Relaxed) {
-            last if last == NO_SLOT || slot + 1 < last => {
-                // The first frame, or a timestamp going backwards (a new
-                // segment: a seek or a loop). It passes at once, mid-slot, so
-                // the next slot may start sooner than an interval on: skip
-                // it then, or the rate would be broken at the start.
-                self.last_slot
-                    .store(slot_of(pts + interval - interval / 20), Relaxed);
-                true
-            }
-            last if slot <= last => false,
-            _ => {
-                self.last_slot.store(slot, Relaxed);
-                true
-            }
-        }
     }
 }
 
@@ -271,64 +245,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fps_gate_keeps_every_sixth_frame_of_30fps_at_5() {
-        let gate = FpsGate::new(Some(5.0), 0.0);
-        let frame_ns = 1_000_000_000u64 / 30;
-        let kept: Vec<u64> = (0..60)
-            .filter(|i| gate.keep(Some(i * frame_ns + i / 7)))
-            .collect();
-        assert_eq!(kept, vec![0, 6, 12, 18, 24, 30, 36, 42, 48, 54]);
-    }
-
-    #[test]
-    fn fps_gate_passes_everything_without_fps_or_pts() {
-        let gate = FpsGate::new(None, 0.0);
-        assert!((0..10).all(|i| gate.keep(Some(i))));
-        let gate = FpsGate::new(Some(1.0), 0.0);
-        assert!(gate.keep(None) && gate.keep(None));
-    }
-
-    #[test]
-    fn fps_gate_restarts_when_time_jumps_back() {
-        let gate = FpsGate::new(Some(1.0), 0.0);
-        assert!(gate.keep(Some(10_000_000_000)));
-        assert!(!gate.keep(Some(10_500_000_000)));
-        assert!(gate.keep(Some(0)));
-        assert!(gate.keep(Some(1_000_000_000)));
-    }
-
-    #[test]
-    fn fps_phase_shifts_the_kept_frames_and_keeps_the_rate() {
-        let frame_ns = 1_000_000_000u64 / 30;
-        let kept = |phase| {
-            let gate = FpsGate::new(Some(5.0), phase);
-            (0..60)
-                .filter(|i| gate.keep(Some(i * frame_ns)))
-                .collect::<Vec<u64>>()
-        };
-        // The first frame always passes; then every sixth, three frames on,
-        // never sooner than an interval after the first.
-        assert_eq!(kept(0.5), vec![0, 9, 15, 21, 27, 33, 39, 45, 51, 57]);
-        assert_eq!(kept(0.0), vec![0, 6, 12, 18, 24, 30, 36, 42, 48, 54]);
-    }
-
-    #[test]
-    fn fps_gate_never_keeps_frames_closer_than_the_interval() {
-        let frame_ns = 1_000_000_000u64 / 30;
-        for start in [0, 14_190_325, 5 * frame_ns + 7] {
-            for phase in (0..8).map(fps_phase) {
-                let gate = FpsGate::new(Some(5.0), phase);
-                let kept: Vec<u64> = (0..90)
-                    .map(|i| start + i * frame_ns)
-                    .filter(|pts| gate.keep(Some(*pts)))
-                    .collect();
-                assert!(
-                    kept.windows(2).all(|w| w[1] - w[0] >= 190_000_000),
-                    "start {start}, phase {phase}: {kept:?}"
-                );
-                assert!(kept.len() >= 14, "{kept:?}");
-            }
+    fn histogram_buckets_are_cumulative_with_a_sum() {
+        let h = Histogram::default();
+        assert_eq!(h.read(), (vec![0; LATENCY_BUCKETS_MS.len() + 1], 0.0));
+        // On a bound counts in that bucket; past the last, in +Inf.
+        for ms in [1.0, 5.0, 5.001, 35.0, 1000.0, 1500.0] {
+            h.observe(ms);
         }
+        let (counts, sum) = h.read();
+        assert_eq!(counts, vec![2, 3, 3, 4, 4, 4, 4, 4, 5, 6]);
+        assert!((sum - 2546.001).abs() < 1e-9, "{sum}");
+        // Nonsense times land in +Inf and add nothing to the sum.
+        h.observe(f64::NAN);
+        h.observe(-3.0);
+        let (counts, sum2) = h.read();
+        assert_eq!(counts.last(), Some(&8));
+        assert_eq!(counts[0], 3);
+        assert_eq!(sum2, sum);
     }
 
     #[test]

@@ -375,8 +375,13 @@ fn add_source(
             // A fragment may end in caps ("... ! video/x-raw,width=640"),
             // which the parser accepts only between two elements.
             let launch = format!("{launch} ! identity silent=true");
-            let bin = gst::parse::bin_from_description(&launch, true)
-                .map_err(|e| SourceError::Build(format!("gst: fragment does not parse: {e}")))?;
+            // GStreamer's message quotes the fragment (element names,
+            // property values): it may hold credentials.
+            let bin = gst::parse::bin_from_description(&launch, true).map_err(|e| {
+                SourceError::Build(crate::redact::text(&format!(
+                    "gst: fragment does not parse: {e}"
+                )))
+            })?;
             pipeline.add(&bin).map_err(build)?;
             bin.link(sink).map_err(|_| {
                 SourceError::Build("gst: fragment does not end in raw video".into())

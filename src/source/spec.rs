@@ -55,8 +55,12 @@ pub enum SourceSpec {
 }
 
 impl SourceSpec {
+    /// Parses a stream's `source`. Its credentials (URL passwords, `gst:`
+    /// properties such as `user-pw`) are registered as secrets first, so
+    /// no log line or status built from GStreamer's messages shows them.
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();
+        crate::redact::register_source(s);
         if let Some(launch) = s.strip_prefix("gst:") {
             let launch = launch.trim();
             if launch.is_empty() {
@@ -69,17 +73,26 @@ impl SourceSpec {
             });
         }
         let url = url::Url::parse(s).map_err(|e| {
+            // `user:pass@host/path` without its scheme has no URL shape to
+            // redact: such a source is not shown at all.
+            let shown = if s.contains('@') {
+                "(not shown: it may hold credentials)".to_string()
+            } else {
+                format!("{:?}", crate::redact::text(s))
+            };
             format!(
-                "source {:?} is not a URI ({e}); expected rtsp://, file://, v4l2://, http(s)://, test:// or gst:",
-                crate::redact::url(s)
+                "source {shown} is not a URI ({e}); expected rtsp://, file://, v4l2://, http(s)://, test:// or gst:"
             )
         })?;
         match url.scheme() {
             "test" => parse_test(&url),
             "file" => {
-                let path = url
-                    .to_file_path()
-                    .map_err(|()| format!("{s:?} is not an absolute file:/// path"))?;
+                let path = url.to_file_path().map_err(|()| {
+                    format!(
+                        "{:?} is not an absolute file:/// path",
+                        crate::redact::text(s)
+                    )
+                })?;
                 Ok(SourceSpec::File { path })
             }
             "rtsp" | "rtsps" | "rtspt" => {
@@ -91,7 +104,10 @@ impl SourceSpec {
             "v4l2" => {
                 let device = PathBuf::from(url.path());
                 if !device.is_absolute() || url.path().len() < 2 {
-                    return Err(format!("{s:?}: expected v4l2:///dev/videoN"));
+                    return Err(format!(
+                        "{:?}: expected v4l2:///dev/videoN",
+                        crate::redact::text(s)
+                    ));
                 }
                 Ok(SourceSpec::V4l2 { device })
             }
@@ -244,6 +260,32 @@ mod tests {
         ] {
             let e = SourceSpec::parse(s).unwrap_err();
             assert!(e.contains(needle), "{s}: {e}");
+        }
+    }
+
+    #[test]
+    fn errors_and_display_hide_the_credentials_of_the_source() {
+        let s = SourceSpec::parse(
+            "gst:rtspsrc location=rtsp://u:gst-pw-1@h/x user-pw=gst-pw-2 ! decodebin",
+        )
+        .unwrap();
+        let shown = s.to_string();
+        assert!(
+            !shown.contains("gst-pw-1") && !shown.contains("gst-pw-2"),
+            "{shown}"
+        );
+        // Registered: GStreamer's own wording of them is hidden too.
+        assert_eq!(
+            crate::redact::text("could not set property to \"gst-pw-2\""),
+            "could not set property to \"***\""
+        );
+        for bad in [
+            "file://u:file-pw-3@host/relative",
+            "v4l2://u:v4l2-pw-4@",
+            "nope u:plain-pw-5@x",
+        ] {
+            let e = SourceSpec::parse(bad).unwrap_err();
+            assert!(!e.contains("-pw-"), "{bad}: {e}");
         }
     }
 

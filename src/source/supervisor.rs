@@ -23,7 +23,8 @@ pub struct Policy {
     pub backoff_max: Duration,
     /// A live source with no frame for this long is restarted.
     pub stall: Duration,
-    /// How long a session must play before the backoff starts again from its minimum.
+    /// How long a session must deliver frames (its first to its last)
+    /// before the backoff starts again from its minimum.
     pub good_run: Duration,
     /// How often the status (with its rates) is republished while playing.
     pub status_every: Duration,
@@ -193,6 +194,13 @@ enum Outcome {
     Error(String),
 }
 
+/// How a session ended, and how long it delivered frames: from its first
+/// frame to its last, zero without one.
+struct Ended {
+    outcome: Outcome,
+    played: Duration,
+}
+
 /// Opens real pipelines for a stream.
 struct PipelineOpener<'a> {
     setup: &'a StreamSetup,
@@ -206,7 +214,8 @@ impl Opener for PipelineOpener<'_> {
         let deliver = deliverer(self.setup, session, self.frames, self.taken_back, self.stop);
         Pipeline::start(&self.setup.settings, self.setup.stats.clone(), deliver)
             .map(|p| Box::new(p) as Box<dyn Session>)
-            .map_err(|e| e.to_string())
+            // The error goes to the log and the status: no credentials.
+            .map_err(|e| crate::redact::text(&e.to_string()))
     }
 }
 
@@ -261,9 +270,7 @@ pub fn supervise(
     let report = |state: StreamState, error: Option<String>| {
         let mut s = StreamStatus::new(state);
         s.error = error;
-        if let Ok(mut st) = stats.state.lock() {
-            *st = Some((state, now_ms()));
-        }
+        stats.set_state(state, clock.now());
         publisher.status(name, &s);
     };
     loop {
@@ -273,10 +280,12 @@ pub fn supervise(
         }
         stats.sessions.fetch_add(1, Ordering::Relaxed);
         let session: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
-        let started = clock.now();
         let frames_before = stats.frames_in.load(Ordering::Relaxed);
-        let outcome = match opener.open(session.clone()) {
-            Err(e) => Outcome::Error(e),
+        let Ended { outcome, played } = match opener.open(session.clone()) {
+            Err(e) => Ended {
+                outcome: Outcome::Error(e),
+                played: Duration::ZERO,
+            },
             Ok(mut running) => watch(
                 name,
                 &mut *running,
@@ -323,7 +332,10 @@ pub fn supervise(
             (Outcome::Eos, Kind::Live) => "the source ended its stream".to_string(),
             (Outcome::Error(e), Kind::Live) => e,
         };
-        if clock.now().saturating_duration_since(started) >= policy.good_run {
+        // Only time with frames counts: a camera that accepts the
+        // connection and then stalls has not recovered, however long the
+        // session lasted.
+        if played >= policy.good_run {
             backoff.reset();
             incident = None;
         }
@@ -360,20 +372,28 @@ fn watch(
     publisher: &dyn Publish,
     policy: &Policy,
     session: &str,
-) -> Outcome {
+) -> Ended {
     let frames_at_start = stats.frames_in.load(Ordering::Relaxed);
     let mut last_frames = frames_at_start;
     let mut last_progress = clock.now();
+    // When the first and the latest frame came.
+    let mut frames_seen: Option<(Instant, Instant)> = None;
     let mut playing: Option<StreamStatus> = None;
     let mut window = (clock.now(), 0u64, 0u64);
+    let ended = |outcome, seen: Option<(Instant, Instant)>| Ended {
+        outcome,
+        played: seen.map_or(Duration::ZERO, |(first, last)| {
+            last.saturating_duration_since(first)
+        }),
+    };
     loop {
         match running.poll(Duration::from_millis(100)) {
-            Some(BusEvent::Eos) => return Outcome::Eos,
-            Some(BusEvent::Error(e)) => return Outcome::Error(e),
+            Some(BusEvent::Eos) => return ended(Outcome::Eos, frames_seen),
+            Some(BusEvent::Error(e)) => return ended(Outcome::Error(e), frames_seen),
             None => {}
         }
         if stop.try_recv().is_err_and(|e| e.is_disconnected()) {
-            return Outcome::Stopped;
+            return ended(Outcome::Stopped, frames_seen);
         }
         let now = clock.now();
         let frames_in = stats.frames_in.load(Ordering::Relaxed);
@@ -381,19 +401,19 @@ fn watch(
         if frames_in != last_frames {
             last_frames = frames_in;
             last_progress = now;
+            frames_seen = Some((frames_seen.map_or(now, |s| s.0), now));
         } else if running.is_live() && now.saturating_duration_since(last_progress) >= policy.stall
         {
-            return Outcome::Error(format!(
+            let stalled = Outcome::Error(format!(
                 "no frame for {} s; restarting the source",
                 policy.stall.as_secs()
             ));
+            return ended(stalled, frames_seen);
         }
         match &mut playing {
             None if frames_in > frames_at_start => {
                 let status = StreamStatus::new(StreamState::Playing);
-                if let Ok(mut st) = stats.state.lock() {
-                    *st = Some((StreamState::Playing, now_ms()));
-                }
+                stats.set_state(StreamState::Playing, now);
                 publisher.status(name, &status);
                 let decoders = describe_decoders(&running.decoders());
                 info!(session, %decoders, "playing");
@@ -465,369 +485,4 @@ fn deliverer(
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::VecDeque;
-    use std::sync::Mutex;
-
-    use super::*;
-    use crate::frame::Analysis;
-
-    /// Time that passes only when the supervisor waits.
-    struct SimClock {
-        now: Mutex<Instant>,
-        sleeps: Mutex<Vec<Duration>>,
-    }
-
-    impl SimClock {
-        fn new() -> Arc<Self> {
-            Arc::new(Self {
-                now: Mutex::new(Instant::now()),
-                sleeps: Mutex::default(),
-            })
-        }
-        fn advance(&self, d: Duration) {
-            *self.now.lock().unwrap() += d;
-        }
-    }
-
-    impl Clock for Arc<SimClock> {
-        fn now(&self) -> Instant {
-            *self.now.lock().unwrap()
-        }
-        fn sleep(&self, d: Duration, stop: &Receiver<()>) -> bool {
-            if stop.try_recv().is_err_and(|e| e.is_disconnected()) {
-                return true;
-            }
-            self.sleeps.lock().unwrap().push(d);
-            self.advance(d);
-            false
-        }
-    }
-
-    /// What one scripted session does.
-    enum Script {
-        /// Opening fails.
-        Refused,
-        /// Produces frames for a while, then ends this way (None: goes silent).
-        Runs(Duration, Option<BusEvent>),
-    }
-
-    struct FakeSession {
-        clock: Arc<SimClock>,
-        stats: Arc<StreamStats>,
-        until: Instant,
-        end: Option<BusEvent>,
-    }
-
-    impl Session for FakeSession {
-        fn poll(&mut self, timeout: Duration) -> Option<BusEvent> {
-            self.clock.advance(timeout);
-            if self.clock.now() < self.until {
-                self.stats.frames_in.fetch_add(3, Ordering::Relaxed);
-                None
-            } else {
-                self.end.take()
-            }
-        }
-        fn is_live(&self) -> bool {
-            true
-        }
-    }
-
-    struct FakeOpener {
-        clock: Arc<SimClock>,
-        stats: Arc<StreamStats>,
-        script: Mutex<VecDeque<Script>>,
-        /// Closed when the script runs out, which ends the test.
-        stop: Mutex<Option<Sender<()>>>,
-    }
-
-    impl Opener for FakeOpener {
-        fn open(&self, _session: Arc<str>) -> Result<Box<dyn Session>, String> {
-            match self.script.lock().unwrap().pop_front() {
-                None => {
-                    self.stop.lock().unwrap().take();
-                    Err("script over".into())
-                }
-                Some(Script::Refused) => Err("connection refused".into()),
-                Some(Script::Runs(d, end)) => Ok(Box::new(FakeSession {
-                    clock: self.clock.clone(),
-                    stats: self.stats.clone(),
-                    until: self.clock.now() + d,
-                    end,
-                })),
-            }
-        }
-    }
-
-    /// Records each status with the simulated time it was published at.
-    struct Statuses {
-        clock: Arc<SimClock>,
-        start: Instant,
-        seen: Mutex<Vec<(StreamState, Option<String>)>>,
-        at: Mutex<Vec<Duration>>,
-    }
-
-    impl Publish for Statuses {
-        fn analysis(&self, _: &Analysis) {}
-        fn status(&self, _: &str, s: &StreamStatus) {
-            self.seen.lock().unwrap().push((s.state, s.error.clone()));
-            let t = self.clock.now() - self.start;
-            self.at.lock().unwrap().push(t);
-        }
-    }
-
-    /// Runs `script` through the supervisor; returns the sleeps and statuses.
-    fn run(kind: Kind, script: Vec<Script>) -> (Vec<Duration>, Vec<(StreamState, Option<String>)>) {
-        let (sleeps, statuses, _) = run_timed(kind, script);
-        (sleeps, statuses)
-    }
-
-    type Timed = (
-        Vec<Duration>,
-        Vec<(StreamState, Option<String>)>,
-        Vec<Duration>,
-    );
-
-    fn run_timed(kind: Kind, script: Vec<Script>) -> Timed {
-        let clock = SimClock::new();
-        let stats = Arc::new(StreamStats::default());
-        let (stop_tx, stop_rx) = crossbeam_channel::bounded(0);
-        let opener = FakeOpener {
-            clock: clock.clone(),
-            stats: stats.clone(),
-            script: Mutex::new(script.into()),
-            stop: Mutex::new(Some(stop_tx)),
-        };
-        let statuses = Statuses {
-            clock: clock.clone(),
-            start: clock.now(),
-            seen: Mutex::default(),
-            at: Mutex::default(),
-        };
-        supervise(
-            "s",
-            kind,
-            &stats,
-            &opener,
-            &clock,
-            &stop_rx,
-            &statuses,
-            &Policy::default(),
-        );
-        let sleeps = clock.sleeps.lock().unwrap().clone();
-        (
-            sleeps,
-            statuses.seen.into_inner().unwrap(),
-            statuses.at.into_inner().unwrap(),
-        )
-    }
-
-    fn within(d: Duration, base: u64) -> bool {
-        d >= Duration::from_millis(base * 500) && d <= Duration::from_secs(base)
-    }
-
-    #[test]
-    fn backoff_grows_to_its_cap_with_jitter() {
-        let (sleeps, statuses) = run(Kind::Live, (0..8).map(|_| Script::Refused).collect());
-        let bases = [1, 2, 4, 8, 16, 30, 30, 30];
-        assert_eq!(sleeps.len(), bases.len());
-        for (d, base) in sleeps.iter().zip(bases) {
-            assert!(within(*d, base), "{d:?} outside [{base}/2, {base}] s");
-        }
-        let reconnecting = statuses
-            .iter()
-            .filter(|s| s.0 == StreamState::Reconnecting)
-            .count();
-        // One incident (eight refusals), then the end of the script.
-        assert_eq!(reconnecting, 2);
-        assert_eq!(
-            statuses[1],
-            (StreamState::Reconnecting, Some("connection refused".into()))
-        );
-        assert_eq!(statuses.last().unwrap().0, StreamState::Stopped);
-    }
-
-    #[test]
-    fn backoff_starts_again_after_a_good_run() {
-        let (sleeps, _) = run(
-            Kind::Live,
-            vec![
-                Script::Refused,
-                Script::Refused,
-                Script::Refused,
-                Script::Runs(
-                    Duration::from_secs(60),
-                    Some(BusEvent::Error("gone".into())),
-                ),
-                Script::Refused,
-            ],
-        );
-        assert!(within(sleeps[2], 4), "{sleeps:?}");
-        assert!(
-            within(sleeps[3], 1),
-            "reset after 60 s of frames: {sleeps:?}"
-        );
-        assert!(within(sleeps[4], 2), "{sleeps:?}");
-    }
-
-    #[test]
-    fn a_silent_live_source_is_restarted_after_the_stall_time() {
-        let (sleeps, statuses, at) =
-            run_timed(Kind::Live, vec![Script::Runs(Duration::from_secs(5), None)]);
-        let lost = statuses
-            .iter()
-            .position(|s| s.0 == StreamState::Reconnecting)
-            .expect("reconnecting");
-        // Frames stopped at 5 s; the stall is noticed 10 s later, to the poll.
-        assert!(
-            at[lost] >= Duration::from_millis(14_800) && at[lost] <= Duration::from_millis(15_200),
-            "{:?}",
-            at[lost]
-        );
-        let mut statuses = statuses;
-        // The periodic rate updates repeat `playing`.
-        statuses.dedup_by(|a, b| a.0 == b.0);
-        let states: Vec<StreamState> = statuses.iter().map(|s| s.0).collect();
-        assert_eq!(
-            &states[..3],
-            &[
-                StreamState::Starting,
-                StreamState::Playing,
-                StreamState::Reconnecting
-            ]
-        );
-        assert_eq!(
-            statuses[2].1.as_deref(),
-            Some("no frame for 10 s; restarting the source")
-        );
-        assert_eq!(sleeps.len(), 1, "{sleeps:?}");
-    }
-
-    #[test]
-    fn a_file_ends_stopped_and_a_broken_file_fails_without_retrying() {
-        let (sleeps, statuses) = run(
-            Kind::File { looping: false },
-            vec![Script::Runs(Duration::from_secs(2), Some(BusEvent::Eos))],
-        );
-        assert!(sleeps.is_empty());
-        assert_eq!(statuses.last().unwrap().0, StreamState::Stopped);
-
-        let (sleeps, statuses) = run(Kind::File { looping: false }, vec![Script::Refused]);
-        assert!(sleeps.is_empty());
-        assert_eq!(
-            statuses.last().unwrap(),
-            &(StreamState::Failed, Some("connection refused".into()))
-        );
-    }
-
-    #[test]
-    fn a_looping_file_starts_again_at_once() {
-        let (sleeps, statuses) = run(
-            Kind::File { looping: true },
-            vec![
-                Script::Runs(Duration::from_secs(1), Some(BusEvent::Eos)),
-                Script::Runs(Duration::from_secs(1), Some(BusEvent::Eos)),
-            ],
-        );
-        let starts = statuses
-            .iter()
-            .filter(|s| s.0 == StreamState::Starting)
-            .count();
-        assert_eq!(starts, 3);
-        // Only the end of the script (a refused open) waits.
-        assert_eq!(sleeps.len(), 0);
-    }
-}
-
-#[cfg(test)]
-mod delivery_tests {
-    use std::time::SystemTime;
-
-    use super::*;
-    use crate::frame::Image;
-    use crate::source::SourceSpec;
-
-    fn setup(spec: &str) -> StreamSetup {
-        StreamSetup {
-            name: "s".into(),
-            settings: PipelineSettings {
-                spec: SourceSpec::parse(spec).unwrap(),
-                width: 2,
-                height: 2,
-                fps: None,
-                fps_phase: 0.0,
-                realtime: false,
-                resize: crate::inference::ResizeMode::Stretch,
-                options: Default::default(),
-            },
-            stats: Arc::default(),
-            looping: false,
-        }
-    }
-
-    fn raw(pts: u64, live: bool) -> RawFrame {
-        RawFrame {
-            image: Image::from_vec(2, 2, 8, vec![0; 16]),
-            pts_ns: Some(pts),
-            captured_at: SystemTime::now(),
-            source_width: 2,
-            source_height: 2,
-            live,
-        }
-    }
-
-    #[test]
-    fn a_live_source_never_queues_the_newest_frame_wins() {
-        let setup = setup("test://");
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let (_stop_tx, stop_rx) = crossbeam_channel::bounded(0);
-        let mut deliver = deliverer(&setup, "a".into(), &tx, &rx, &stop_rx);
-        // Inference is stuck: nobody takes frames.
-        for pts in 0..5 {
-            assert!(deliver(raw(pts, true)));
-        }
-        assert_eq!(rx.len(), 1);
-        assert_eq!(rx.try_recv().unwrap().meta.pts_ns, Some(4));
-        assert_eq!(setup.stats.frames_dropped.load(Ordering::Relaxed), 4);
-    }
-
-    #[test]
-    fn a_file_waits_for_the_analysis_and_stops_when_asked() {
-        let setup = setup("file:///clip.mp4");
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
-        let mut deliver = deliverer(&setup, "a".into(), &tx, &rx, &stop_rx);
-        assert!(deliver(raw(0, false)));
-        // The channel is full: the next frame waits until it is taken.
-        let taker = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(100));
-            let first = rx.recv().unwrap();
-            let second = rx.recv().unwrap();
-            (first.meta.pts_ns, second.meta.pts_ns)
-        });
-        assert!(deliver(raw(1, false)));
-        assert_eq!(taker.join().unwrap(), (Some(0), Some(1)));
-        assert_eq!(setup.stats.frames_dropped.load(Ordering::Relaxed), 0);
-        // Blocked on a full channel, a stop releases it.
-        let (tx2, _rx2) = crossbeam_channel::bounded(1);
-        let mut deliver = deliverer(&setup, "a".into(), &tx2, &_rx2, &stop_rx);
-        assert!(deliver(raw(2, false)));
-        drop(stop_tx);
-        assert!(!deliver(raw(3, false)));
-    }
-
-    #[test]
-    fn decoders_are_described_with_their_threads() {
-        let d = |n: &str, t| (n.to_string(), t);
-        assert_eq!(describe_decoders(&[]), "none");
-        assert_eq!(
-            describe_decoders(&[d("avdec_h264", Some(1)), d("vah264dec", None)]),
-            "avdec_h264 (1 thread), vah264dec"
-        );
-        assert_eq!(
-            describe_decoders(&[d("avdec_h264", Some(0))]),
-            "avdec_h264 (a thread per core)"
-        );
-    }
-}
+mod tests;

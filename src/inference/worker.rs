@@ -1,0 +1,388 @@
+//! A model's worker: takes frames from the streams it serves, runs the
+//! model, and releases each stream's results in the source's order.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Select, TryRecvError};
+use tracing::{debug, error, warn};
+
+use super::{Heartbeat, Input, InputSpec, Model, ModelError, geometry};
+use crate::frame::{Analysis, Frame, Image, Output};
+use crate::publish::Publish;
+
+/// What a worker runs: a loaded model in the daemon, a fake in tests.
+pub(super) trait Runner {
+    fn name(&self) -> &Arc<str>;
+    fn max_batch(&self) -> usize;
+    fn input(&self) -> &InputSpec;
+    fn infer_batch(
+        &mut self,
+        images: &[&Image],
+        min_scores: &[f32],
+    ) -> Result<Vec<Output>, ModelError>;
+}
+
+impl Runner for Model {
+    fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+    fn input(&self) -> &InputSpec {
+        &self.input
+    }
+    fn infer_batch(
+        &mut self,
+        images: &[&Image],
+        min_scores: &[f32],
+    ) -> Result<Vec<Output>, ModelError> {
+        Model::infer_batch(self, images, min_scores)
+    }
+}
+
+/// A stream as the workers see it: its frames, and the order its results
+/// are released in (several workers may analyse its frames at once).
+pub(super) struct Served {
+    input: Input,
+    order: Mutex<Order>,
+}
+
+#[derive(Default)]
+struct Order {
+    /// Key of the next frame taken from the channel: the source's order.
+    next: u64,
+    in_flight: BTreeSet<u64>,
+    /// Finished results waiting for earlier frames; `None`: inference failed.
+    done: BTreeMap<u64, Option<Analysis>>,
+    session: Option<Arc<str>>,
+    /// Published frames in the current session.
+    analysed: u64,
+}
+
+enum Take {
+    Frame(Ticket, Frame),
+    Empty,
+    Closed,
+}
+
+pub(super) enum Control {
+    Add(Arc<Served>),
+}
+
+/// A result a stream waits for. Dropped unfinished (a panic on the way)
+/// it counts as failed: its key must leave the order, or every later
+/// result of the stream would wait for it forever.
+struct Ticket {
+    served: Arc<Served>,
+    key: u64,
+    open: bool,
+}
+
+impl Ticket {
+    fn finish(mut self, result: Option<Analysis>, publisher: &dyn Publish) {
+        self.open = false;
+        self.served.finish(self.key, result, publisher);
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.open {
+            // Only bookkeeping here (this may run while unwinding); the
+            // worker releases what it unblocks once the panic is caught.
+            self.served.abandon(self.key);
+        }
+    }
+}
+
+impl Served {
+    pub(super) fn new(input: Input) -> Self {
+        Self {
+            input,
+            order: Mutex::default(),
+        }
+    }
+
+    /// The order survives a panic while it was held: its data is consistent
+    /// between statements, and a poisoned lock must not end the stream.
+    fn order(&self) -> MutexGuard<'_, Order> {
+        self.order.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the stream's next frame and its release key in one step, so
+    /// keys follow the channel's order whichever worker takes a frame.
+    fn take(self: &Arc<Self>) -> Take {
+        let mut o = self.order();
+        match self.input.frames.try_recv() {
+            Ok(frame) => {
+                let key = o.next;
+                o.next += 1;
+                o.in_flight.insert(key);
+                let ticket = Ticket {
+                    served: self.clone(),
+                    key,
+                    open: true,
+                };
+                Take::Frame(ticket, frame)
+            }
+            Err(TryRecvError::Empty) => Take::Empty,
+            Err(TryRecvError::Disconnected) => Take::Closed,
+        }
+    }
+
+    /// Records a result and publishes every result no earlier frame is
+    /// still waiting for, in the source's order.
+    fn finish(&self, key: u64, result: Option<Analysis>, publisher: &dyn Publish) {
+        let mut o = self.order();
+        o.in_flight.remove(&key);
+        o.done.insert(key, result);
+        self.release(&mut o, publisher);
+    }
+
+    /// Marks a frame failed without publishing anything.
+    fn abandon(&self, key: u64) {
+        let mut o = self.order();
+        if o.in_flight.remove(&key) {
+            o.done.insert(key, None);
+        }
+    }
+
+    /// Publishes what [`Served::abandon`] left waiting.
+    fn release_waiting(&self, publisher: &dyn Publish) {
+        let mut o = self.order();
+        self.release(&mut o, publisher);
+    }
+
+    fn release(&self, o: &mut Order, publisher: &dyn Publish) {
+        let limit = o.in_flight.first().copied().unwrap_or(u64::MAX);
+        while let Some(entry) = o.done.first_entry() {
+            if *entry.key() >= limit {
+                break;
+            }
+            let Some(mut analysis) = entry.remove() else {
+                self.input
+                    .stats
+                    .frames_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            if o.session.as_ref() != Some(&analysis.meta.session) {
+                o.session = Some(analysis.meta.session.clone());
+                o.analysed = 0;
+            }
+            analysis.meta.seq = o.analysed;
+            o.analysed += 1;
+            publisher.analysis(&analysis);
+            // Counted once handed to the publisher: a file stream reports
+            // `stopped` when every frame is counted, and its last results
+            // must be queued before that status.
+            self.input
+                .stats
+                .frames_analysed
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Whether `VISIOND_FAULT=stall-inference` asks the workers to hang.
+fn stall_for_tests() -> bool {
+    static STALL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *STALL.get_or_init(|| std::env::var("VISIOND_FAULT").is_ok_and(|v| v == "stall-inference"))
+}
+
+/// Failure streaks, so a model failing on every frame logs one line, not
+/// one per frame.
+#[derive(Default)]
+struct Streaks {
+    failures: u64,
+    panics: u64,
+}
+
+pub(super) fn work<R: Runner>(
+    mut model: R,
+    control: Receiver<Control>,
+    publisher: &dyn Publish,
+    heartbeat: &Heartbeat,
+) {
+    let mut served: Vec<Arc<Served>> = Vec::new();
+    let mut control_open = true;
+    let mut streaks = Streaks::default();
+    loop {
+        if !control_open && served.is_empty() {
+            return;
+        }
+        let mut sel = Select::new();
+        let control_index = control_open.then(|| sel.recv(&control));
+        for s in &served {
+            sel.recv(&s.input.frames);
+        }
+        let i = if control_open {
+            sel.ready()
+        } else {
+            // Shutting down: every source has stopped, so only frames in
+            // flight remain; a quiet second means there are none.
+            match sel.ready_timeout(Duration::from_secs(1)) {
+                Ok(i) => i,
+                Err(_) => return,
+            }
+        };
+        if Some(i) == control_index {
+            match control.try_recv() {
+                Ok(Control::Add(s)) => {
+                    debug!(stream = %s.input.stream, "serving stream");
+                    served.push(s);
+                }
+                Err(TryRecvError::Disconnected) => control_open = false,
+                Err(TryRecvError::Empty) => {}
+            }
+            continue;
+        }
+        let k = i - usize::from(control_index.is_some());
+        let Some(s) = served.get(k).cloned() else {
+            continue;
+        };
+        let first = match s.take() {
+            Take::Frame(ticket, frame) => (ticket, frame),
+            // Another worker took it.
+            Take::Empty => continue,
+            Take::Closed => {
+                served.swap_remove(k);
+                continue;
+            }
+        };
+        let mut batch = vec![first];
+        // Frames already waiting in other streams share the run.
+        while batch.len() < model.max_batch() {
+            let before = batch.len();
+            for j in 1..=served.len() {
+                let other = &served[(k + j) % served.len()];
+                if batch.len() < model.max_batch()
+                    && let Take::Frame(ticket, frame) = other.take()
+                {
+                    batch.push((ticket, frame));
+                }
+            }
+            if batch.len() == before {
+                break;
+            }
+        }
+        let streams: Vec<Arc<Served>> = batch.iter().map(|(t, _)| t.served.clone()).collect();
+        heartbeat.busy();
+        // A panic in the model, its decoding or the geometry costs these
+        // frames, not the worker: its tickets drop as failed while unwinding.
+        let run = catch_unwind(AssertUnwindSafe(|| {
+            analyse(&mut model, batch, publisher, &mut streaks.failures)
+        }));
+        heartbeat.idle();
+        match run {
+            Ok(()) => streaks.panics = 0,
+            Err(panic) => {
+                streaks.panics += 1;
+                for s in &streams {
+                    s.input
+                        .stats
+                        .inference_panics
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                if streaks.panics == 1 {
+                    let names: Vec<&str> = streams.iter().map(|s| &*s.input.stream).collect();
+                    error!(
+                        model = %model.name(),
+                        streams = %names.join(","),
+                        panic = panic_text(&*panic),
+                        "inference panicked; its frames count as failed"
+                    );
+                } else if streaks.panics.is_multiple_of(1000) {
+                    warn!(model = %model.name(), panics = streaks.panics, "inference still panicking");
+                }
+                for s in &streams {
+                    s.release_waiting(publisher);
+                }
+            }
+        }
+    }
+}
+
+/// Runs one batch and finishes its tickets.
+fn analyse<R: Runner>(
+    model: &mut R,
+    batch: Vec<(Ticket, Frame)>,
+    publisher: &dyn Publish,
+    failures: &mut u64,
+) {
+    let started = Instant::now();
+    if stall_for_tests() {
+        // Fault injection (VISIOND_FAULT=stall-inference): a stuck stage,
+        // so the watchdog's refusal to ping can be tested for real.
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+    let images: Vec<&Image> = batch.iter().map(|b| &b.1.image).collect();
+    let min_scores: Vec<f32> = batch
+        .iter()
+        .map(|b| b.0.served.input.filter.min_score)
+        .collect();
+    let results = model.infer_batch(&images, &min_scores);
+    drop(images);
+    let inference_ms = started.elapsed().as_secs_f32() * 1e3;
+    let outputs = match results {
+        Ok(outputs) => {
+            *failures = 0;
+            outputs
+        }
+        Err(e) => {
+            *failures += 1;
+            // One line per failure streak, not per frame.
+            if *failures == 1 {
+                error!(error = %e, "inference failed");
+            } else if failures.is_multiple_of(1000) {
+                warn!(failures = *failures, "inference still failing");
+            }
+            Vec::new()
+        }
+    };
+    let input = model.input();
+    let mut outputs = outputs.into_iter();
+    for (ticket, frame) in batch {
+        // A model that returns fewer outputs than frames fails the rest.
+        let Some(mut output) = outputs.next() else {
+            ticket.finish(None, publisher);
+            continue;
+        };
+        geometry::output_to_source(
+            &mut output,
+            input.resize,
+            (frame.meta.source_width, frame.meta.source_height),
+            (input.width, input.height),
+        );
+        let stream = &ticket.served.input;
+        stream.filter.apply(&mut output);
+        stream.stats.inference.observe(f64::from(inference_ms));
+        let Frame { meta, image } = frame;
+        // The frame's memory goes back to GStreamer before publishing.
+        drop(image);
+        let analysis = Analysis {
+            meta,
+            model: model.name().clone(),
+            output,
+            inference_ms,
+        };
+        ticket.finish(Some(analysis), publisher);
+    }
+}
+
+/// The message of a caught panic.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+#[cfg(test)]
+mod tests;
