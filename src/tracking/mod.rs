@@ -100,6 +100,8 @@ mod zones;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_geo;
+#[cfg(test)]
 mod tests_prop;
 
 use std::sync::Arc;

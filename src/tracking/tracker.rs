@@ -134,33 +134,16 @@ impl Tracker {
             .filter(|&i| self.tracks[i].id.is_none())
             .collect();
         let mut taken = vec![false; self.tracks.len()];
-        self.stage(
-            &confirmed,
-            &high,
-            self.p.s.match_iou,
-            &obs,
-            &gates,
-            &mut owner,
-            &mut taken,
-        );
-        self.stage(
-            &confirmed,
-            &low,
-            self.p.s.low_match_iou,
-            &obs,
-            &gates,
-            &mut owner,
-            &mut taken,
-        );
-        self.stage(
-            &tentative,
-            &high,
-            self.p.s.match_iou,
-            &obs,
-            &gates,
-            &mut owner,
-            &mut taken,
-        );
+        let (hi_gate, lo_gate) = (self.p.s.match_iou, self.p.s.low_match_iou);
+        {
+            let tracks = &self.tracks;
+            let mut stage = |ts: &[usize], ds: &[usize], gate: f32| {
+                associate(tracks, &obs, &gates, ts, ds, gate, &mut owner, &mut taken)
+            };
+            stage(&confirmed, &high, hi_gate);
+            stage(&confirmed, &low, lo_gate);
+            stage(&tentative, &high, hi_gate);
+        }
 
         for (o, t) in owner.iter().enumerate() {
             if let Some(t) = *t {
@@ -359,40 +342,6 @@ impl Tracker {
         obs
     }
 
-    /// One association pass of the free `tracks` and free detections `dets`.
-    #[allow(clippy::too_many_arguments)]
-    fn stage(
-        &self,
-        tracks: &[usize],
-        dets: &[usize],
-        gate: f32,
-        obs: &[Obs],
-        gates: &[BBox],
-        owner: &mut [Option<usize>],
-        taken: &mut [bool],
-    ) {
-        let tracks: Vec<usize> = tracks.iter().copied().filter(|&t| !taken[t]).collect();
-        let dets: Vec<usize> = dets
-            .iter()
-            .copied()
-            .filter(|&d| owner[d].is_none())
-            .collect();
-        if tracks.is_empty() || dets.is_empty() {
-            return;
-        }
-        let pairs = assign(tracks.len(), dets.len(), |r, c| {
-            let (t, o) = (&self.tracks[tracks[r]], &obs[dets[c]]);
-            if t.group != o.group {
-                return 0;
-            }
-            weight(iou(&gates[tracks[r]], &o.bbox), gate)
-        });
-        for (r, c) in pairs {
-            owner[dets[c]] = Some(tracks[r]);
-            taken[tracks[r]] = true;
-        }
-    }
-
     /// Tentative tracks for the strong detections left, best first, unless
     /// one duplicates a track of its group.
     fn births(
@@ -536,6 +485,36 @@ impl Tracker {
             changes,
             lines: track.crossings.clone(),
         }
+    }
+}
+
+/// One association pass of the free `ts` and the free detections `ds`.
+#[allow(clippy::too_many_arguments)]
+fn associate(
+    tracks: &[Track],
+    obs: &[Obs],
+    gates: &[BBox],
+    ts: &[usize],
+    ds: &[usize],
+    gate: f32,
+    owner: &mut [Option<usize>],
+    taken: &mut [bool],
+) {
+    let ts: Vec<usize> = ts.iter().copied().filter(|&t| !taken[t]).collect();
+    let ds: Vec<usize> = ds.iter().copied().filter(|&d| owner[d].is_none()).collect();
+    if ts.is_empty() || ds.is_empty() {
+        return;
+    }
+    let pairs = assign(ts.len(), ds.len(), |r, c| {
+        let (t, o) = (&tracks[ts[r]], &obs[ds[c]]);
+        if t.group != o.group {
+            return 0;
+        }
+        weight(iou(&gates[ts[r]], &o.bbox), gate)
+    });
+    for (r, c) in pairs {
+        owner[ds[c]] = Some(ts[r]);
+        taken[ts[r]] = true;
     }
 }
 
