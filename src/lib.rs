@@ -16,3 +16,4 @@ pub mod publish;
 pub mod redact;
 pub mod source;
 pub mod status;
+pub mod tracking;
