@@ -28,6 +28,7 @@ fn analysis(seq: u64) -> Analysis {
             w: 0.3,
             h: 0.4,
         },
+        track: None,
     };
     Analysis {
         meta: FrameMeta {

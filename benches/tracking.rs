@@ -130,6 +130,7 @@ fn run(objects: usize, frames: usize) -> (f64, f64, f64) {
                     w: w.w,
                     h: w.h,
                 },
+                track: None,
             });
         }
         for _ in 0..objects / 5 {
@@ -143,6 +144,7 @@ fn run(objects: usize, frames: usize) -> (f64, f64, f64) {
                     w: 0.05,
                     h: 0.1,
                 },
+                track: None,
             });
         }
         let pts = f as u64 * 200_000_000;

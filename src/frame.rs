@@ -147,6 +147,10 @@ pub struct Detection {
     pub score: f32,
     #[serde(rename = "box")]
     pub bbox: BBox,
+    /// With tracking on: the ID of the confirmed object it belongs to (its
+    /// events' `id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

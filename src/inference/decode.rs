@@ -78,6 +78,7 @@ pub fn ssd_raw(
         label_id: class as u32,
         score,
         bbox: corners_to_box(&b),
+        track: None,
     }));
 }
 
@@ -130,6 +131,7 @@ pub fn ssd_postprocessed(
             label_id,
             score,
             bbox: corners_to_box(b),
+            track: None,
         });
     }
     out.sort_by(|a, b| b.score.total_cmp(&a.score));

@@ -1,6 +1,7 @@
 //! The publishing stage: one interface ([`Publish`]) for everything the
 //! daemon tells the outside world; MQTT is its implementation.
 
+pub mod events;
 mod link;
 mod mqtt;
 mod outbox;
@@ -8,8 +9,12 @@ pub mod payload;
 pub mod spool;
 mod spooler;
 
+use std::sync::Arc;
+use std::time::SystemTime;
+
 use crate::frame::Analysis;
 use crate::status::StreamStatus;
+use crate::tracking::Event;
 
 pub use mqtt::{MqttCounters, MqttPublisher, MqttSettings, Protocol, TlsFiles};
 
@@ -23,6 +28,44 @@ pub trait Publish: Send + Sync {
     /// A stream was removed from the config: what is retained for it goes.
     /// Publishers that retain nothing have nothing to do.
     fn removed(&self, _stream: &str) {}
+    /// Lifecycle events of a stream's objects, in order (QoS 1).
+    fn events(&self, _stream: &str, _session: &str, _events: &[Event]) {}
+    /// Counts that changed (retained).
+    fn tallies(&self, _stream: &str, _tallies: &[Tally], _at: SystemTime) {}
+}
+
+/// One count of the contract, as it is now.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tally {
+    /// `P/N/S/count/L`: confirmed objects of the label in view.
+    Objects { label: Arc<str>, count: u32 },
+    /// `P/N/S/zones/Z/count/L`: those whose anchor is in the zone.
+    Zone {
+        zone: Arc<str>,
+        label: Arc<str>,
+        count: u32,
+    },
+    /// `P/N/S/lines/X/L`: crossings since the daemon started.
+    Line {
+        line: Arc<str>,
+        label: Arc<str>,
+        into: u64,
+        out: u64,
+    },
+}
+
+/// A label or name as one topic level: MQTT's wildcards and separator
+/// would change what the topic means.
+pub fn level(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if matches!(c, '/' | '+' | '#') || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// Topic names of the contract: `P/N/available`, `P/N/S/{status,detections,events}`.
@@ -53,6 +96,25 @@ impl Topics {
     pub fn events(&self, stream: &str) -> String {
         format!("{}/{stream}/events", self.base)
     }
+
+    /// Every topic of the stream starts with it.
+    pub fn stream(&self, stream: &str) -> String {
+        format!("{}/{stream}/", self.base)
+    }
+
+    pub fn tally(&self, stream: &str, t: &Tally) -> String {
+        match t {
+            Tally::Objects { label, .. } => {
+                format!("{}/{stream}/count/{}", self.base, level(label))
+            }
+            Tally::Zone { zone, label, .. } => {
+                format!("{}/{stream}/zones/{zone}/count/{}", self.base, level(label))
+            }
+            Tally::Line { line, label, .. } => {
+                format!("{}/{stream}/lines/{line}/{}", self.base, level(label))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -66,5 +128,15 @@ mod tests {
         assert_eq!(t.status("door"), "visiond/edge-01/door/status");
         assert_eq!(t.detections("door"), "visiond/edge-01/door/detections");
         assert_eq!(t.events("door"), "visiond/edge-01/door/events");
+        let zone = Tally::Zone {
+            zone: "drive".into(),
+            label: "teddy bear".into(),
+            count: 1,
+        };
+        assert_eq!(
+            t.tally("door", &zone),
+            "visiond/edge-01/door/zones/drive/count/teddy bear"
+        );
+        assert_eq!(level("a/b+#"), "a_b__");
     }
 }

@@ -136,6 +136,8 @@ pub struct MqttCounters {
 
 struct Shared {
     client: Client,
+    /// Line counters count from here (`since`).
+    started: SystemTime,
     settings: MqttSettings,
     counters: Arc<MqttCounters>,
     outbox: Mutex<Outbox>,
@@ -211,6 +213,7 @@ impl MqttPublisher {
         );
         let shared = Arc::new(Shared {
             client,
+            started: SystemTime::now(),
             settings,
             counters: Arc::default(),
             outbox: Mutex::new(outbox),
@@ -351,7 +354,42 @@ impl Publish for MqttPublisher {
     fn removed(&self, stream: &str) {
         let s = &self.shared;
         s.outbox()
-            .clear(&s.settings.topics.status(stream), &mut Qos1(&s.client));
+            .clear_under(&s.settings.topics.stream(stream), &mut Qos1(&s.client));
+    }
+
+    fn events(&self, stream: &str, session: &str, events: &[crate::tracking::Event]) {
+        let s = &self.shared;
+        let topic = s.settings.topics.events(stream);
+        for e in events {
+            let body = super::events::event(e, &s.settings.node, stream, session);
+            // Events are rare and kept: wait a moment for a full queue
+            // rather than drop one.
+            let queued = self.spool_tx.as_ref().is_some_and(|tx| {
+                tx.send_timeout((topic.clone(), body), Duration::from_millis(500))
+                    .is_ok()
+            });
+            if !queued {
+                s.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn tallies(&self, stream: &str, tallies: &[super::Tally], at: SystemTime) {
+        let s = &self.shared;
+        let mut o = s.outbox();
+        for t in tallies {
+            let body = match t {
+                super::Tally::Objects { count, .. } | super::Tally::Zone { count, .. } => {
+                    super::events::count(*count, at)
+                }
+                super::Tally::Line { into, out, .. } => super::events::line(*into, *out, s.started),
+            };
+            o.retain(
+                &s.settings.topics.tally(stream, t),
+                body,
+                &mut Qos1(&s.client),
+            );
+        }
     }
 }
 

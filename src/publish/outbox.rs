@@ -96,6 +96,19 @@ impl Outbox {
         self.fill(c);
     }
 
+    /// Clears every retained topic under `prefix` (a stream that is gone).
+    pub fn clear_under(&mut self, prefix: &str, c: &mut impl Submit) {
+        let topics: Vec<String> = self
+            .retained
+            .iter()
+            .filter(|(t, p)| t.starts_with(prefix) && !p.is_empty())
+            .map(|(t, _)| t.clone())
+            .collect();
+        for t in topics {
+            self.clear(&t, c);
+        }
+    }
+
     /// Clears a retained topic whose stream is gone: an empty retained
     /// message deletes the broker's copy, now or after the next connect,
     /// and then the topic is no longer announced.

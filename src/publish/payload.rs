@@ -75,6 +75,8 @@ struct PublishedDetection<'a> {
     score: f32,
     #[serde(rename = "box")]
     bbox: UnitBox,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    track: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -95,6 +97,7 @@ impl Serialize for Objects<'_> {
             label_id: d.label_id,
             score: unit(d.score),
             bbox: UnitBox::from(&d.bbox),
+            track: d.track.as_deref(),
         }))
     }
 }
@@ -223,6 +226,7 @@ mod tests {
                     w: 0.3,
                     h: 0.4,
                 },
+                track: None,
             }]),
             inference_ms: 20.0,
         };
@@ -263,6 +267,7 @@ mod tests {
                 w: 0.1,
                 h: 0.1,
             },
+            track: None,
         };
         let mut a = Analysis {
             meta: FrameMeta {

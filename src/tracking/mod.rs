@@ -93,6 +93,7 @@ mod assign;
 mod events;
 mod geometry;
 mod lines;
+pub mod stage;
 mod track;
 mod tracker;
 mod zones;
@@ -111,6 +112,7 @@ pub use events::{
     Change, Counts, Crossing, Direction, EndReason, Event, EventKind, InZone, LineCount,
 };
 pub use geometry::{Geometry, Line, Point, Zone, validate};
+pub use stage::{TrackSpec, Tracking};
 pub use tracker::Tracker;
 
 use crate::frame::FrameMeta;

@@ -61,6 +61,7 @@ fn detection() -> impl Strategy<Value = Detection> {
             label_id,
             score,
             bbox: BBox { x, y, w, h },
+            track: None,
         })
 }
 

@@ -85,6 +85,7 @@ fn detection_with(label: impl Strategy<Value = Arc<str>>) -> impl Strategy<Value
                 w: b[2],
                 h: b[3],
             },
+            track: None,
         })
 }
 
@@ -220,6 +221,7 @@ fn nan_and_infinite_numbers_are_published_within_the_contract() {
             w: 2.0,
             h: -0.5,
         },
+        track: None,
     };
     let a = Analysis {
         meta: FrameMeta {

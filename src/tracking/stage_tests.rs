@@ -1,0 +1,245 @@
+use std::time::Duration;
+
+use super::*;
+use crate::frame::{BBox, Detection, FrameMeta};
+use crate::tracking::{Line, Zone};
+
+/// Everything the stage hands on, in order.
+#[derive(Default)]
+struct Seen(Mutex<Vec<Out>>);
+
+#[derive(Debug, Clone)]
+enum Out {
+    Analysis(Vec<Detection>),
+    Event(String, String, Option<&'static str>),
+    Tally(Tally),
+    Status(StreamState),
+}
+
+impl Publish for Seen {
+    fn analysis(&self, a: &Analysis) {
+        if let Output::Detections(d) = &a.output {
+            locked(&self.0).push(Out::Analysis(d.clone()));
+        }
+    }
+    fn status(&self, _: &str, s: &StreamStatus) {
+        locked(&self.0).push(Out::Status(s.state));
+    }
+    fn events(&self, _: &str, _: &str, events: &[Event]) {
+        for e in events {
+            let reason = e.end_reason().map(|r| r.as_str());
+            locked(&self.0).push(Out::Event(e.type_str().into(), e.id.to_string(), reason));
+        }
+    }
+    fn tallies(&self, _: &str, t: &[Tally], _: SystemTime) {
+        locked(&self.0).extend(t.iter().cloned().map(Out::Tally));
+    }
+}
+
+impl Seen {
+    fn take(&self) -> Vec<Out> {
+        std::mem::take(&mut *locked(&self.0))
+    }
+}
+
+fn spec() -> TrackSpec {
+    TrackSpec {
+        settings: TrackSettings::default(),
+        geometry: Geometry {
+            zones: vec![Zone {
+                name: "right".into(),
+                polygon: vec![[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]],
+                labels: None,
+            }],
+            lines: vec![Line {
+                name: "gate".into(),
+                from: [0.5, 0.0],
+                to: [0.5, 1.0],
+                labels: Some(vec!["person".into()]),
+            }],
+        },
+        min_score: 0.5,
+        labels: vec!["person".into()],
+    }
+}
+
+fn person(x: f32, score: f32) -> Detection {
+    Detection {
+        label: "person".into(),
+        label_id: 0,
+        score,
+        bbox: BBox {
+            x,
+            y: 0.3,
+            w: 0.2,
+            h: 0.6,
+        },
+        track: None,
+    }
+}
+
+fn frame(session: &str, seq: u64, dets: Vec<Detection>) -> Analysis {
+    Analysis {
+        meta: FrameMeta {
+            stream: "cam".into(),
+            session: session.into(),
+            seq,
+            pts_ns: Some(seq * 200_000_000),
+            captured_at: SystemTime::UNIX_EPOCH + Duration::from_millis(seq * 200),
+            source_width: 1280,
+            source_height: 720,
+        },
+        model: "coco".into(),
+        output: Output::Detections(dets),
+        inference_ms: 1.0,
+    }
+}
+
+fn events(out: &[Out]) -> Vec<(String, Option<&'static str>)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Out::Event(kind, _, reason) => Some((kind.clone(), *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn count(out: &[Out], zone: Option<&str>) -> Vec<u32> {
+    out.iter()
+        .filter_map(|o| match (o, zone) {
+            (Out::Tally(Tally::Objects { count, .. }), None) => Some(*count),
+            (Out::Tally(Tally::Zone { zone: z, count, .. }), Some(w)) if &**z == w => Some(*count),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A person walks from the left edge to the right one and the stream stops:
+/// one `new`, a zone entry and a line crossing in between, one `end`, the
+/// counts 0 -> 1 -> 0, detections marked with the object's ID.
+#[test]
+fn a_person_crossing_then_the_stream_stopping() {
+    let seen = Arc::new(Seen::default());
+    let stage = Tracking::new(seen.clone());
+    stage.track("cam", spec());
+    stage.status("cam", &StreamStatus::new(StreamState::Starting));
+    for i in 0..30u64 {
+        let x = 0.05 + 0.025 * i as f32;
+        stage.analysis(&frame("s1", i, vec![person(x, 0.9)]));
+    }
+    stage.status("cam", &StreamStatus::new(StreamState::Stopped));
+    let out = seen.take();
+    let ev = events(&out);
+    assert_eq!(ev.first().map(|e| e.0.as_str()), Some("new"), "{ev:?}");
+    assert_eq!(ev.iter().filter(|e| e.0 == "new").count(), 1, "{ev:?}");
+    assert_eq!(
+        ev.last(),
+        Some(&("end".to_string(), Some("stream_stopped"))),
+        "{ev:?}"
+    );
+    assert!(
+        ev.iter().any(|e| e.0 == "update"),
+        "zone entry and crossing: {ev:?}"
+    );
+    let objects = count(&out, None);
+    assert_eq!(objects.first(), Some(&0), "zero at start: {objects:?}");
+    assert!(objects.contains(&1), "{objects:?}");
+    assert_eq!(objects.last(), Some(&0), "zero at stop: {objects:?}");
+    let zone = count(&out, Some("right"));
+    assert!(zone.contains(&1) && zone.last() == Some(&0), "{zone:?}");
+    let lines: Vec<(u64, u64)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Out::Tally(Tally::Line { into, out, .. }) => Some((*into, *out)),
+            _ => None,
+        })
+        .collect();
+    // Left to right over from [0.5, 0] to [0.5, 1] is `out`.
+    assert_eq!(lines.last(), Some(&(0, 1)), "{lines:?}");
+    let id = out.iter().find_map(|o| match o {
+        Out::Event(k, id, _) if k == "new" => Some(id.clone()),
+        _ => None,
+    });
+    let marked = out.iter().any(
+        |o| matches!(o, Out::Analysis(d) if d.iter().any(|d| d.track.as_deref() == id.as_deref())),
+    );
+    assert!(marked, "detections carry the event's id");
+}
+
+#[test]
+fn weak_detections_carry_the_object_but_are_not_published() {
+    let seen = Arc::new(Seen::default());
+    let stage = Tracking::new(seen.clone());
+    stage.track("cam", spec());
+    for i in 0..10u64 {
+        let score = if i >= 5 { 0.3 } else { 0.9 };
+        stage.analysis(&frame("s1", i, vec![person(0.1, score)]));
+    }
+    let out = seen.take();
+    let published: Vec<usize> = out
+        .iter()
+        .filter_map(|o| match o {
+            Out::Analysis(d) => Some(d.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(published, [1, 1, 1, 1, 1, 0, 0, 0, 0, 0]);
+    assert!(!events(&out).iter().any(|e| e.0 == "end"), "{out:?}");
+}
+
+#[test]
+fn a_new_session_ends_the_old_objects_and_line_counts_add_up() {
+    let seen = Arc::new(Seen::default());
+    let stage = Tracking::new(seen.clone());
+    stage.track("cam", spec());
+    let cross = |session: &str, stage: &Tracking| {
+        for i in 0..30u64 {
+            stage.analysis(&frame(
+                session,
+                i,
+                vec![person(0.05 + 0.025 * i as f32, 0.9)],
+            ));
+        }
+    };
+    cross("s1", &stage);
+    cross("s2", &stage);
+    let out = seen.take();
+    let ev = events(&out);
+    assert_eq!(ev.iter().filter(|e| e.0 == "new").count(), 2, "{ev:?}");
+    assert!(
+        ev.contains(&("end".to_string(), Some("stream_stopped"))),
+        "{ev:?}"
+    );
+    let last_line = out.iter().rev().find_map(|o| match o {
+        Out::Tally(Tally::Line { into, out, .. }) => Some((*into, *out)),
+        _ => None,
+    });
+    assert_eq!(last_line, Some((0, 2)), "since the daemon started");
+}
+
+#[test]
+fn at_shutdown_objects_end_with_shutdown_once() {
+    let seen = Arc::new(Seen::default());
+    let stage = Tracking::new(seen.clone());
+    stage.track("cam", spec());
+    for i in 0..5u64 {
+        stage.analysis(&frame("s1", i, vec![person(0.2, 0.9)]));
+    }
+    stage.shutting_down();
+    stage.status("cam", &StreamStatus::new(StreamState::Stopped));
+    stage.finish();
+    let ev = events(&seen.take());
+    let ends: Vec<_> = ev.iter().filter(|e| e.0 == "end").collect();
+    assert_eq!(ends, [&("end".to_string(), Some("shutdown"))], "{ev:?}");
+}
+
+#[test]
+fn untracked_streams_and_statuses_pass_through() {
+    let seen = Arc::new(Seen::default());
+    let stage = Tracking::new(seen.clone());
+    stage.analysis(&frame("s1", 0, vec![person(0.2, 0.3)]));
+    stage.status("cam", &StreamStatus::new(StreamState::Playing));
+    let out = seen.take();
+    assert!(matches!(&out[0], Out::Analysis(d) if d.len() == 1 && d[0].track.is_none()));
+    assert!(matches!(out[1], Out::Status(StreamState::Playing)));
+}
