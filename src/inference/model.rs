@@ -22,14 +22,14 @@ const DYNAMIC_CLASSIFICATION_SIZE: u32 = 224;
 /// slower than 4 single runs (docs/BENCHMARKS.md), so batching is opt-in.
 const DEFAULT_BATCH: usize = 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Layout {
     Nhwc,
     Nchw,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 pub enum DType {
     #[serde(rename = "uint8")]
     U8,
@@ -37,7 +37,7 @@ pub enum DType {
     F32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Colour {
     #[default]
