@@ -11,6 +11,8 @@ mod types;
 mod validate;
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;
