@@ -205,6 +205,21 @@ fn check(path: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // A label the model does not have would publish empty lists forever.
+    let label_problems = config::check_labels(&loaded, |name| {
+        let m = models.get(name)?.first()?;
+        (!m.labels.is_empty()).then(|| {
+            (0..m.labels.len())
+                .map(|i| m.labels.get(i).to_string())
+                .collect()
+        })
+    });
+    if !label_problems.is_empty() {
+        for p in label_problems {
+            println!("{p}");
+        }
+        return ExitCode::FAILURE;
+    }
     println!("{}: OK", path.display());
     println!(
         "node {} -> {}",

@@ -38,3 +38,41 @@ fn broken_configs_get_every_problem_where_it_is() {
     }
     assert!(checked >= 3);
 }
+
+/// `password: ${MQTT_PASSWORD}` as the README writes it, with a value full
+/// of YAML: before, the file failed to parse (or grew keys from a newline).
+/// It passes check, and the password is printed nowhere.
+#[test]
+fn env_values_with_yaml_characters_pass_check_and_stay_secret() {
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("c.yaml");
+    let text = format!(
+        "mqtt:\n  username: cam\n  password: ${{MQTT_PASSWORD}}\nmodels:\n  - name: coco\n    path: {}\n    labels: {}\nstreams:\n  - name: door\n    source: test://\n    model: coco\n    fps: ${{FPS}}\n    labels: [person]\n",
+        models.join("ssd_mobilenet_v2_coco.onnx").display(),
+        models.join("coco_labels.txt").display()
+    );
+    std::fs::write(&file, text).expect("write");
+    for password in [
+        "p#ss: w*rd &x",
+        "line1\nstreams: []\n- x",
+        "\"quoted\" 'and' \\ {[,]}",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_visiond"))
+            .args(["check", "-c"])
+            .arg(&file)
+            .env("MQTT_PASSWORD", password)
+            .env("FPS", "5")
+            .output()
+            .expect("visiond check");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{password:?}: {stdout}{stderr}");
+        assert!(stdout.contains(": OK"), "{stdout}");
+        assert!(stdout.contains("-> coco (5 fps)"), "{stdout}");
+        assert!(
+            !stdout.contains(password) && !stderr.contains(password),
+            "{stdout}{stderr}"
+        );
+    }
+}

@@ -23,13 +23,18 @@ impl Pos {
     }
 }
 
+/// Deeper documents are not located (see `Locator::new`).
+const MAX_DEPTH: usize = 128;
+
 /// Positions of every node of a YAML document, keyed by path:
 /// `streams[1].model` (the value) and `streams[1].model:key` (its key).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Locator {
     positions: HashMap<String, Pos>,
     /// Every mapping key: (path of its mapping, key, position).
     keys: Vec<(String, String, Pos)>,
+    /// Where the document goes deeper than [`MAX_DEPTH`]: not located further.
+    too_deep: Option<Pos>,
 }
 
 impl Locator {
@@ -45,6 +50,21 @@ impl Locator {
             events.push((event, marker));
         }
         let mut locator = Locator::default();
+        // walk() recurses per level, and libyaml (serde_yaml) takes time
+        // quadratic in the depth of flow collections (minutes for 100000
+        // `[`); serde_yaml refuses more than 128 levels anyway (yaml_rust2 stops at 255).
+        let mut depth = 0usize;
+        for (e, m) in &events {
+            match e {
+                Event::MappingStart(..) | Event::SequenceStart(..) => depth += 1,
+                Event::MappingEnd | Event::SequenceEnd => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            if depth > MAX_DEPTH {
+                locator.too_deep = Some(Pos::from_marker(m));
+                return locator;
+            }
+        }
         if let Some(start) = events
             .iter()
             .position(|(e, _)| matches!(e, Event::DocumentStart))
@@ -52,6 +72,24 @@ impl Locator {
             locator.walk(&events, start + 1, String::new());
         }
         locator
+    }
+
+    /// Moves every position, e.g. from the `${VAR}`-substituted text back
+    /// to the file as written.
+    pub(crate) fn map_positions(&mut self, f: impl Fn(Pos) -> Pos) {
+        for p in self.positions.values_mut() {
+            *p = f(*p);
+        }
+        for (_, _, p) in &mut self.keys {
+            *p = f(*p);
+        }
+        self.too_deep = self.too_deep.map(&f);
+    }
+
+    /// Where the document nests deeper than any config does (128 levels, as serde_yaml),
+    /// if it does: such a document is refused before it is deserialised.
+    pub fn too_deep(&self) -> Option<Pos> {
+        self.too_deep
     }
 
     /// Every mapping key as (path of its mapping, key, position), in order.

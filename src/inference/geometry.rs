@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use crate::frame::{BBox, Output};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ResizeMode {
     /// Scale each axis to fit, ignoring the aspect ratio.

@@ -143,7 +143,7 @@ impl Transport {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     #[default]
@@ -152,8 +152,9 @@ pub enum Transport {
 }
 
 /// Options of a stream's source, by kind (`options:` in the config).
-#[derive(Debug, Clone, PartialEq, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+// Unknown keys: reported by config (serde_ignored), rejected by the schema.
+#[derive(Debug, Clone, PartialEq, Default, serde::Deserialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct SourceOptions {
     /// rtsp: tcp (default) or udp.
     #[serde(default)]
@@ -175,7 +176,7 @@ pub struct SourceOptions {
     pub format: Option<CaptureFormat>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CaptureFormat {
     Mjpeg,

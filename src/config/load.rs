@@ -1,0 +1,325 @@
+//! Reading a config: `${VAR}` values, YAML into the types, every unknown
+//! key (as serde sees them), relative paths resolved, secrets collected.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+use super::{ConfigError, Loaded, Locator, ModelConfig, ModelDescription, Pos, Problem};
+use super::{env, schema, validate};
+
+pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    parse(file, &text, |k| std::env::var(k).ok())
+}
+
+/// Parses and validates `text` as if read from `file`; `env` looks up `${VAR}`s.
+pub fn parse(
+    file: &Path,
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
+    let expanded = env::expand(text, env);
+    // Every position below is found in the substituted text; users read
+    // the file they wrote.
+    let problem = |pos: Pos, message: String| Problem {
+        file: file.to_path_buf(),
+        pos: expanded.original(pos),
+        message,
+    };
+    if !expanded.problems.is_empty() {
+        return Err(ConfigError::Invalid {
+            problems: expanded
+                .problems
+                .iter()
+                .map(|(pos, m)| Problem {
+                    file: file.to_path_buf(),
+                    pos: *pos,
+                    message: m.clone(),
+                })
+                .collect(),
+        });
+    }
+    let text = &expanded.text;
+    let mut locator = Locator::new(text);
+
+    let (parsed, unknown) = deserialize::<super::Config>(text, &locator, schema::config());
+    let mut problems: Vec<Problem> = unknown.into_iter().map(|(p, m)| problem(p, m)).collect();
+    let mut config = match parsed {
+        Ok(c) if problems.is_empty() => c,
+        Ok(_) => return Err(ConfigError::Invalid { problems }),
+        Err((pos, message)) => {
+            problems.push(problem(pos, message));
+            problems.sort_by_key(|p| (p.pos.line, p.pos.col));
+            return Err(ConfigError::Invalid { problems });
+        }
+    };
+
+    let base = file
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut late = Vec::new();
+    for (i, m) in config.models.iter_mut().enumerate() {
+        m.path = base.join(&m.path);
+        if let Some(l) = &mut m.labels {
+            *l = base.join(&*l);
+        }
+        if let Some(d) = &mut m.description {
+            *d = base.join(&*d);
+        }
+        for e in describe_model(m) {
+            late.push((format!("models[{i}].description"), e));
+        }
+    }
+    for p in [
+        &mut config.onnxruntime,
+        &mut config.mqtt.spool,
+        &mut config.mqtt.ca_file,
+        &mut config.mqtt.cert_file,
+        &mut config.mqtt.key_file,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *p = base.join(&*p);
+    }
+    if let Some(f) = &mut config.mqtt.password_file {
+        *f = base.join(&*f);
+        match std::fs::read_to_string(&*f) {
+            Ok(text) if config.mqtt.password.is_none() => {
+                config.mqtt.password = Some(text.lines().next().unwrap_or("").to_string());
+            }
+            Ok(_) => late.push((
+                "mqtt.password_file".into(),
+                "give password or password_file, not both".into(),
+            )),
+            Err(e) => late.push((
+                "mqtt.password_file".into(),
+                format!("cannot read {}: {e}", f.display()),
+            )),
+        }
+    }
+
+    let problems: Vec<Problem> = late
+        .into_iter()
+        .chain(validate::validate(&config))
+        .map(|(path, m)| problem(locator.nearest(&path), m))
+        .collect();
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid { problems });
+    }
+
+    let mut secrets = expanded.values.clone();
+    if let Some(p) = &config.mqtt.password {
+        secrets.push(p.clone());
+    }
+    for s in &config.streams {
+        if let Ok(url) = url::Url::parse(&s.source_text())
+            && let Some(p) = url.password()
+        {
+            secrets.push(p.to_string());
+        }
+    }
+    secrets.retain(|s| !s.is_empty());
+    let node = config
+        .node
+        .clone()
+        .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
+    let client_id = config
+        .mqtt
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("visiond-{node}"));
+    locator.map_positions(|p| expanded.original(p));
+    Ok(Loaded {
+        file: file.to_path_buf(),
+        config,
+        node,
+        client_id,
+        secrets,
+        locator,
+    })
+}
+
+/// A message and where it belongs.
+type Located = (Pos, String);
+
+/// Deserialises `text`, collecting every key serde ignored (an unknown
+/// key: no struct of the config takes it) with its position and a
+/// suggestion from `schema`. serde stops at the first real error; unknown
+/// keys before it are reported with it.
+fn deserialize<T: DeserializeOwned>(
+    text: &str,
+    locator: &Locator,
+    schema: &serde_json::Value,
+) -> (Result<T, Located>, Vec<Located>) {
+    if let Some(pos) = locator.too_deep().or_else(|| flow_too_deep(text)) {
+        let message = "nested deeper than 128 levels".to_string();
+        return (Err((pos, message)), Vec::new());
+    }
+    let mut unknown = Vec::new();
+    let de = serde_yaml::Deserializer::from_str(text);
+    let parsed = serde_ignored::deserialize(de, |path| {
+        let (parent, key) = split_path(&path);
+        let full = if parent.is_empty() {
+            key.clone()
+        } else {
+            format!("{parent}.{key}")
+        };
+        let pos = locator.key(&full).unwrap_or_else(|| locator.nearest(&full));
+        unknown.push((pos, unknown_key_message(&parent, &key, schema)));
+    });
+    let parsed = parsed.map_err(|e| {
+        let pos = e
+            .location()
+            .map(|l| Pos {
+                line: l.line(),
+                col: l.column(),
+            })
+            .unwrap_or(Pos { line: 1, col: 1 });
+        (pos, clean_serde_message(&e.to_string()))
+    });
+    unknown.sort_by_key(|(p, _)| (p.line, p.col));
+    (parsed, unknown)
+}
+
+/// Where `[`/`{` nest deeper than 128, counted roughly (outside comments
+/// and double quotes): libyaml takes time quadratic in that depth, and the
+/// locator's parser may have stopped before it for another reason.
+fn flow_too_deep(text: &str) -> Option<Pos> {
+    let (mut depth, mut line, mut col) = (0usize, 1, 0);
+    let (mut quoted, mut comment, mut escaped, mut prev) = (false, false, false, '\n');
+    for c in text.chars() {
+        col += 1;
+        match c {
+            '\n' => {
+                (line, col, comment) = (line + 1, 0, false);
+            }
+            _ if comment => {}
+            _ if quoted => match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => quoted = false,
+                _ => {}
+            },
+            '"' => quoted = true,
+            '#' if prev.is_whitespace() => comment = true,
+            '[' | '{' => {
+                depth += 1;
+                if depth > 128 {
+                    return Some(Pos { line, col });
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = c;
+    }
+    None
+}
+
+/// serde_ignored's path as the locator writes it: (`streams[0].options`, `latency`).
+fn split_path(path: &serde_ignored::Path) -> (String, String) {
+    fn render(p: &serde_ignored::Path) -> String {
+        use serde_ignored::Path as P;
+        match p {
+            P::Root => String::new(),
+            P::Seq { parent, index } => format!("{}[{index}]", render(parent)),
+            P::Map { parent, key } => match render(parent) {
+                s if s.is_empty() => key.clone(),
+                s => format!("{s}.{key}"),
+            },
+            P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+                render(parent)
+            }
+        }
+    }
+    match path {
+        serde_ignored::Path::Map { parent, key } => (render(parent), key.clone()),
+        other => (render(other), String::from("?")),
+    }
+}
+
+fn unknown_key_message(parent: &str, key: &str, schema: &serde_json::Value) -> String {
+    let place = if parent.is_empty() {
+        "the top level".to_string()
+    } else {
+        parent.to_string()
+    };
+    let known = schema::known_keys(schema, parent);
+    let closest = known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(k, key), k))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(score, _)| *score > 0.8);
+    match closest {
+        Some((_, k)) => format!("unknown key `{key}` in {place}; did you mean `{k}`?"),
+        None if known.is_empty() => format!("unknown key `{key}` in {place}"),
+        None => format!(
+            "unknown key `{key}` in {place}; known: {}",
+            known.join(", ")
+        ),
+    }
+}
+
+/// Merges a description file into a model entry; the entry wins. Returns
+/// the problems of the file, each naming it with its own position.
+fn describe_model(m: &mut ModelConfig) -> Vec<String> {
+    let Some(file) = m.description.clone() else {
+        return Vec::new();
+    };
+    let at = |pos: Pos, message: String| {
+        format!(
+            "model {:?}: description {}:{}:{}: {message}",
+            m.name,
+            file.display(),
+            pos.line,
+            pos.col
+        )
+    };
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) => {
+            return vec![format!(
+                "model {:?}: description {}: {e}",
+                m.name,
+                file.display()
+            )];
+        }
+    };
+    let locator = Locator::new(&text);
+    let (parsed, unknown) = deserialize::<ModelDescription>(&text, &locator, schema::description());
+    let mut problems: Vec<String> = unknown.into_iter().map(|(p, m)| at(p, m)).collect();
+    let d = match parsed {
+        Ok(d) => d,
+        Err((pos, message)) => {
+            problems.push(at(pos, message));
+            return problems;
+        }
+    };
+    if !problems.is_empty() {
+        return problems;
+    }
+    let dir = file.parent().unwrap_or(Path::new("."));
+    m.task = m.task.or(d.task);
+    m.labels = m.labels.take().or_else(|| d.labels.map(|l| dir.join(l)));
+    m.top_k = m.top_k.or(d.top_k);
+    m.iou = m.iou.or(d.iou);
+    m.input = std::mem::take(&mut m.input).or(d.input);
+    m.output = std::mem::take(&mut m.output).or(d.output);
+    Vec::new()
+}
+
+/// serde_yaml appends " at line L column C" to its messages; the position is
+/// printed in front already.
+fn clean_serde_message(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}

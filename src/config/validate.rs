@@ -1,0 +1,455 @@
+//! What serde cannot check: names, references, ranges, URIs, files, and
+//! (once the models are loaded) the labels streams name.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Display;
+
+use super::{Config, Loaded, Problem};
+use crate::source::SourceSpec;
+
+// Bounds. Each is far beyond any sensible setting and short of where a value
+// breaks something (an overflow, a division by zero, a busy loop, memory a
+// device does not have), so a typo is caught before it runs.
+
+/// Analysed frames per second: no camera delivers more; the fps gate
+/// divides by it, so 1e12 makes a period of zero and 0 divides by zero.
+const MAX_FPS: f64 = 1000.0;
+/// Model input side in pixels: MobileNet-family inputs are 96 to 640; a
+/// float 8192x8192 input is already 800 MB per frame.
+const MAX_INPUT_SIDE: u32 = 8192;
+/// Frames per run: each waits for the run; past 64 latency and memory grow
+/// with no throughput gain on edge devices (docs/BENCHMARKS.md).
+const MAX_BATCH: usize = 64;
+/// Sessions (each holds the model) and intra-op threads: more than 256 is
+/// more than the cores of any edge device, and each costs memory.
+const MAX_WORKERS: usize = 256;
+const MAX_THREADS: usize = 256;
+/// Classes published per frame: ImageNet has 1000.
+const MAX_TOP_K: usize = 1000;
+/// Objects published per frame: SSD heads keep 100 after NMS; a frame of
+/// 10000 is a message of about a megabyte.
+const MAX_OBJECTS: usize = 10_000;
+/// MQTT's keep-alive is a 16-bit number of seconds; 0 would turn pings off
+/// and the link's timeout (3 keep-alives) with them.
+const MAX_KEEP_ALIVE: u64 = u16::MAX as u64;
+/// MQTT 5's message expiry interval is a 32-bit number of seconds.
+const MAX_EXPIRY: u64 = u32::MAX as u64;
+/// The spool in MiB: 1 TiB is more disk than an edge device has.
+const MAX_SPOOL_MB: u64 = 1 << 20;
+/// /healthz grace in seconds: a day; beyond it the check never fails (and
+/// an Instant plus u64::MAX seconds panics).
+const MAX_GRACE: u64 = 86_400;
+/// Software decoder threads (0: one per core).
+const MAX_DECODER_THREADS: u32 = 256;
+/// RTSP jitter buffer: a minute of delay is no live view any more.
+const MAX_LATENCY_MS: u32 = 60_000;
+/// Capture sizes up to 8K, rates up to what cameras offer.
+const MAX_CAPTURE_SIDE: u32 = 8192;
+const MAX_FRAMERATE: u32 = 1000;
+
+/// `name` must be within `lo..=hi`; NaN is not.
+fn within<T: PartialOrd + Display>(
+    problems: &mut Vec<(String, String)>,
+    path: String,
+    name: &str,
+    value: Option<T>,
+    lo: T,
+    hi: T,
+) {
+    if let Some(v) = value
+        && !(v >= lo && v <= hi)
+    {
+        problems.push((path, format!("{name} must be from {lo} to {hi}, not {v}")));
+    }
+}
+
+/// Checks what serde cannot: names, references, ranges, URIs, files.
+/// Returns (YAML path, message) pairs.
+pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    if let Some(node) = &config.node
+        && !valid_name(node)
+    {
+        problems.push((
+            "node".into(),
+            format!("node {node:?} must match [A-Za-z0-9_-]+ (it is used in topics)"),
+        ));
+    }
+    validate_mqtt(config, &mut problems);
+    if let Some(h) = &config.http {
+        if h.listen.parse::<std::net::SocketAddr>().is_err() {
+            problems.push((
+                "http.listen".into(),
+                format!("{:?} is not host:port, e.g. 127.0.0.1:9464", h.listen),
+            ));
+        }
+        within(
+            &mut problems,
+            "http.grace".into(),
+            "grace",
+            Some(h.grace),
+            0,
+            MAX_GRACE,
+        );
+    }
+    let model_names = validate_models(config, &mut problems);
+    validate_streams(config, &model_names, &mut problems);
+    problems
+}
+
+fn validate_mqtt(config: &Config, problems: &mut Vec<(String, String)>) {
+    let m = &config.mqtt;
+    match url::Url::parse(&m.url) {
+        Ok(u) if u.scheme() == "mqtt" && u.host_str().is_some() => {}
+        Ok(u) if u.scheme() == "mqtts" && u.host_str().is_some() => {
+            if m.ca_file.is_none() {
+                problems.push((
+                    "mqtt.url".into(),
+                    "mqtts:// needs ca_file, the CA that signed the broker's certificate".into(),
+                ));
+            }
+        }
+        _ => problems.push((
+            "mqtt.url".into(),
+            format!(
+                "{:?} is not an mqtt://host[:port] URL",
+                crate::redact::url(&m.url)
+            ),
+        )),
+    }
+    for (key, file) in [
+        ("ca_file", &m.ca_file),
+        ("cert_file", &m.cert_file),
+        ("key_file", &m.key_file),
+    ] {
+        if let Some(f) = file
+            && !f.is_file()
+        {
+            problems.push((format!("mqtt.{key}"), format!("{} not found", f.display())));
+        }
+    }
+    if m.cert_file.is_some() != m.key_file.is_some() {
+        problems.push((
+            "mqtt.cert_file".into(),
+            "cert_file and key_file go together".into(),
+        ));
+    }
+    if m.qos > 1 {
+        problems.push(("mqtt.qos".into(), "qos must be 0 or 1".into()));
+    }
+    if !["3.1.1", "5"].contains(&m.protocol.as_str()) {
+        problems.push((
+            "mqtt.protocol".into(),
+            format!("protocol must be 3.1.1 or 5, not {:?}", m.protocol),
+        ));
+    }
+    if m.spool_max_mb == 0 {
+        problems.push((
+            "mqtt.spool_max_mb".into(),
+            "the spool needs at least 1 MiB".into(),
+        ));
+    }
+    let p = problems;
+    within(
+        p,
+        "mqtt.spool_max_mb".into(),
+        "spool_max_mb",
+        Some(m.spool_max_mb).filter(|&v| v > 0),
+        1,
+        MAX_SPOOL_MB,
+    );
+    within(
+        p,
+        "mqtt.keep_alive".into(),
+        "keep_alive",
+        Some(m.keep_alive),
+        1,
+        MAX_KEEP_ALIVE,
+    );
+    within(
+        p,
+        "mqtt.expiry".into(),
+        "expiry",
+        Some(m.expiry),
+        0,
+        MAX_EXPIRY,
+    );
+    if m.prefix.is_empty() || m.prefix.contains(['#', '+']) {
+        p.push((
+            "mqtt.prefix".into(),
+            "prefix must be non-empty and contain no MQTT wildcard".into(),
+        ));
+    }
+}
+
+/// Returns the model names.
+fn validate_models<'a>(
+    config: &'a Config,
+    problems: &mut Vec<(String, String)>,
+) -> HashSet<&'a str> {
+    let mut model_names = HashSet::new();
+    for (i, m) in config.models.iter().enumerate() {
+        let at = |f: &str| format!("models[{i}].{f}");
+        if !model_names.insert(m.name.as_str()) {
+            problems.push((at("name"), format!("duplicate model name {:?}", m.name)));
+        }
+        if !m.path.is_file() {
+            problems.push((
+                at("path"),
+                format!("model {:?}: file {} not found", m.name, m.path.display()),
+            ));
+        }
+        if let Some(l) = &m.labels
+            && !l.is_file()
+        {
+            problems.push((
+                at("labels"),
+                format!("model {:?}: labels file {} not found", m.name, l.display()),
+            ));
+        }
+        within(
+            problems,
+            at("threads"),
+            "threads",
+            m.threads,
+            1,
+            MAX_THREADS,
+        );
+        within(problems, at("batch"), "batch", m.batch, 1, MAX_BATCH);
+        within(
+            problems,
+            at("workers"),
+            "workers",
+            m.workers,
+            1,
+            MAX_WORKERS,
+        );
+        within(problems, at("top_k"), "top_k", m.top_k, 1, MAX_TOP_K);
+        if !(0.0..=1.0).contains(&m.iou()) {
+            problems.push((at("iou"), "iou must be between 0 and 1".into()));
+        }
+        let input = &m.input;
+        for (key, v) in [("width", input.width), ("height", input.height)] {
+            within(
+                problems,
+                at(&format!("input.{key}")),
+                &format!("input.{key}"),
+                v,
+                1,
+                MAX_INPUT_SIDE,
+            );
+        }
+        if let Some(mean) = input.mean
+            && !mean.iter().all(|v| v.is_finite())
+        {
+            problems.push((at("input.mean"), "input.mean must be finite".into()));
+        }
+        // The input is divided by it.
+        if let Some(std) = input.std
+            && !std.iter().all(|v| v.is_finite() && *v != 0.0)
+        {
+            problems.push((
+                at("input.std"),
+                "input.std must be finite and non-zero".into(),
+            ));
+        }
+        if let Some(s) = m.output.scale
+            && !(s.is_finite() && s > 0.0)
+        {
+            problems.push((
+                at("output.scale"),
+                "output.scale must be a positive number".into(),
+            ));
+        }
+    }
+    model_names
+}
+
+fn validate_streams(
+    config: &Config,
+    model_names: &HashSet<&str>,
+    problems: &mut Vec<(String, String)>,
+) {
+    let mut stream_names = HashSet::new();
+    for (i, s) in config.streams.iter().enumerate() {
+        let at = |f: &str| format!("streams[{i}].{f}");
+        if !valid_name(&s.name) {
+            problems.push((
+                at("name"),
+                format!("stream name {:?} must match [A-Za-z0-9_-]+", s.name),
+            ));
+        }
+        if !stream_names.insert(s.name.as_str()) {
+            problems.push((at("name"), format!("duplicate stream name {:?}", s.name)));
+        }
+        let spec = s.source_spec();
+        match (&s.source, &s.gst) {
+            (Some(_), Some(_)) => problems.push((
+                at("gst"),
+                format!("stream {:?}: give either source or gst, not both", s.name),
+            )),
+            (None, None) => problems.push((
+                format!("streams[{i}]"),
+                format!("stream {:?}: source is missing", s.name),
+            )),
+            _ => {
+                if let Err(e) = &spec {
+                    let field = if s.source.is_some() { "source" } else { "gst" };
+                    problems.push((at(field), format!("stream {:?}: {e}", s.name)));
+                }
+            }
+        }
+        if !model_names.contains(s.model.as_str()) {
+            problems.push((
+                at("model"),
+                format!(
+                    "stream {:?}: no model named {:?} in models",
+                    s.name, s.model
+                ),
+            ));
+        }
+        if let Some(fps) = s.fps {
+            if !(fps > 0.0 && fps.is_finite()) {
+                problems.push((at("fps"), "fps must be a positive number".into()));
+            } else if fps > MAX_FPS {
+                problems.push((
+                    at("fps"),
+                    format!("fps must be at most {MAX_FPS}, not {fps}"),
+                ));
+            }
+        }
+        within(
+            problems,
+            at("max_objects"),
+            "max_objects",
+            s.max_objects,
+            1,
+            MAX_OBJECTS,
+        );
+        if let Some(ms) = s.min_score
+            && !(0.0..=1.0).contains(&ms)
+        {
+            problems.push((at("min_score"), "min_score must be between 0 and 1".into()));
+        }
+        let o = &s.options;
+        within(
+            problems,
+            at("options.decoder_threads"),
+            "decoder_threads",
+            o.decoder_threads,
+            0,
+            MAX_DECODER_THREADS,
+        );
+        within(
+            problems,
+            at("options.latency_ms"),
+            "latency_ms",
+            o.latency_ms,
+            0,
+            MAX_LATENCY_MS,
+        );
+        within(
+            problems,
+            at("options.width"),
+            "width",
+            o.width,
+            1,
+            MAX_CAPTURE_SIDE,
+        );
+        within(
+            problems,
+            at("options.height"),
+            "height",
+            o.height,
+            1,
+            MAX_CAPTURE_SIDE,
+        );
+        within(
+            problems,
+            at("options.framerate"),
+            "framerate",
+            o.framerate,
+            1,
+            MAX_FRAMERATE,
+        );
+        let is_file = matches!(spec, Ok(SourceSpec::File { .. }));
+        if o.has_rtsp() && !matches!(spec, Ok(SourceSpec::Rtsp { .. })) {
+            problems.push((
+                at("options"),
+                "transport and latency_ms apply to rtsp:// sources only".into(),
+            ));
+        }
+        if o.has_capture() && !matches!(spec, Ok(SourceSpec::V4l2 { .. })) {
+            problems.push((
+                at("options"),
+                "width, height, framerate and format apply to v4l2:// sources only".into(),
+            ));
+        }
+        if s.realtime && !is_file {
+            problems.push((
+                at("realtime"),
+                "realtime applies to file:// sources only".into(),
+            ));
+        }
+        if s.looping && !is_file {
+            problems.push((at("loop"), "loop applies to file:// sources only".into()));
+        }
+    }
+}
+
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Every label a stream's `labels:` names that its model does not have: a
+/// typo there would publish empty lists forever. Each problem points at the
+/// item (`streams[i].labels[j]`) and suggests the model's closest label.
+///
+/// `labels_of(model)` gives a model's labels (its labels file, in order)
+/// once the model is loaded, or `None` when they are unknown (a model
+/// without a labels file publishes class numbers): its streams are not
+/// checked. `visiond check` calls this after loading the models; the daemon
+/// should too, before it starts the streams (and on reload), and refuse
+/// with the problems.
+pub fn check_labels(
+    loaded: &Loaded,
+    labels_of: impl Fn(&str) -> Option<Vec<String>>,
+) -> Vec<Problem> {
+    let mut known: HashMap<&str, Option<Vec<String>>> = HashMap::new();
+    let mut problems = Vec::new();
+    for (i, s) in loaded.config.streams.iter().enumerate() {
+        let Some(wanted) = &s.labels else { continue };
+        let labels = known
+            .entry(s.model.as_str())
+            .or_insert_with(|| labels_of(&s.model));
+        let Some(labels) = labels else { continue };
+        for (j, label) in wanted.iter().enumerate() {
+            if labels.iter().any(|l| l == label) {
+                continue;
+            }
+            let closest = labels
+                .iter()
+                .map(|l| {
+                    (
+                        strsim::jaro_winkler(&l.to_lowercase(), &label.to_lowercase()),
+                        l,
+                    )
+                })
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            let hint = match closest {
+                Some((_, l)) => format!("; did you mean {l:?}?"),
+                None => " (it has none)".to_string(),
+            };
+            problems.push(loaded.problem_at(
+                &format!("streams[{i}].labels[{j}]"),
+                format!(
+                    "stream {:?}: model {:?} has no label {label:?}{hint}",
+                    s.name, s.model
+                ),
+            ));
+        }
+    }
+    problems
+}
