@@ -422,6 +422,73 @@ pub struct StreamConfig {
     /// `file://` only: start again at the end instead of stopping.
     #[serde(default, rename = "loop")]
     pub looping: bool,
+    /// Detection: follow objects across frames and publish their lifecycle
+    /// on `P/N/S/events` and their counts (default on; `track: false`
+    /// turns it off; a mapping sets `confirm_s` and `lost_s`).
+    #[serde(default)]
+    pub track: Track,
+    /// Detection: polygons (normalised x, y, origin top-left) whose objects
+    /// are counted and whose entries and exits are events.
+    #[serde(default)]
+    pub zones: Vec<crate::tracking::Zone>,
+    /// Detection: segments whose crossings are counted per direction.
+    #[serde(default)]
+    pub lines: Vec<crate::tracking::Line>,
+}
+
+/// `track:` of a stream: `true`, `false`, or its settings.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(untagged)]
+pub enum Track {
+    On(bool),
+    Settings(TrackConfig),
+}
+
+impl Default for Track {
+    fn default() -> Self {
+        Track::On(true)
+    }
+}
+
+impl Track {
+    pub fn enabled(&self) -> bool {
+        !matches!(self, Track::On(false))
+    }
+}
+
+/// Tracking settings a stream may set; the rest are tuned defaults.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct TrackConfig {
+    /// Seconds (stream time) an object is seen, in at least 2 frames,
+    /// before its `new` event (default 0.4).
+    #[serde(default)]
+    pub confirm_s: Option<f64>,
+    /// Seconds (stream time) unseen before its `end` event (default 2).
+    #[serde(default)]
+    pub lost_s: Option<f64>,
+}
+
+// By hand, not untagged: serde's untagged enums buffer their input, which
+// hides unknown keys from serde_ignored and says only "did not match".
+impl<'de> Deserialize<'de> for Track {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Track;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("true, false, or a mapping with confirm_s and lost_s")
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Track, E> {
+                Ok(Track::On(b))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<Track, A::Error> {
+                TrackConfig::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+                    .map(Track::Settings)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl StreamConfig {
@@ -436,5 +503,13 @@ impl StreamConfig {
 
     pub fn source_spec(&self) -> Result<SourceSpec, String> {
         SourceSpec::parse(&self.source_text())
+    }
+
+    /// Its zones and lines, as the tracker takes them.
+    pub fn geometry(&self) -> crate::tracking::Geometry {
+        crate::tracking::Geometry {
+            zones: self.zones.clone(),
+            lines: self.lines.clone(),
+        }
     }
 }

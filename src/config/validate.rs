@@ -282,6 +282,16 @@ fn validate_streams(
         if !stream_names.insert(s.name.as_str()) {
             problems.push((at("name"), format!("duplicate stream name {:?}", s.name)));
         }
+        for (path, message) in crate::tracking::validate(&s.geometry()) {
+            problems.push((at(&path), format!("stream {:?}: {message}", s.name)));
+        }
+        if let super::Track::Settings(t) = &s.track {
+            // Seconds of stream time: an hour is longer than any object
+            // should stay unconfirmed or unseen; 0 or NaN would confirm
+            // or end on every frame.
+            within(problems, at("track.confirm_s"), "confirm_s", t.confirm_s, 0.0, 3600.0);
+            within(problems, at("track.lost_s"), "lost_s", t.lost_s, 0.01, 3600.0);
+        }
         let spec = s.source_spec();
         match (&s.source, &s.gst) {
             (Some(_), Some(_)) => problems.push((
@@ -420,12 +430,31 @@ pub fn check_labels(
     let mut known: HashMap<&str, Option<Vec<String>>> = HashMap::new();
     let mut problems = Vec::new();
     for (i, s) in loaded.config.streams.iter().enumerate() {
-        let Some(wanted) = &s.labels else { continue };
+        // The stream's own labels, and those its zones and lines name.
+        let mut wanted: Vec<(String, &str)> = Vec::new();
+        fn items(path: String, labels: Option<Vec<&str>>) -> Vec<(String, &str)> {
+            let labels = labels.unwrap_or_default();
+            let at = |j: usize| format!("{path}.labels[{j}]");
+            labels.into_iter().enumerate().map(|(j, l)| (at(j), l)).collect()
+        }
+        let own = s.labels.as_ref().map(|v| v.iter().map(String::as_str).collect());
+        wanted.extend(items(format!("streams[{i}]"), own));
+        for (k, z) in s.zones.iter().enumerate() {
+            let ls = z.labels.as_ref().map(|v| v.iter().map(|l| &**l).collect());
+            wanted.extend(items(format!("streams[{i}].zones[{k}]"), ls));
+        }
+        for (k, l) in s.lines.iter().enumerate() {
+            let ls = l.labels.as_ref().map(|v| v.iter().map(|l| &**l).collect());
+            wanted.extend(items(format!("streams[{i}].lines[{k}]"), ls));
+        }
+        if wanted.is_empty() {
+            continue;
+        }
         let labels = known
             .entry(s.model.as_str())
             .or_insert_with(|| labels_of(&s.model));
         let Some(labels) = labels else { continue };
-        for (j, label) in wanted.iter().enumerate() {
+        for (path, label) in wanted {
             if labels.iter().any(|l| l == label) {
                 continue;
             }
@@ -443,7 +472,7 @@ pub fn check_labels(
                 None => " (it has none)".to_string(),
             };
             problems.push(loaded.problem_at(
-                &format!("streams[{i}].labels[{j}]"),
+                &path,
                 format!(
                     "stream {:?}: model {:?} has no label {label:?}{hint}",
                     s.name, s.model

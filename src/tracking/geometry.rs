@@ -18,7 +18,8 @@ pub struct Geometry {
 }
 
 /// A polygon; an object is in it when its anchor (bottom centre) is.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Zone {
     pub name: Arc<str>,
     pub polygon: Vec<Point>,
@@ -29,7 +30,8 @@ pub struct Zone {
 
 /// A segment; an anchor crossing it from right to left of `from -> to` is
 /// `in` (see [`side`]).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Line {
     pub name: Arc<str>,
     pub from: Point,
