@@ -132,7 +132,8 @@ pub struct TrackSettings {
     pub stationary_lost_s: f64,
     /// Detections at or above start and match tracks (the stream's `min_score`).
     pub high_score: f32,
-    /// Detections from here up to `high_score` only carry confirmed tracks.
+    /// Detections from here up to `high_score` only carry confirmed tracks
+    /// (taken as `high_score` when above it).
     pub low_score: f32,
     pub match_iou: f32,
     pub low_match_iou: f32,
@@ -244,6 +245,8 @@ impl Params {
             label_need: ((window as f32 * share).ceil() as usize).max(1),
             s: TrackSettings {
                 label_window: window,
+                // A stream's min_score under low_score: all it keeps is strong.
+                low_score: s.low_score.min(s.high_score),
                 ..s
             },
         }
@@ -280,7 +283,9 @@ pub struct FrameOutput {
     /// Lifecycle events in order: `new` and `update` first (by track age),
     /// then `end`s.
     pub events: Vec<Event>,
-    /// Whether [`Tracker::counts`] differs from its value after the
-    /// previous call that changed state.
+    /// Whether [`Tracker::counts`] differs from what it was after the
+    /// previous `update` or `end_all` (or construction): publish them then.
+    /// The first frame after a `set_geometry` that adds or removes a zone or
+    /// line says so too.
     pub counts_changed: bool,
 }
