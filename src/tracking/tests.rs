@@ -465,3 +465,35 @@ fn a_min_score_under_low_score_tracks_what_the_stream_keeps() {
     }
     assert_eq!(events.len(), 1);
 }
+
+#[test]
+fn a_car_driving_past_a_parked_one_takes_neither_its_id_nor_its_rest() {
+    let mut sim = Sim::new(Geometry::default());
+    let parked = det("car", 0.8, 0.4, 0.5, 0.2, 0.12);
+    for _ in 0..75 {
+        sim.step(0.2, std::slice::from_ref(&parked));
+    }
+    let (mut parked_id, mut driver_id) = (None, None);
+    for i in 0..25 {
+        let x = -0.1 + 0.05 * i as f32;
+        let driver = det("car", 0.8, x.max(0.0), 0.52, 0.22, 0.13);
+        // The parked car is hidden while the other one is in front of it.
+        let hidden = (x - 0.4).abs() < 0.15;
+        let dets = if hidden {
+            vec![driver]
+        } else {
+            vec![driver, parked.clone()]
+        };
+        let out = sim.step(0.2, &dets);
+        if let Some(id) = &out.track_of[0] {
+            assert_eq!(driver_id.get_or_insert(id.clone()), id, "frame {i}");
+        }
+        if let Some(Some(id)) = out.track_of.get(1) {
+            assert_eq!(parked_id.get_or_insert(id.clone()), id, "frame {i}");
+        }
+    }
+    assert_ne!(parked_id, driver_id);
+    assert_eq!(parked_id.as_deref(), Some("drive-5f2c-1"));
+    assert_eq!(sim.of("new").len(), 2);
+    assert_eq!(sim.changes(), ["stationary"]);
+}
