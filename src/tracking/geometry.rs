@@ -28,8 +28,9 @@ pub struct Zone {
     pub labels: Option<Vec<Arc<str>>>,
 }
 
-/// A segment; an anchor crossing it from right to left of `from -> to` is
-/// `in` (see [`side`]).
+/// A segment; an anchor crossing it to the side where
+/// `(to.x - from.x) * (y - from.y) - (to.y - from.y) * (x - from.x) > 0`
+/// is `in` (for `from: [0.5, 0]`, `to: [0.5, 1]`: right half to left half).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Line {

@@ -46,7 +46,27 @@
 //! `stationary` (one update) and sends nothing more until its anchor is
 //! outside that radius on `moving_frames` detections in a row (`moving`).
 //! Zones and lines test the anchor of detected boxes (never predictions) with
-//! a dead band of `edge_band` of the box height ([`zones`], [`lines`]).
+//! a dead band of `edge_band` of the box height (zones.rs, lines.rs).
+//!
+//! # Wiring
+//!
+//! - Call `update` for every analysed frame, also those without
+//!   detections: tracks end on frames (a stalled stream ends nothing until
+//!   the next frame or `end_all`).
+//! - Give it the detections down to `low_score`, not only those the stream
+//!   publishes (`min_score` = `high_score`): the weak ones carry tracks.
+//! - `FrameOutput::track_of` follows the input order; `Event`s are in
+//!   publishing order. Their `id` is `PREFIX-N`; make the prefix unique per
+//!   stream and run (e.g. stream name and a short random part), since N
+//!   starts at 1 with every `Tracker`.
+//! - Check zones and lines with [`validate`] before `Tracker::new` or
+//!   `set_geometry`; its paths are relative to the stream entry.
+//!
+//! Known limits: a person walking through the spot of a stationary person
+//! who is hidden at that moment can take over the stationary track (the
+//! optimal assignment prevents it while both are detected); objects of
+//! different groups never suppress each other at birth (a person on a
+//! bicycle is two objects).
 //!
 //! # Defaults, for SSD-MobileNetV2 at `fps: 5`
 //!
@@ -134,7 +154,8 @@ pub struct TrackSettings {
     pub stationary_lost_s: f64,
     /// Detections at or above start and match tracks (the stream's `min_score`).
     pub high_score: f32,
-    /// Detections from here up to `high_score` only carry confirmed tracks.
+    /// Detections from here up to `high_score` only carry confirmed tracks
+    /// (taken as `high_score` when above it).
     pub low_score: f32,
     pub match_iou: f32,
     pub low_match_iou: f32,
@@ -246,6 +267,8 @@ impl Params {
             label_need: ((window as f32 * share).ceil() as usize).max(1),
             s: TrackSettings {
                 label_window: window,
+                // A stream's min_score under low_score: all it keeps is strong.
+                low_score: s.low_score.min(s.high_score),
                 ..s
             },
         }
@@ -282,7 +305,9 @@ pub struct FrameOutput {
     /// Lifecycle events in order: `new` and `update` first (by track age),
     /// then `end`s.
     pub events: Vec<Event>,
-    /// Whether [`Tracker::counts`] differs from its value after the
-    /// previous call that changed state.
+    /// Whether [`Tracker::counts`] differs from what it was after the
+    /// previous `update` or `end_all` (or construction): publish them then.
+    /// The first frame after a `set_geometry` that adds or removes a zone or
+    /// line says so too.
     pub counts_changed: bool,
 }

@@ -424,3 +424,77 @@ fn a_lost_object_ends_after_lost_s_with_its_last_sighting() {
     assert_eq!(end[0].frame, 14);
     assert_eq!(sim.t.counts().objects.get("person"), Some(&0));
 }
+
+#[test]
+fn counts_change_only_when_they_do() {
+    let mut sim = Sim::new(Geometry {
+        zones: vec![square_zone("z", 0.5, 0.0, 1.0, 1.0)],
+        lines: vec![],
+    });
+    assert!(!sim.step(0.2, &[]).counts_changed);
+    let mut changed = Vec::new();
+    for i in 0..20 {
+        let out = sim.step(0.2, &[person_at(0.9, 0.3 + 0.02 * i as f32, 0.5)]);
+        changed.push(out.counts_changed);
+    }
+    for _ in 0..12 {
+        changed.push(sim.step(0.2, &[]).counts_changed);
+    }
+    // Confirmed, in the zone, ended: three snapshots, the zeros kept.
+    let at: Vec<usize> = (0..changed.len()).filter(|&i| changed[i]).collect();
+    assert_eq!(at.len(), 3, "{at:?}");
+    let c = sim.t.counts();
+    assert_eq!(c.objects.get("person"), Some(&0));
+    assert_eq!(c.zones["z"].get("person"), Some(&0));
+}
+
+#[test]
+fn a_min_score_under_low_score_tracks_what_the_stream_keeps() {
+    let s = TrackSettings {
+        high_score: 0.1,
+        ..TrackSettings::default()
+    };
+    let mut t = Tracker::new(s, Geometry::default(), "drive-5f2c");
+    let mut events = Vec::new();
+    for f in 0..5u64 {
+        let info = FrameInfo {
+            pts_ns: Some(f * 200_000_000),
+            captured_at: SystemTime::UNIX_EPOCH,
+            frame: f,
+        };
+        events.extend(t.update(&info, &[person_at(0.15, 0.5, 0.5)]).events);
+    }
+    assert_eq!(events.len(), 1);
+}
+
+#[test]
+fn a_car_driving_past_a_parked_one_takes_neither_its_id_nor_its_rest() {
+    let mut sim = Sim::new(Geometry::default());
+    let parked = det("car", 0.8, 0.4, 0.5, 0.2, 0.12);
+    for _ in 0..75 {
+        sim.step(0.2, std::slice::from_ref(&parked));
+    }
+    let (mut parked_id, mut driver_id) = (None, None);
+    for i in 0..25 {
+        let x = -0.1 + 0.05 * i as f32;
+        let driver = det("car", 0.8, x.max(0.0), 0.52, 0.22, 0.13);
+        // The parked car is hidden while the other one is in front of it.
+        let hidden = (x - 0.4).abs() < 0.15;
+        let dets = if hidden {
+            vec![driver]
+        } else {
+            vec![driver, parked.clone()]
+        };
+        let out = sim.step(0.2, &dets);
+        if let Some(id) = &out.track_of[0] {
+            assert_eq!(driver_id.get_or_insert(id.clone()), id, "frame {i}");
+        }
+        if let Some(Some(id)) = out.track_of.get(1) {
+            assert_eq!(parked_id.get_or_insert(id.clone()), id, "frame {i}");
+        }
+    }
+    assert_ne!(parked_id, driver_id);
+    assert_eq!(parked_id.as_deref(), Some("drive-5f2c-1"));
+    assert_eq!(sim.of("new").len(), 2);
+    assert_eq!(sim.changes(), ["stationary"]);
+}

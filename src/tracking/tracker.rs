@@ -56,6 +56,7 @@ impl Tracker {
             last_counts: Counts::default(),
         };
         t.set_geometry(geometry);
+        t.last_counts = t.counts();
         t
     }
 
