@@ -222,7 +222,7 @@ pub fn stream(
     let publisher: Arc<dyn Publish> = counting.clone();
     let cpu_before = cpu_time();
     let started = Instant::now();
-    let running = Running::start(&only, models, &publisher)?;
+    let running = Running::start(&only, models, &publisher, None)?;
     while started.elapsed() < limit && counting.analysed.load(Ordering::Relaxed) < frames {
         let stopped = counting
             .states

@@ -206,14 +206,7 @@ fn check(path: &std::path::Path) -> ExitCode {
         }
     };
     // A label the model does not have would publish empty lists forever.
-    let label_problems = config::check_labels(&loaded, |name| {
-        let m = models.get(name)?.first()?;
-        (!m.labels.is_empty()).then(|| {
-            (0..m.labels.len())
-                .map(|i| m.labels.get(i).to_string())
-                .collect()
-        })
-    });
+    let label_problems = visiond::daemon::label_problems(&loaded, &models);
     if !label_problems.is_empty() {
         for p in label_problems {
             println!("{p}");

@@ -4,11 +4,13 @@
 //! (the config types keep what the user wrote, for validation and reload
 //! comparison).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::{HttpConfig, ModelConfig, StreamConfig, Task};
+use super::{HttpConfig, ModelConfig, StreamConfig, Task, Track};
 use crate::inference::{Colour, DType, Filter, ResizeMode};
 use crate::source::{SourceOptions, SourceSpec};
+use crate::tracking::{TrackSettings, TrackSpec};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SettingsError {
@@ -128,6 +130,8 @@ pub struct StreamSettings {
     pub realtime: bool,
     pub looping: bool,
     pub options: SourceOptions,
+    /// Detection with `track` on: how its objects are tracked.
+    pub track: Option<TrackSpec>,
 }
 
 impl Default for StreamSettings {
@@ -148,6 +152,7 @@ impl Default for StreamSettings {
             realtime: false,
             looping: false,
             options: SourceOptions::default(),
+            track: None,
         }
     }
 }
@@ -158,12 +163,35 @@ impl StreamSettings {
             stream: s.name.clone(),
             message,
         })?;
+        let min_score = s.min_score.unwrap_or_else(|| default_min_score(task));
+        let track = (task == Task::Detection && s.track.enabled()).then(|| {
+            let mut settings = TrackSettings {
+                high_score: min_score,
+                ..TrackSettings::default()
+            };
+            if let Track::Settings(t) = &s.track {
+                settings.confirm_s = t.confirm_s.unwrap_or(settings.confirm_s);
+                settings.lost_s = t.lost_s.unwrap_or(settings.lost_s);
+            }
+            TrackSpec {
+                settings,
+                geometry: s.geometry(),
+                min_score,
+                labels: s
+                    .labels
+                    .iter()
+                    .flatten()
+                    .map(|l| Arc::from(l.as_str()))
+                    .collect(),
+            }
+        });
         Ok(Self {
             name: s.name.clone(),
             spec,
             model: s.model.clone(),
             fps: s.fps,
-            min_score: s.min_score.unwrap_or_else(|| default_min_score(task)),
+            min_score,
+            track,
             labels: s.labels.clone(),
             max_objects: s.max_objects,
             realtime: s.realtime,
@@ -172,10 +200,17 @@ impl StreamSettings {
         })
     }
 
-    /// What the inference stage keeps of this stream's results.
+    /// What the inference stage keeps of this stream's results: with
+    /// tracking, the weak detections too (they carry objects through frames
+    /// where the detector doubts; the tracking stage publishes only those
+    /// at `min_score`).
     pub fn filter(&self) -> Filter {
+        let decode = match &self.track {
+            Some(t) => self.min_score.min(t.settings.low_score),
+            None => self.min_score,
+        };
         Filter {
-            min_score: self.min_score,
+            min_score: decode,
             labels: self.labels.clone(),
             max_objects: self.max_objects,
         }

@@ -23,6 +23,7 @@ use crate::config::{
 use crate::inference::{Engine, Heartbeat, Input, Model, ModelError, runtime};
 use crate::publish::{MqttPublisher, MqttSettings, Publish};
 use crate::source::{PipelineSettings, StreamHandle, StreamSetup, fps_phase, spawn_stream};
+use crate::tracking::Tracking;
 
 /// SIGTERM to exit: PRODUCT.md allows 5 s; MQTT gets what is left of it.
 const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4500);
@@ -43,6 +44,24 @@ pub enum DaemonError {
     Http(String),
     #[error("cannot start a thread: {0}")]
     Thread(#[from] std::io::Error),
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Labels(Vec<crate::config::Problem>),
+}
+
+/// Labels the config names (streams, zones, lines) that their loaded
+/// model lacks: a typo there would publish empty lists forever.
+pub fn label_problems(
+    loaded: &Loaded,
+    models: &HashMap<String, Vec<Model>>,
+) -> Vec<crate::config::Problem> {
+    crate::config::check_labels(loaded, |name| {
+        let m = models.get(name)?.first()?;
+        (!m.labels.is_empty()).then(|| {
+            (0..m.labels.len())
+                .map(|i| m.labels.get(i).to_string())
+                .collect()
+        })
+    })
 }
 
 /// Loads every model a stream uses, once, with its configured threads.
@@ -93,6 +112,10 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     })?;
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let models = load_models(&loaded)?;
+    let problems = label_problems(&loaded, &models);
+    if !problems.is_empty() {
+        return Err(DaemonError::Labels(problems));
+    }
 
     let settings = MqttSettings::from_config(&loaded).map_err(DaemonError::Mqtt)?;
     info!(broker = %format!("{}:{}", settings.host, settings.port), node = %loaded.node, "starting");
@@ -104,9 +127,11 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     if !mqtt.wait_connected(BROKER_GRACE) {
         warn!("MQTT broker not reachable yet; starting the streams anyway");
     }
-    let publisher: Arc<dyn Publish> = mqtt.clone();
+    // Inference -> tracking -> MQTT.
+    let tracking = Arc::new(Tracking::new(mqtt.clone()));
+    let publisher: Arc<dyn Publish> = tracking.clone();
 
-    let mut running = Running::start(&loaded, models, &publisher)?;
+    let mut running = Running::start(&loaded, models, &publisher, Some(&tracking))?;
     let mut http = endpoint::Http::start(
         HttpSettings::resolve(loaded.config.http.as_ref()),
         mqtt.counters(),
@@ -141,6 +166,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
                 &mut loaded,
                 new,
                 &publisher,
+                &tracking,
                 &mut http,
                 started,
             ),
@@ -157,8 +183,12 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     info!("stopping");
     crate::notify::notify("STOPPING=1");
     drop(watchdog);
+    // Every open object ends with `shutdown` before `offline`.
+    tracking.shutting_down();
     running.stop();
+    tracking.finish();
     drop(publisher);
+    drop(tracking);
     let mqtt =
         Arc::try_unwrap(mqtt).map_err(|_| DaemonError::Mqtt("publisher still in use".into()))?;
     mqtt.close(deadline.saturating_duration_since(Instant::now()));
@@ -188,6 +218,7 @@ fn reload(
     loaded: &mut Loaded,
     new: Loaded,
     publisher: &Arc<dyn Publish>,
+    tracking: &Tracking,
     http: &mut endpoint::Http,
     started: Instant,
 ) {
@@ -196,7 +227,11 @@ fn reload(
     if let Some(notice) = plan.restart_notice(loaded, &new) {
         warn!("{notice}");
     }
-    let result = apply::apply(&mut Live { publisher }, running, loaded, &new, &plan);
+    let mut live = Live {
+        publisher,
+        tracking: Some(tracking),
+    };
+    let result = apply::apply(&mut live, running, loaded, &new, &plan);
     let failed = match result {
         Ok(r) => {
             let mut next = Plan::running_config(loaded, &new);
@@ -242,6 +277,8 @@ fn reload(
 /// The real engines and streams.
 struct Live<'a> {
     publisher: &'a Arc<dyn Publish>,
+    /// Where streams that track are registered (none in `visiond bench`).
+    tracking: Option<&'a Tracking>,
 }
 
 impl Stages for Live<'_> {
@@ -258,7 +295,7 @@ impl Stages for Live<'_> {
         index: usize,
         (engine, task): &(Engine, Task),
     ) -> Result<StreamHandle, DaemonError> {
-        start_stream(s, fps_phase(index), engine, *task, self.publisher)
+        start_stream(s, fps_phase(index), engine, *task, self.publisher, self.tracking)
     }
 
     fn stop(&mut self, streams: Vec<StreamHandle>) {
@@ -280,9 +317,10 @@ impl Running {
         loaded: &Loaded,
         models: HashMap<String, Vec<Model>>,
         publisher: &Arc<dyn Publish>,
+        tracking: Option<&Tracking>,
     ) -> Result<Self, DaemonError> {
         let mut running = Self::default();
-        let result = running.start_all(loaded, models, publisher);
+        let result = running.start_all(loaded, models, publisher, tracking);
         match result {
             Ok(()) => Ok(running),
             Err(e) => {
@@ -297,12 +335,16 @@ impl Running {
         loaded: &Loaded,
         models: HashMap<String, Vec<Model>>,
         publisher: &Arc<dyn Publish>,
+        tracking: Option<&Tracking>,
     ) -> Result<(), DaemonError> {
         for (name, sessions) in models {
             self.engines
                 .insert(name, start_engine(sessions, publisher)?);
         }
-        let mut live = Live { publisher };
+        let mut live = Live {
+            publisher,
+            tracking,
+        };
         for (i, s) in loaded.config.streams.iter().enumerate() {
             let engine = self
                 .engines
@@ -373,8 +415,15 @@ fn start_stream(
     engine: &Engine,
     task: Task,
     publisher: &Arc<dyn Publish>,
+    tracking: Option<&Tracking>,
 ) -> Result<StreamHandle, DaemonError> {
     let settings = StreamSettings::resolve(s, task)?;
+    if let Some(t) = tracking {
+        match &settings.track {
+            Some(spec) => t.track(&settings.name, spec.clone()),
+            None => t.untrack(&settings.name),
+        }
+    }
     let name: Arc<str> = settings.name.as_str().into();
     let stats = Arc::default();
     // One frame in flight per stream: a live source replaces it when the
