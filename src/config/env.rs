@@ -155,6 +155,15 @@ pub(crate) fn expand(text: &str, env: impl Fn(&str) -> Option<String>) -> Expand
         if !ok {
             continue;
         }
+        // Spans found for broken YAML may overlap (a block scalar's up to
+        // the next token); the file is refused then rather than rewritten.
+        if edits.last().is_some_and(|e| start < e.1) || end < start {
+            problems.push((
+                pos_in(&lines, start),
+                "cannot substitute ${...} here: the YAML around it does not parse".into(),
+            ));
+            continue;
+        }
         let whole = inside.len() == 1 && vars[inside[0]].start == start && {
             let v = &vars[inside[0]];
             v.start + v.len == end
@@ -479,6 +488,9 @@ mod tests {
             "p#ss: w*rd &x\n"
         );
         assert_eq!(value_of("a: x\n  y ${FPS}\n\n  z\nb: 1\n", "a"), "x y 5\nz");
+        // Found by the property tests: overlapping spans in broken YAML.
+        let e = expand("~|\n${PW} #|\n|\n${PW}", env);
+        assert!(!e.problems.is_empty());
     }
 
     #[test]
