@@ -85,7 +85,8 @@ pub(crate) fn expand(text: &str, env: impl Fn(&str) -> Option<String>) -> Expand
         if matches!(style, TScalarStyle::Literal | TScalarStyle::Folded)
             && let Some(Token(prev, _)) = i.checked_sub(1).and_then(|p| tokens.get(p))
         {
-            let from = (prev.index() + 1).min(start);
+            // (A `-` token's mark is after the `- `: it may be the `|`.)
+            let from = prev.index().min(start);
             if let Some(n) = masked[from..start]
                 .iter()
                 .position(|&c| c == '|' || c == '>')
@@ -93,8 +94,20 @@ pub(crate) fn expand(text: &str, env: impl Fn(&str) -> Option<String>) -> Expand
                 start = from + n;
             }
         }
-        let end = next.index().min(masked.len());
-        let end = scalar_end(&masked, *style, start, end);
+        let bound = next.index().min(masked.len());
+        let end = match style {
+            TScalarStyle::Plain => plain_end(&masked, start, bound, cooked),
+            _ => Some(scalar_end(&masked, *style, start, bound)),
+        };
+        let Some(end) = end else {
+            if vars.iter().any(|v| v.start >= start && v.start < bound) {
+                problems.push((
+                    pos_in(&lines, start),
+                    "cannot substitute ${...} in this scalar".into(),
+                ));
+            }
+            continue;
+        };
         // `vars` is in order: those inside start at the first at or after `start`.
         let first = vars.partition_point(|v| v.start < start);
         let inside: Vec<usize> = (first..vars.len())
@@ -140,6 +153,15 @@ pub(crate) fn expand(text: &str, env: impl Fn(&str) -> Option<String>) -> Expand
             ));
         }
         if !ok {
+            continue;
+        }
+        // Spans found for broken YAML may overlap (a block scalar's up to
+        // the next token); the file is refused then rather than rewritten.
+        if edits.last().is_some_and(|e| start < e.1) || end < start {
+            problems.push((
+                pos_in(&lines, start),
+                "cannot substitute ${...} here: the YAML around it does not parse".into(),
+            ));
             continue;
         }
         let whole = inside.len() == 1 && vars[inside[0]].start == start && {
@@ -276,22 +298,36 @@ fn scalar_end(chars: &[char], style: TScalarStyle, start: usize, bound: usize) -
             .iter()
             .rposition(|&c| c == '\n')
             .map_or(bound, |n| start + n),
-        // A plain scalar holds no ` #`; what follows it up to the next
-        // token is white space and comments.
-        _ => {
-            let mut end = bound;
-            for i in start + 1..bound {
-                if chars[i] == '#' && matches!(chars[i - 1], ' ' | '\t' | '\n' | '\r') {
-                    end = i;
-                    break;
-                }
+        // Plain scalars: plain_end().
+        _ => bound,
+    }
+}
+
+/// Where a plain scalar starting at `start` ends: its raw text is its value
+/// with line breaks and indentation folded, so walk both. (The next token's
+/// mark is no bound: a `- ` entry's mark is after the `- `.) None if the
+/// text does not give the value.
+fn plain_end(chars: &[char], start: usize, bound: usize, cooked: &str) -> Option<usize> {
+    let white = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
+    let value: Vec<char> = cooked.chars().collect();
+    let (mut i, mut j) = (start, 0);
+    while j < value.len() {
+        let c = *chars.get(i).filter(|_| i < bound.max(start))?;
+        if white(value[j]) && white(c) {
+            while j < value.len() && white(value[j]) {
+                j += 1;
             }
-            while end > start && matches!(chars[end - 1], ' ' | '\t' | '\n' | '\r') {
-                end -= 1;
+            while i < chars.len() && white(chars[i]) {
+                i += 1;
             }
-            end
+        } else if c == value[j] {
+            i += 1;
+            j += 1;
+        } else {
+            return None;
         }
     }
+    Some(i)
 }
 
 /// A value that may stand bare: YAML reads it as the same number or
@@ -443,6 +479,18 @@ mod tests {
         );
         assert_eq!(value_of("a: ${FPS}\n", "a"), serde_yaml::Value::from(5));
         assert_eq!(value_of("a: \"${FPS}\"\n", "a"), "5");
+        assert_eq!(value_of("a: ${PW}\r\nb: 1\r\n", "a"), "p#ss: w*rd &x");
+        assert_eq!(value_of("a: !!str ${FPS}\n", "a"), "5");
+        assert_eq!(value_of("a: [&x \"${PW}\", *x]\n", "a")[1], "p#ss: w*rd &x");
+        assert_eq!(value_of("a:\n- &x ${PW}\n- *x\n", "a")[1], "p#ss: w*rd &x");
+        assert_eq!(
+            value_of("a:\n- |\n  ${PW}\n- 1\n", "a")[0],
+            "p#ss: w*rd &x\n"
+        );
+        assert_eq!(value_of("a: x\n  y ${FPS}\n\n  z\nb: 1\n", "a"), "x y 5\nz");
+        // Found by the property tests: overlapping spans in broken YAML.
+        let e = expand("~|\n${PW} #|\n|\n${PW}", env);
+        assert!(!e.problems.is_empty());
     }
 
     #[test]

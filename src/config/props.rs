@@ -62,7 +62,10 @@ streams:
     source: rtsp://u:pw@10.0.0.5/s
     model: m
     fps: ${FPS}
-    labels: [person, car]
+    labels:
+      - &l ${PW}
+      - car
+      - *l
     options: {transport: tcp, latency_ms: 50}
   - name: b
     source: test://
@@ -261,6 +264,8 @@ proptest! {
         prop_assert_eq!(&m.client_id, &expected);
         prop_assert_eq!(m.keep_alive, 60);
         prop_assert_eq!(l.config.streams[0].fps, Some(fps));
+        let labels = expected.clone().map(|p| vec![p.clone(), "car".to_string(), p]);
+        prop_assert_eq!(&l.config.streams[0].labels, &labels);
         prop_assert_eq!(l.config.streams.len(), 2);
         prop_assert_eq!(l.config.models.len(), 1);
         if let Some(p) = expected.filter(|p| !p.is_empty()) {
