@@ -10,9 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// A broker that keeps its subscribers' sessions across kill -9 (saved every second).
-const PERSISTENT: &str = "persistence true\npersistence_location DIR/\nautosave_interval 1";
-
 fn config(node: &str, url: &str, spool: &std::path::Path, stream: &str) -> String {
     format!(
         r#"
@@ -34,32 +31,6 @@ streams:
         spool = spool.display(),
         effnet = model("efficientnet_lite0.onnx").display(),
     )
-}
-
-/// A subscriber whose session the broker keeps while it is away, so what is
-/// published during its absence waits for it.
-fn subscribe_session(port: u16, filter: &str, id: &str) -> crossbeam_channel::Receiver<Msg> {
-    let mut opts = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
-    opts.set_clean_session(false);
-    subscribe_with(opts, filter)
-}
-
-/// Waits until the broker has saved its sessions (the subscriber's included).
-/// Mosquitto logs "Saving" before it writes, so a save is known complete only
-/// once the next one starts: a kill -9 in between would keep the older file.
-fn saved(broker: &Mosquitto) {
-    let count = || {
-        broker
-            .log_text()
-            .matches("Saving in-memory database")
-            .count()
-    };
-    let before = count();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while count() < before + 2 {
-        assert!(Instant::now() < deadline, "{}", broker.log_text());
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Frame numbers in arrival order, with how many arrived twice.

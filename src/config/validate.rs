@@ -289,8 +289,22 @@ fn validate_streams(
             // Seconds of stream time: an hour is longer than any object
             // should stay unconfirmed or unseen; 0 or NaN would confirm
             // or end on every frame.
-            within(problems, at("track.confirm_s"), "confirm_s", t.confirm_s, 0.0, 3600.0);
-            within(problems, at("track.lost_s"), "lost_s", t.lost_s, 0.01, 3600.0);
+            within(
+                problems,
+                at("track.confirm_s"),
+                "confirm_s",
+                t.confirm_s,
+                0.0,
+                3600.0,
+            );
+            within(
+                problems,
+                at("track.lost_s"),
+                "lost_s",
+                t.lost_s,
+                0.01,
+                3600.0,
+            );
         }
         let spec = s.source_spec();
         match (&s.source, &s.gst) {
@@ -435,9 +449,16 @@ pub fn check_labels(
         fn items(path: String, labels: Option<Vec<&str>>) -> Vec<(String, &str)> {
             let labels = labels.unwrap_or_default();
             let at = |j: usize| format!("{path}.labels[{j}]");
-            labels.into_iter().enumerate().map(|(j, l)| (at(j), l)).collect()
+            labels
+                .into_iter()
+                .enumerate()
+                .map(|(j, l)| (at(j), l))
+                .collect()
         }
-        let own = s.labels.as_ref().map(|v| v.iter().map(String::as_str).collect());
+        let own = s
+            .labels
+            .as_ref()
+            .map(|v| v.iter().map(String::as_str).collect());
         wanted.extend(items(format!("streams[{i}]"), own));
         for (k, z) in s.zones.iter().enumerate() {
             let ls = z.labels.as_ref().map(|v| v.iter().map(|l| &**l).collect());

@@ -295,7 +295,14 @@ impl Stages for Live<'_> {
         index: usize,
         (engine, task): &(Engine, Task),
     ) -> Result<StreamHandle, DaemonError> {
-        start_stream(s, fps_phase(index), engine, *task, self.publisher, self.tracking)
+        start_stream(
+            s,
+            fps_phase(index),
+            engine,
+            *task,
+            self.publisher,
+            self.tracking,
+        )
     }
 
     fn stop(&mut self, streams: Vec<StreamHandle>) {

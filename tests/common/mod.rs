@@ -316,3 +316,32 @@ pub fn subscribe_with(mut opts: rumqttc::MqttOptions, filter: &str) -> Receiver<
         .expect("subscribed");
     rx
 }
+
+/// A broker that keeps its subscribers' sessions across kill -9 (saved every second).
+pub const PERSISTENT: &str = "persistence true\npersistence_location DIR/\nautosave_interval 1";
+
+/// A subscriber whose session the broker keeps while it is away, so what is
+/// published during its absence waits for it.
+pub fn subscribe_session(port: u16, filter: &str, id: &str) -> crossbeam_channel::Receiver<Msg> {
+    let mut opts = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
+    opts.set_clean_session(false);
+    subscribe_with(opts, filter)
+}
+
+/// Waits until the broker has saved its sessions (the subscriber's included).
+/// Mosquitto logs "Saving" before it writes, so a save is known complete only
+/// once the next one starts: a kill -9 in between would keep the older file.
+pub fn saved(broker: &Mosquitto) {
+    let count = || {
+        broker
+            .log_text()
+            .matches("Saving in-memory database")
+            .count()
+    };
+    let before = count();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count() < before + 2 {
+        assert!(Instant::now() < deadline, "{}", broker.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
