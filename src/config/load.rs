@@ -23,6 +23,28 @@ pub fn parse(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ConfigError> {
     let expanded = env::expand(text, env);
+    let values: Vec<String> = expanded
+        .values
+        .iter()
+        .filter(|v| v.len() >= 3)
+        .cloned()
+        .collect();
+    match parse_expanded(file, expanded) {
+        // The secrets are not registered yet when loading fails, and
+        // serde quotes the values it refuses ("invalid type: string ...").
+        Err(ConfigError::Invalid { mut problems }) => {
+            for p in &mut problems {
+                for v in &values {
+                    p.message = p.message.replace(v.as_str(), "***");
+                }
+            }
+            Err(ConfigError::Invalid { problems })
+        }
+        other => other,
+    }
+}
+
+fn parse_expanded(file: &Path, expanded: env::Expanded) -> Result<Loaded, ConfigError> {
     // Every position below is found in the substituted text; users read
     // the file they wrote.
     let problem = |pos: Pos, message: String| Problem {

@@ -339,3 +339,17 @@ fn labels_a_model_lacks_are_problems_at_the_item() {
     // Unknown labels (no labels file): not checked.
     assert!(check_labels(&l, |_| None).is_empty());
 }
+
+/// A file that does not load has no secrets registered yet: its problems
+/// must not quote a variable's value (serde does: `invalid type: string`).
+#[test]
+fn problems_never_quote_a_variables_value() {
+    let text = "mqtt:\n  password: ${PW}\n  qos: ${PW}\n";
+    let env = |k: &str| (k == "PW").then(|| "hunter2-secret".to_string());
+    let Err(ConfigError::Invalid { problems }) = parse(Path::new("v.yaml"), text, env) else {
+        panic!("a string qos is a problem");
+    };
+    let all: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(all.iter().any(|p| p.starts_with("v.yaml:3:")), "{all:?}");
+    assert!(!all.iter().any(|p| p.contains("hunter2")), "{all:?}");
+}

@@ -249,6 +249,21 @@ fn reload(
             for name in &plan.remove {
                 publisher.removed(name);
             }
+            // New zones and lines on a running stream: its objects stay.
+            for s in new
+                .config
+                .streams
+                .iter()
+                .filter(|s| plan.regeometry.contains(&s.name))
+            {
+                let task = running.engines.get(&s.model).map(|(_, t)| *t);
+                if let Some(spec) = task
+                    .and_then(|t| StreamSettings::resolve(s, t).ok())
+                    .and_then(|r| r.track)
+                {
+                    tracking.track(&s.name, spec);
+                }
+            }
             info!(
                 kept = r.kept,
                 restarted = r.restarted,

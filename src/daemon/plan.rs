@@ -67,6 +67,9 @@ impl Inventory {
 pub struct Plan {
     /// Unchanged and running: left alone.
     pub keep: Vec<String>,
+    /// Kept streams whose zones or lines alone changed: the tracker takes
+    /// the new ones and keeps its objects.
+    pub regeometry: Vec<String>,
     /// Running, changed (or their model changed): stopped, started anew.
     pub restart: Vec<String>,
     /// Not running yet: started.
@@ -104,7 +107,16 @@ impl Plan {
         for s in &new.config.streams {
             let list = if !running.streams.contains(&s.name) {
                 &mut plan.add
-            } else if stream(old, &s.name) == Some(s) && !plan.load.contains(&s.model) {
+            } else if plan.load.contains(&s.model) {
+                &mut plan.restart
+            } else if stream(old, &s.name) == Some(s) {
+                &mut plan.keep
+            } else if stream(old, &s.name)
+                .map(|o| with_geometry_of(o, s))
+                .as_ref()
+                == Some(s)
+            {
+                plan.regeometry.push(s.name.clone());
                 &mut plan.keep
             } else {
                 &mut plan.restart
@@ -202,6 +214,15 @@ fn stream<'a>(l: &'a Loaded, name: &str) -> Option<&'a StreamConfig> {
     l.config.streams.iter().find(|s| s.name == name)
 }
 
+/// `old` with the zones and lines of `new`.
+fn with_geometry_of(old: &StreamConfig, new: &StreamConfig) -> StreamConfig {
+    StreamConfig {
+        zones: new.zones.clone(),
+        lines: new.lines.clone(),
+        ..old.clone()
+    }
+}
+
 fn uses(l: &Loaded, model: &str) -> bool {
     l.config.streams.iter().any(|s| s.model == model)
 }
@@ -266,6 +287,22 @@ pub(crate) mod tests {
         let p = plan(&old, &new);
         assert_eq!((p.keep, p.restart), (names(&["a"]), names(&["b"])));
         assert!(p.load.is_empty() && p.drop.is_empty() && p.add.is_empty());
+    }
+
+    #[test]
+    fn a_stream_whose_zones_alone_changed_keeps_running_and_its_objects() {
+        let zone = "zones: [{name: z, polygon: [[0, 0], [1, 0], [1, 1]]}]";
+        let old = loaded("", &[A, B]);
+        let b = B.trim_end_matches('}');
+        let new = loaded("", &[A, &format!("{b}, {zone}}}")]);
+        let p = plan(&old, &new);
+        assert_eq!(p.keep, names(&["a", "b"]));
+        assert_eq!(p.regeometry, names(&["b"]));
+        assert!(p.restart.is_empty());
+        // With something else changed too, it restarts as before.
+        let both = loaded("", &[A, &format!("{b}, fps: 3, {zone}}}")]);
+        let p = plan(&old, &both);
+        assert_eq!((p.restart, p.regeometry), (names(&["b"]), Vec::new()));
     }
 
     #[test]
