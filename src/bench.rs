@@ -219,10 +219,12 @@ pub fn stream(
     }
     let models = crate::daemon::load_models(&only)?;
     let counting = Arc::new(Counting::default());
-    let publisher: Arc<dyn Publish> = counting.clone();
+    // The stream as the daemon runs it: tracked when its config says so.
+    let tracking = Arc::new(crate::tracking::Tracking::new(counting.clone()));
+    let publisher: Arc<dyn Publish> = tracking.clone();
     let cpu_before = cpu_time();
     let started = Instant::now();
-    let running = Running::start(&only, models, &publisher, None)?;
+    let running = Running::start(&only, models, &publisher, Some(&tracking))?;
     while started.elapsed() < limit && counting.analysed.load(Ordering::Relaxed) < frames {
         let stopped = counting
             .states
