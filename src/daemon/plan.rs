@@ -236,7 +236,8 @@ pub(crate) mod tests {
     /// A valid config from `top` (top-level keys but models and streams)
     /// and `streams` (flow-style entries); model files exist, empty.
     pub(crate) fn loaded(top: &str, streams: &[&str]) -> Loaded {
-        let dir = std::env::temp_dir().join(format!("visiond-plan-{}", std::process::id()));
+        // One folder for every run: the files are the same, nothing piles up.
+        let dir = std::env::temp_dir().join("visiond-plan-tests");
         std::fs::create_dir_all(&dir).expect("temp dir");
         for m in ["m1.onnx", "m2.onnx"] {
             std::fs::write(dir.join(m), b"x").expect("model file");
