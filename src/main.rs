@@ -69,7 +69,48 @@ enum Command {
         /// Only this batch size (default: 1 and the largest the model takes).
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         batch: Option<u16>,
+        /// Measure each model and its `variants` and recommend the most
+        /// accurate one that sustains the load (the config's streams, or
+        /// --cameras at --fps).
+        #[arg(long)]
+        pick: bool,
+        /// With --pick: this many cameras ...
+        #[arg(long, requires = "pick", requires = "fps", value_parser = clap::value_parser!(u32).range(1..))]
+        cameras: Option<u32>,
+        /// ... at this many analysed frames a second each.
+        #[arg(long, requires = "cameras")]
+        fps: Option<f64>,
     },
+    /// Compare a variant of a detector with its reference on footage:
+    /// agreement per label, speed per thread layout, size and memory.
+    Eval(EvalArgs),
+}
+
+/// Knobs of `visiond eval`.
+#[derive(clap::Args)]
+struct EvalArgs {
+    #[arg(short, long)]
+    config: PathBuf,
+    /// The model taken as the truth (a name under `models:`).
+    #[arg(long)]
+    reference: String,
+    /// The model judged against it.
+    #[arg(long)]
+    variant: String,
+    /// A clip, a photograph, or a folder of photographs (.jpg, .png).
+    footage: PathBuf,
+    /// Use every N-th frame of a clip.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    every: u32,
+    /// Frames in all, at most.
+    #[arg(long, default_value_t = 1000)]
+    frames: usize,
+    /// Score at which an object counts, on both sides.
+    #[arg(long, default_value_t = 0.5)]
+    min_score: f32,
+    /// Frames per speed measurement (0: no speed).
+    #[arg(long, default_value_t = 200)]
+    speed_frames: usize,
 }
 
 /// `2x1` -> (2 workers, 1 thread).
@@ -115,6 +156,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Eval(args) => match eval(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                report(&e);
+                ExitCode::FAILURE
+            }
+        },
         Command::Bench {
             config,
             model,
@@ -122,14 +170,21 @@ fn main() -> ExitCode {
             stream,
             layout,
             batch,
-        } => match bench(
-            &config,
-            model.as_deref(),
-            frames,
-            stream.as_deref(),
-            layout,
-            batch.map(usize::from),
-        ) {
+            pick,
+            cameras,
+            fps,
+        } => match if pick {
+            pick_variants(&config, model.as_deref(), frames, layout, cameras.zip(fps))
+        } else {
+            bench(
+                &config,
+                model.as_deref(),
+                frames,
+                stream.as_deref(),
+                layout,
+                batch.map(usize::from),
+            )
+        } {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 report(&e);
@@ -247,6 +302,74 @@ fn check(path: &std::path::Path) -> ExitCode {
         println!("stream {}: {spec} -> {} ({fps})", s.name, s.model);
     }
     ExitCode::SUCCESS
+}
+
+fn eval(a: &EvalArgs) -> anyhow::Result<()> {
+    if !(0.0..=1.0).contains(&a.min_score) {
+        anyhow::bail!("--min-score {} is not between 0 and 1", a.min_score);
+    }
+    let loaded = config::load(&a.config)?;
+    let opts = visiond::evaluate::Options {
+        pick: visiond::evaluate::Pick {
+            every: a.every as usize,
+            limit: a.frames,
+        },
+        min_score: a.min_score,
+        speed_frames: a.speed_frames,
+    };
+    let report = visiond::evaluate::evaluate(&loaded, &a.reference, &a.variant, &a.footage, opts)?;
+    print!("{report}");
+    Ok(())
+}
+
+/// `visiond bench --pick`: each model's candidates measured, one recommended.
+fn pick_variants(
+    path: &std::path::Path,
+    model: Option<&str>,
+    frames: usize,
+    layout: Option<(usize, usize)>,
+    cameras: Option<(u32, f64)>,
+) -> anyhow::Result<()> {
+    use visiond::evaluate::pick;
+    let loaded = config::load(path)?;
+    visiond::inference::runtime::init(loaded.config.onnxruntime.as_deref())?;
+    let layouts = match layout {
+        Some(l) => vec![l],
+        None => visiond::bench::layouts(visiond::evaluate::cores()),
+    };
+    let models: Vec<_> = loaded
+        .config
+        .models
+        .iter()
+        .filter(|m| model.is_none_or(|n| n == m.name))
+        .collect();
+    if models.is_empty() {
+        anyhow::bail!(
+            "no model named {:?} in {}",
+            model.unwrap_or(""),
+            path.display()
+        );
+    }
+    for m in models {
+        let load = match cameras {
+            Some((n, fps)) if fps.is_finite() && fps > 0.0 => f64::from(n) * fps,
+            Some((_, fps)) => anyhow::bail!("--fps {fps} must be above 0"),
+            None => pick::load_of(&loaded, &m.name),
+        };
+        let choice = pick::measure(m, load, &layouts, frames)?;
+        print!("{choice}");
+        let c = &choice.candidates[choice.chosen];
+        if choice.sustained {
+            println!("recommended for {}: {}\n", m.name, c.path.display());
+        } else {
+            println!(
+                "no candidate of {} sustains {load:.1} frames/s here; the fastest is {}\n",
+                m.name,
+                c.path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn bench(

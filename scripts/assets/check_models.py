@@ -7,7 +7,7 @@ Run by scripts/setup-assets.sh with $VISIOND_CACHE/venv-ref's Python:
 
 - the extracted libonnxruntime.so loads and reports the pinned version;
 - each model's inputs/outputs (name, shape, dtype) are printed;
-- SSD-MobileNetV2 (uint8 NHWC, any size; fed 300x300): chelsea -> cat
+- SSD-MobileNetV2, float and int8 (uint8 NHWC, any size; fed 300x300): chelsea -> cat
   (COCO id 17, column 16) > 0.5, coffee -> cup > 0.5, astronaut -> person > 0.5;
 - EfficientNet-Lite0 (uint8 NHWC 224x224, uint8 softmax / 256): chelsea -> a
   cat (tabby, tiger cat, Egyptian cat), coffee -> espresso.
@@ -65,6 +65,26 @@ def rgb(media, photo, w, h):
     return np.asarray(img.resize((w, h), Image.BILINEAR), dtype=np.uint8)[None]
 
 
+def check_ssd(name, ssd, coco, media):
+    describe(name, ssd)
+    s_in = ssd.get_inputs()[0].name
+    s_out = [o.name for o in ssd.get_outputs()]
+    check(s_in == "image_tensor:0", f"{name}: input is {s_in!r}")
+    check(s_out == ["Postprocessor/Slice:0", "Postprocessor/ExpandDims_1:0"], f"{name}: outputs are {s_out}")
+    for photo, want in SSD_EXPECT.items():
+        t = time.perf_counter()
+        scores, boxes = ssd.run(s_out, {s_in: rgb(media, photo, 300, 300)})
+        ms = (time.perf_counter() - t) * 1e3
+        check(scores.shape == (1, 1917, 90) and boxes.shape == (1, 1917, 1, 4),
+              f"{name}: output shapes {scores.shape} {boxes.shape}")
+        anchor, col = np.unravel_index(np.argmax(scores[0]), scores[0].shape)
+        score = float(scores[0, anchor, col])
+        ymin, xmin, ymax, xmax = (float(x) for x in boxes[0, anchor, 0])
+        print(f"  {photo}: {coco[col]} (id {col + 1}, column {col}) {score:.3f} at anchor {anchor}, "
+              f"box ymin={ymin:.3f} xmin={xmin:.3f} ymax={ymax:.3f} xmax={xmax:.3f}  [{ms:.0f} ms]")
+        check(coco[col] == want and score > 0.5, f"{name} on {photo}: {coco[col]} {score:.3f}, expected {want} > 0.5")
+
+
 def main():
     models, media, lib = sys.argv[1:4]
     opts = ort.SessionOptions()
@@ -81,25 +101,10 @@ def main():
     imagenet = load_labels(os.path.join(models, "imagenet_labels.txt"), 1000)
     check(imagenet[281] == "tabby", "imagenet_labels.txt: line 281 must be tabby")
 
-    ssd = ort.InferenceSession(os.path.join(models, "ssd_mobilenet_v2_coco.onnx"), opts,
-                               providers=["CPUExecutionProvider"])
-    describe("ssd_mobilenet_v2_coco.onnx", ssd)
-    s_in = ssd.get_inputs()[0].name
-    s_out = [o.name for o in ssd.get_outputs()]
-    check(s_in == "image_tensor:0", f"SSD input is {s_in!r}")
-    check(s_out == ["Postprocessor/Slice:0", "Postprocessor/ExpandDims_1:0"], f"SSD outputs are {s_out}")
-    for photo, want in SSD_EXPECT.items():
-        t = time.perf_counter()
-        scores, boxes = ssd.run(s_out, {s_in: rgb(media, photo, 300, 300)})
-        ms = (time.perf_counter() - t) * 1e3
-        check(scores.shape == (1, 1917, 90) and boxes.shape == (1, 1917, 1, 4),
-              f"SSD output shapes {scores.shape} {boxes.shape}")
-        anchor, col = np.unravel_index(np.argmax(scores[0]), scores[0].shape)
-        score = float(scores[0, anchor, col])
-        ymin, xmin, ymax, xmax = (float(x) for x in boxes[0, anchor, 0])
-        print(f"  {photo}: {coco[col]} (id {col + 1}, column {col}) {score:.3f} at anchor {anchor}, "
-              f"box ymin={ymin:.3f} xmin={xmin:.3f} ymax={ymax:.3f} xmax={xmax:.3f}  [{ms:.0f} ms]")
-        check(coco[col] == want and score > 0.5, f"SSD on {photo}: {coco[col]} {score:.3f}, expected {want} > 0.5")
+    # The int8 model must answer like the float one: same inputs, outputs, findings.
+    for name in ("ssd_mobilenet_v2_coco.onnx", "ssd_mobilenet_v2_coco_int8.onnx"):
+        check_ssd(name, ort.InferenceSession(os.path.join(models, name), opts, providers=["CPUExecutionProvider"]),
+                  coco, media)
 
     eff = ort.InferenceSession(os.path.join(models, "efficientnet_lite0.onnx"), opts,
                                providers=["CPUExecutionProvider"])

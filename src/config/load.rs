@@ -94,6 +94,9 @@ fn parse_expanded(file: &Path, expanded: env::Expanded) -> Result<Loaded, Config
         if let Some(d) = &mut m.description {
             *d = base.join(&*d);
         }
+        for v in &mut m.variants {
+            v.path = base.join(&v.path);
+        }
         for e in describe_model(m) {
             late.push((format!("models[{i}].description"), e));
         }

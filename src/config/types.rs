@@ -209,6 +209,38 @@ pub struct ModelConfig {
     /// Execution providers, tried in order (default: cpu).
     #[serde(default)]
     pub providers: Vec<Provider>,
+    /// Cheaper stand-ins for this model (int8, a smaller width multiplier),
+    /// with the same labels and outputs; `visiond bench --pick` measures
+    /// them, and `pick: auto` lets the daemon choose.
+    #[serde(default)]
+    pub variants: Vec<VariantConfig>,
+    /// fixed (default): run `path`; auto: at start, measure `path` and its
+    /// variants on this device and run the most accurate one that sustains
+    /// the streams' load.
+    #[serde(default)]
+    pub pick: Pick,
+}
+
+/// A stand-in for a model: another file with the same inputs and outputs.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct VariantConfig {
+    /// The `.onnx` file; relative to the config file's folder.
+    pub path: PathBuf,
+    /// Recall (or the lower of recall and precision) against the model,
+    /// as `visiond eval` measured it on your footage, 0 to 1. Variants
+    /// without one rank after those with one, in the order listed.
+    #[serde(default)]
+    pub agreement: Option<f64>,
+}
+
+/// Which of a model and its variants runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Pick {
+    #[default]
+    Fixed,
+    Auto,
 }
 
 impl ModelConfig {

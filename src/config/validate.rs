@@ -199,6 +199,35 @@ fn validate_models<'a>(
                 format!("model {:?}: file {} not found", m.name, m.path.display()),
             ));
         }
+        for (j, v) in m.variants.iter().enumerate() {
+            if !v.path.is_file() {
+                problems.push((
+                    at(&format!("variants[{j}].path")),
+                    format!(
+                        "model {:?}: variant file {} not found",
+                        m.name,
+                        v.path.display()
+                    ),
+                ));
+            }
+            if let Some(a) = v.agreement
+                && !(a.is_finite() && a > 0.0 && a <= 1.0)
+            {
+                problems.push((
+                    at(&format!("variants[{j}].agreement")),
+                    "agreement must be above 0 and at most 1 (as `visiond eval` reports it)".into(),
+                ));
+            }
+        }
+        if m.pick == crate::config::Pick::Auto && m.variants.is_empty() {
+            problems.push((
+                at("pick"),
+                format!(
+                    "model {:?}: pick: auto chooses among variants, and there are none",
+                    m.name
+                ),
+            ));
+        }
         if let Some(l) = &m.labels
             && !l.is_file()
         {

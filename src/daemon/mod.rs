@@ -95,10 +95,11 @@ fn load_model(loaded: &Loaded, name: &str) -> Result<Vec<Model>, DaemonError> {
         .ok_or_else(|| in_streams(format!("no model named {name:?}")))?;
     let settings = ModelSettings::resolve(cfg);
     let (workers, threads) = (settings.workers, settings.threads);
+    let cfg = &crate::evaluate::pick::resolve(loaded, cfg, workers, threads);
     let (sessions, ms) =
         Model::load_workers(cfg, workers, threads).map_err(|e| in_streams(e.to_string()))?;
     if let Some(model) = sessions.first() {
-        info!(model = %cfg.name, task = %model.task, provider = %model.provider, input = ?(model.input.width, model.input.height), workers, threads, warm_up_ms = ms.round(), "model loaded");
+        info!(model = %cfg.name, path = %cfg.path.display(), task = %model.task, provider = %model.provider, input = ?(model.input.width, model.input.height), workers, threads, warm_up_ms = ms.round(), "model loaded");
     }
     Ok(sessions)
 }

@@ -30,7 +30,9 @@ fn clock() -> impl Strategy<Value = Clock> {
 
 fn coord() -> impl Strategy<Value = f32> {
     prop_oneof![
-        6 => -0.2f32..1.2,
+        // Through integers: proptest's own f32 range sampler panicked here
+        // once in a few hundred runs.
+        6 => (-200i32..1200).prop_map(|v| v as f32 / 1000.0),
         1 => proptest::num::f32::ANY,
         1 => Just(f32::NAN),
         1 => Just(f32::INFINITY),
