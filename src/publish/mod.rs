@@ -6,6 +6,7 @@ mod link;
 mod mqtt;
 mod outbox;
 pub mod payload;
+mod retry;
 pub mod spool;
 mod spooler;
 
@@ -16,7 +17,7 @@ use crate::frame::Analysis;
 use crate::status::StreamStatus;
 use crate::tracking::Event;
 
-pub use mqtt::{MqttCounters, MqttPublisher, MqttSettings, Protocol, TlsFiles};
+pub use mqtt::{Incoming, MqttCounters, MqttPublisher, MqttSettings, Protocol, TlsFiles};
 
 /// Where results and stream health go. Implementations never block the
 /// caller on the network.
