@@ -98,6 +98,11 @@ impl Topics {
         format!("{}/{stream}/events", self.base)
     }
 
+    /// Every topic of the node starts with it: `P/N/`.
+    pub fn node(&self) -> String {
+        format!("{}/", self.base)
+    }
+
     /// Every topic of the stream starts with it.
     pub fn stream(&self, stream: &str) -> String {
         format!("{}/{stream}/", self.base)

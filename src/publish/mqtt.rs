@@ -311,6 +311,10 @@ impl MqttPublisher {
     /// Incoming messages from now on; a second call replaces the first.
     pub fn listen(&self) -> Receiver<Incoming> {
         let (tx, rx) = crossbeam_channel::bounded(INBOX);
+        // A connect that came first is not missed.
+        if self.shared.counters.connected.load(Ordering::Relaxed) {
+            let _ = tx.try_send(Incoming::Connected);
+        }
         *held(&self.shared.inbox) = Some(tx);
         rx
     }
