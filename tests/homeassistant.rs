@@ -59,7 +59,7 @@ fn retained(port: u16, filter: &str) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-/// The first message on `topic` that `ok` accepts, within `secs`.
+/// The first message that `ok` accepts, within `secs`.
 fn wait_for(
     rx: &crossbeam_channel::Receiver<Msg>,
     secs: u64,
@@ -74,7 +74,37 @@ fn wait_for(
             return m;
         }
     }
-    panic!("no {what} within {secs} s");
+    // The daemon's log says why (tests run from one folder at a time).
+    let log = LOG.with(|l| l.borrow().clone());
+    let log = log.map(|p| std::fs::read_to_string(p).unwrap_or_default());
+    panic!("no {what} within {secs} s\n{}", log.unwrap_or_default());
+}
+
+thread_local! {
+    /// The log file of this test's daemon, for failure messages.
+    static LOG: std::cell::RefCell<Option<std::path::PathBuf>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Failures of `wait_for` show this daemon's log.
+fn watch(d: &Daemon) {
+    LOG.with(|l| *l.borrow_mut() = Some(d.log.clone()));
+}
+
+/// Waits until the broker retains `want` on `topic`.
+fn retained_eventually(port: u16, topic: &str, want: &[u8], secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let got = retained(port, topic).remove(topic);
+        if got.as_deref() == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: {:?}, not {:?}",
+            got.map(|g| String::from_utf8_lossy(&g).into_owned()),
+            String::from_utf8_lossy(want)
+        );
+    }
 }
 
 fn hup(daemon: &Daemon) {
@@ -118,6 +148,7 @@ fn discovery_is_retained_resent_for_home_assistant_and_follows_the_config() {
         "    labels: [person, teddy bear]\n    zones:\n      - {name: door, polygon: [[0, 0], [1, 0], [1, 1]]}\n",
     ) + &test_stream("b", "");
     let mut daemon = Daemon::start(&config("ha", &broker.url(), true, &streams), &[]);
+    watch(&daemon);
     let status = subscribe(broker.port, "visiond/ha/+/status");
     wait_for(&status, 60, "a playing stream", |m| {
         m.json()["state"] == "playing"
@@ -258,13 +289,13 @@ fn the_detect_switch_pauses_a_stream_across_reloads_and_restarts() {
     let streams = test_stream("cam", "    labels: [person]\n") + &test_stream("other", "");
     let text = config("sw", &broker.url(), false, &streams);
     let mut daemon = Daemon::start(&text, &[]);
+    watch(&daemon);
     let rx = subscribe(broker.port, "visiond/sw/#");
     wait_for(&rx, 60, "detections", |m| {
         m.topic == "visiond/sw/cam/detections"
     });
-    let state = retained(broker.port, "visiond/sw/+/detect/state");
-    assert_eq!(state["visiond/sw/cam/detect/state"], b"ON");
-    assert_eq!(state["visiond/sw/other/detect/state"], b"ON");
+    retained_eventually(broker.port, "visiond/sw/cam/detect/state", b"ON", 10);
+    retained_eventually(broker.port, "visiond/sw/other/detect/state", b"ON", 10);
 
     // Garbage and unknown streams change nothing and stop nothing.
     publish(broker.port, "visiond/sw/cam/detect/set", b"maybe", false);
@@ -329,6 +360,7 @@ fn the_detect_switch_pauses_a_stream_across_reloads_and_restarts() {
     });
     assert_eq!(daemon.terminate().0, Some(0));
     let mut daemon = Daemon::start(&std::fs::read_to_string(&path).unwrap(), &[]);
+    watch(&daemon);
     let rx = subscribe(broker.port, "visiond/sw/#");
     // Its first state past `starting` is `paused`: it never played.
     let first = wait_for(&rx, 60, "cam's state after the restart", |m| {
@@ -339,6 +371,52 @@ fn the_detect_switch_pauses_a_stream_across_reloads_and_restarts() {
     assert_eq!(detections(&rx, "cam", 2.0), 0, "{}", daemon.log_text());
     assert_eq!(
         retained(broker.port, "visiond/sw/cam/detect/state")["visiond/sw/cam/detect/state"],
+        b"OFF"
+    );
+    assert_eq!(daemon.terminate().0, Some(0));
+}
+
+/// MQTT 5, and a broker that restarts (clean sessions keep no
+/// subscription): commands still arrive because visiond subscribes again.
+#[test]
+fn commands_arrive_over_mqtt5_and_after_the_broker_restarts() {
+    let mut broker = Mosquitto::start();
+    let text = config(
+        "v5",
+        &broker.url(),
+        true,
+        &test_stream("cam", "    labels: [person]\n"),
+    )
+    .replace("mqtt:\n", "mqtt:\n  protocol: 5\n");
+    let mut daemon = Daemon::start(&text, &[]);
+    watch(&daemon);
+    let rx = subscribe(broker.port, "visiond/v5/cam/#");
+    wait_for(&rx, 60, "playing", |m| {
+        m.topic == "visiond/v5/cam/status" && m.json()["state"] == "playing"
+    });
+    broker.kill();
+    broker.restart();
+    // Nothing was persisted: everything retained comes again after the reconnect.
+    let configs = subscribe(broker.port, "homeassistant/device/+/config");
+    wait_for(&configs, 30, "discovery after the broker's restart", |m| {
+        m.topic == "homeassistant/device/visiond_v5_cam/config" && !m.payload.is_empty()
+    });
+    let rx = subscribe(broker.port, "visiond/v5/cam/#");
+    // The re-subscription may trail the configs by a moment.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let paused = loop {
+        publish(broker.port, "visiond/v5/cam/detect/set", b"OFF", false);
+        let got = (0..10).any(|_| {
+            rx.recv_timeout(Duration::from_millis(100))
+                .is_ok_and(|m| m.topic == "visiond/v5/cam/status" && m.json()["state"] == "paused")
+        });
+        if got || Instant::now() > deadline {
+            break got;
+        }
+    };
+    assert!(paused, "{}", daemon.log_text());
+    assert_eq!(
+        retained(broker.port, "visiond/v5/cam/detect/state")["visiond/v5/cam/detect/state"],
         b"OFF"
     );
     assert_eq!(daemon.terminate().0, Some(0));
