@@ -313,12 +313,13 @@ fn reload(
                 publisher.removed(name);
             }
             // New zones and lines on a running stream: its objects stay.
-            for s in new
-                .config
-                .streams
-                .iter()
-                .filter(|s| plan.regeometry.contains(&s.name))
-            {
+            // Discovery turned on or off changes which labels a stream
+            // without `labels` zeroes: running streams take that too.
+            let ha_toggled =
+                loaded.config.homeassistant.is_some() != new.config.homeassistant.is_some();
+            for s in new.config.streams.iter().filter(|s| {
+                plan.regeometry.contains(&s.name) || (ha_toggled && plan.keep.contains(&s.name))
+            }) {
                 let ha = new.config.homeassistant.is_some();
                 if let Some(spec) = running
                     .engines
