@@ -237,7 +237,8 @@ pub fn stream(
     let publisher: Arc<dyn Publish> = tracking.clone();
     let cpu_before = cpu_time();
     let started = Instant::now();
-    let running = Running::start(&only, models, &publisher, Some(&tracking))?;
+    let switches = Arc::default();
+    let running = Running::start(&only, models, &publisher, Some(&tracking), &switches)?;
     while started.elapsed() < limit && counting.analysed.load(Ordering::Relaxed) < frames {
         let stopped = counting
             .states

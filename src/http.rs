@@ -21,9 +21,10 @@ pub struct Monitor {
     clock: Arc<dyn Clock>,
 }
 
-const STATES: [(StreamState, &str); 5] = [
+const STATES: [(StreamState, &str); 6] = [
     (StreamState::Starting, "starting"),
     (StreamState::Playing, "playing"),
+    (StreamState::Paused, "paused"),
     (StreamState::Reconnecting, "reconnecting"),
     (StreamState::Failed, "failed"),
     (StreamState::Stopped, "stopped"),

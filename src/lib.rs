@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod evaluate;
 pub mod frame;
+pub mod homeassistant;
 pub mod http;
 pub mod inference;
 pub mod notify;

@@ -301,6 +301,32 @@ fn check(path: &std::path::Path) -> ExitCode {
             .map_or("every frame".to_string(), |f| format!("{f} fps"));
         println!("stream {}: {spec} -> {} ({fps})", s.name, s.model);
     }
+    if let Some(ha) = &loaded.config.homeassistant {
+        let topics = visiond::publish::Topics::new(&loaded.config.mqtt.prefix, &loaded.node);
+        let d = visiond::homeassistant::Discovery::new(ha, &loaded.node, topics);
+        let streams: Vec<_> = loaded
+            .config
+            .streams
+            .iter()
+            .filter_map(|s| {
+                let m = models.get(&s.model)?.first()?;
+                let labels: Vec<String> = (0..m.labels.len())
+                    .map(|i| m.labels.get(i).to_string())
+                    .collect();
+                Some(visiond::homeassistant::entities(s, m.task, &labels))
+            })
+            .collect();
+        for (s, (topic, config)) in streams
+            .iter()
+            .zip(streams.iter().map(|s| d.stream_config(s)))
+        {
+            println!(
+                "home assistant: {topic}: {} entities, labels [{}]",
+                config.components.len(),
+                s.labels.join(", ")
+            );
+        }
+    }
     ExitCode::SUCCESS
 }
 

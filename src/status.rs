@@ -7,6 +7,8 @@ use std::time::SystemTime;
 pub enum StreamState {
     Starting,
     Playing,
+    /// Analysis switched off (`detect/set OFF`); the source keeps running.
+    Paused,
     Reconnecting,
     Failed,
     Stopped,

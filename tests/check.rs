@@ -76,3 +76,32 @@ fn env_values_with_yaml_characters_pass_check_and_stay_secret() {
         );
     }
 }
+
+/// With `homeassistant`, check names each stream's device and its labels.
+#[test]
+fn check_shows_the_home_assistant_devices() {
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("c.yaml");
+    let text = format!(
+        "node: n\nhomeassistant: {{}}\nmqtt: {{url: \"mqtt://127.0.0.1:1\"}}\nmodels:\n  - name: coco\n    path: {}\n    labels: {}\nstreams:\n  - {{name: door, source: \"test://\", model: coco, labels: [person]}}\n  - {{name: yard, source: \"test://\", model: coco}}\n",
+        models.join("ssd_mobilenet_v2_coco.onnx").display(),
+        models.join("coco_labels.txt").display()
+    );
+    std::fs::write(&file, text).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_visiond"))
+        .args(["check", "-c"])
+        .arg(&file)
+        .output()
+        .expect("visiond check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("home assistant: homeassistant/device/visiond_n_door/config: 7 entities, labels [person]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("home assistant: homeassistant/device/visiond_n_yard/config: 16 entities, labels [person, car, dog, cat]"),
+        "{stdout}"
+    );
+}

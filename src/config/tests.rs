@@ -353,3 +353,34 @@ fn problems_never_quote_a_variables_value() {
     assert!(all.iter().any(|p| p.starts_with("v.yaml:3:")), "{all:?}");
     assert!(!all.iter().any(|p| p.contains("hunter2")), "{all:?}");
 }
+
+#[test]
+fn the_homeassistant_section_is_checked_like_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    write_models(dir.path());
+    let base = "mqtt: {url: \"mqtt://h\"}\nmodels: [{name: m, path: m.onnx}]\n";
+    let ok = parse(
+        &dir.path().join("c.yaml"),
+        &format!("{base}homeassistant: {{}}\n"),
+        env,
+    )
+    .expect("a bare section is valid");
+    let ha = ok.config.homeassistant.expect("present");
+    assert_eq!(ha.prefix, "homeassistant");
+    let text = format!("{base}homeassistant:\n  prefix: ha/#\n  prefx: x\n");
+    let err = parse(&dir.path().join("c.yaml"), &text, env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("c.yaml:5:3: unknown key `prefx` in homeassistant; did you mean `prefix`?"),
+        "{err}"
+    );
+    let text = format!("{base}homeassistant:\n  prefix: ha/#\n");
+    let err = parse(&dir.path().join("c.yaml"), &text, env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("c.yaml:4:11: prefix \"ha/#\" must be topic levels without MQTT wildcards"),
+        "{err}"
+    );
+}

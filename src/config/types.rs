@@ -36,6 +36,23 @@ pub struct Config {
     /// `/healthz` and `/metrics`; off unless `listen` is given.
     #[serde(default)]
     pub http: Option<HttpConfig>,
+    /// Home Assistant MQTT discovery: a device per stream; absent: none.
+    #[serde(default)]
+    pub homeassistant: Option<HomeAssistantConfig>,
+}
+
+/// Home Assistant MQTT discovery (Home Assistant 2024.11 and later).
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct HomeAssistantConfig {
+    /// The discovery prefix Home Assistant listens on (default
+    /// `homeassistant`); no MQTT wildcards.
+    #[serde(default = "default_ha_prefix")]
+    pub prefix: String,
+}
+
+fn default_ha_prefix() -> String {
+    "homeassistant".into()
 }
 
 /// The HTTP endpoint for health checks and metrics.

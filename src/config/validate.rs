@@ -92,6 +92,22 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
             MAX_GRACE,
         );
     }
+    if let Some(ha) = &config.homeassistant {
+        let p = &ha.prefix;
+        if p.is_empty()
+            || p.contains(['#', '+', '\0'])
+            || p.starts_with('/')
+            || p.ends_with('/')
+            || p.split('/').any(str::is_empty)
+        {
+            problems.push((
+                "homeassistant.prefix".into(),
+                format!(
+                    "prefix {p:?} must be topic levels without MQTT wildcards, e.g. homeassistant"
+                ),
+            ));
+        }
+    }
     let model_names = validate_models(config, &mut problems);
     validate_streams(config, &model_names, &mut problems);
     problems

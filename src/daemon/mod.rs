@@ -3,6 +3,7 @@
 //! [`Plan`] applied by [`apply::apply`], all or nothing.
 
 pub mod apply;
+pub mod control;
 mod endpoint;
 pub mod plan;
 pub mod watchdog;
@@ -24,6 +25,7 @@ use crate::inference::{Engine, Heartbeat, Input, Model, ModelError, runtime};
 use crate::publish::{MqttPublisher, MqttSettings, Publish};
 use crate::source::{PipelineSettings, StreamHandle, StreamSetup, fps_phase, spawn_stream};
 use crate::tracking::Tracking;
+use control::{ControlThread, Switches};
 
 /// SIGTERM to exit: PRODUCT.md allows 5 s; MQTT gets what is left of it.
 const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4500);
@@ -119,20 +121,33 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     }
 
     let settings = MqttSettings::from_config(&loaded).map_err(DaemonError::Mqtt)?;
+    let topics = settings.topics.clone();
     info!(broker = %format!("{}:{}", settings.host, settings.port), node = %loaded.node, "starting");
     let mqtt =
         Arc::new(MqttPublisher::start(settings).map_err(|e| DaemonError::Mqtt(e.to_string()))?);
     // A reachable broker gets the first frames too (a file's first frames
     // would otherwise be analysed before the connection is up); an
     // unreachable one does not hold the streams back for long.
+    let switches = Arc::new(Switches::default());
+    let setup = control_setup(&loaded, |m| {
+        let first = models.get(m)?.first()?;
+        let labels = (0..first.labels.len())
+            .map(|i| first.labels.get(i).to_string())
+            .collect();
+        Some((first.task, labels))
+    });
+    let control = ControlThread::start(mqtt.clone(), topics, setup, switches.clone())?;
     if !mqtt.wait_connected(BROKER_GRACE) {
         warn!("MQTT broker not reachable yet; starting the streams anyway");
+    } else if !control.wait_ready(BROKER_GRACE) {
+        // The switches' retained state was not read: they start on.
+        warn!("the broker did not answer the start-up subscriptions in time");
     }
     // Inference -> tracking -> MQTT.
     let tracking = Arc::new(Tracking::new(mqtt.clone()));
     let publisher: Arc<dyn Publish> = tracking.clone();
 
-    let mut running = Running::start(&loaded, models, &publisher, Some(&tracking))?;
+    let mut running = Running::start(&loaded, models, &publisher, Some(&tracking), &switches)?;
     let mut http = endpoint::Http::start(
         HttpSettings::resolve(loaded.config.http.as_ref()),
         mqtt.counters(),
@@ -166,8 +181,12 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
                 &mut running,
                 &mut loaded,
                 new,
-                &publisher,
-                &tracking,
+                Ctx {
+                    publisher: &publisher,
+                    tracking: &tracking,
+                    switches: &switches,
+                    control: &control,
+                },
                 &mut http,
                 started,
             ),
@@ -188,6 +207,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     tracking.shutting_down();
     running.stop();
     tracking.finish();
+    drop(control);
     drop(publisher);
     drop(tracking);
     let mqtt =
@@ -213,16 +233,57 @@ fn tell_reload_refused(running: &Running, publisher: &Arc<dyn Publish>, why: &st
     }
 }
 
+/// What a reload works with, besides the config and the running parts.
+struct Ctx<'a> {
+    publisher: &'a Arc<dyn Publish>,
+    tracking: &'a Tracking,
+    switches: &'a Arc<Switches>,
+    control: &'a ControlThread,
+}
+
+/// The control loop's view of a config: stream names and, with
+/// `homeassistant`, each stream's entities; `model` gives a model's task
+/// and labels (streams on a model that is not there get none).
+fn control_setup(
+    loaded: &Loaded,
+    model: impl Fn(&str) -> Option<(Task, Vec<String>)>,
+) -> control::Setup {
+    let c = &loaded.config;
+    control::Setup {
+        streams: c.streams.iter().map(|s| s.name.clone()).collect(),
+        discovery: c.homeassistant.as_ref().map(|ha| {
+            let topics = crate::publish::Topics::new(&c.mqtt.prefix, &loaded.node);
+            let streams = c
+                .streams
+                .iter()
+                .filter_map(|s| {
+                    let (task, labels) = model(&s.model)?;
+                    Some(crate::homeassistant::entities(s, task, &labels))
+                })
+                .collect();
+            (
+                crate::homeassistant::Discovery::new(ha, &loaded.node, topics),
+                streams,
+            )
+        }),
+    }
+}
+
 /// Applies a new, valid config as a plan: all of it, or none of it.
 fn reload(
     running: &mut Running,
     loaded: &mut Loaded,
     new: Loaded,
-    publisher: &Arc<dyn Publish>,
-    tracking: &Tracking,
+    ctx: Ctx<'_>,
     http: &mut endpoint::Http,
     started: Instant,
 ) {
+    let Ctx {
+        publisher,
+        tracking,
+        switches,
+        control,
+    } = ctx;
     crate::redact::register(&new.secrets);
     let plan = Plan::new(loaded, &new, &running.inventory());
     if let Some(notice) = plan.restart_notice(loaded, &new) {
@@ -231,6 +292,8 @@ fn reload(
     let mut live = Live {
         publisher,
         tracking: Some(tracking),
+        switches,
+        homeassistant: new.config.homeassistant.is_some(),
     };
     let result = apply::apply(&mut live, running, loaded, &new, &plan);
     let failed = match result {
@@ -251,16 +314,18 @@ fn reload(
                 publisher.removed(name);
             }
             // New zones and lines on a running stream: its objects stay.
-            for s in new
-                .config
-                .streams
-                .iter()
-                .filter(|s| plan.regeometry.contains(&s.name))
-            {
-                let task = running.engines.get(&s.model).map(|(_, t)| *t);
-                if let Some(spec) = task
-                    .and_then(|t| StreamSettings::resolve(s, t).ok())
-                    .and_then(|r| r.track)
+            // Discovery turned on or off changes which labels a stream
+            // without `labels` zeroes: running streams take that too.
+            let ha_toggled =
+                loaded.config.homeassistant.is_some() != new.config.homeassistant.is_some();
+            for s in new.config.streams.iter().filter(|s| {
+                plan.regeometry.contains(&s.name) || (ha_toggled && plan.keep.contains(&s.name))
+            }) {
+                let ha = new.config.homeassistant.is_some();
+                if let Some(spec) = running
+                    .engines
+                    .get(&s.model)
+                    .and_then(|(e, t)| track_spec(s, *t, &e.labels, ha))
                 {
                     tracking.track(&s.name, spec);
                 }
@@ -274,6 +339,12 @@ fn reload(
                 "reloaded"
             );
             *loaded = next;
+            if !plan.discovery.is_empty() {
+                info!(streams = %plan.discovery.join(", "), "reload: Home Assistant discovery changes");
+            }
+            control.set(control_setup(loaded, |m| {
+                running.engines.get(m).map(|(e, t)| (*t, e.labels.clone()))
+            }));
             return;
         }
         Err(e) => e,
@@ -295,6 +366,10 @@ struct Live<'a> {
     publisher: &'a Arc<dyn Publish>,
     /// Where streams that track are registered (none in `visiond bench`).
     tracking: Option<&'a Tracking>,
+    /// Each stream's detect switch.
+    switches: &'a Arc<Switches>,
+    /// Discovery is on: streams without `labels` count the default ones.
+    homeassistant: bool,
 }
 
 impl Stages for Live<'_> {
@@ -311,14 +386,7 @@ impl Stages for Live<'_> {
         index: usize,
         (engine, task): &(Engine, Task),
     ) -> Result<StreamHandle, DaemonError> {
-        start_stream(
-            s,
-            fps_phase(index),
-            engine,
-            *task,
-            self.publisher,
-            self.tracking,
-        )
+        start_stream(s, fps_phase(index), engine, *task, self)
     }
 
     fn stop(&mut self, streams: Vec<StreamHandle>) {
@@ -341,9 +409,16 @@ impl Running {
         models: HashMap<String, Vec<Model>>,
         publisher: &Arc<dyn Publish>,
         tracking: Option<&Tracking>,
+        switches: &Arc<Switches>,
     ) -> Result<Self, DaemonError> {
         let mut running = Self::default();
-        let result = running.start_all(loaded, models, publisher, tracking);
+        let live = Live {
+            publisher,
+            tracking,
+            switches,
+            homeassistant: loaded.config.homeassistant.is_some(),
+        };
+        let result = running.start_all(loaded, models, live);
         match result {
             Ok(()) => Ok(running),
             Err(e) => {
@@ -357,17 +432,12 @@ impl Running {
         &mut self,
         loaded: &Loaded,
         models: HashMap<String, Vec<Model>>,
-        publisher: &Arc<dyn Publish>,
-        tracking: Option<&Tracking>,
+        mut live: Live<'_>,
     ) -> Result<(), DaemonError> {
         for (name, sessions) in models {
             self.engines
-                .insert(name, start_engine(sessions, publisher)?);
+                .insert(name, start_engine(sessions, live.publisher)?);
         }
-        let mut live = Live {
-            publisher,
-            tracking,
-        };
         for (i, s) in loaded.config.streams.iter().enumerate() {
             let engine = self
                 .engines
@@ -432,23 +502,44 @@ fn start_engine(
     }
 }
 
+/// How a stream is tracked; with discovery on, a stream that lists no
+/// labels zeroes the counts of the default ones its entities show.
+fn track_spec(
+    s: &StreamConfig,
+    task: Task,
+    model_labels: &[String],
+    homeassistant: bool,
+) -> Option<crate::tracking::TrackSpec> {
+    let mut spec = StreamSettings::resolve(s, task).ok()?.track?;
+    if homeassistant && s.labels.is_none() {
+        spec.labels = crate::homeassistant::stream_labels(s, model_labels)
+            .iter()
+            .map(|l| Arc::from(l.as_str()))
+            .collect();
+    }
+    Some(spec)
+}
+
 fn start_stream(
     s: &StreamConfig,
     phase: f64,
     engine: &Engine,
     task: Task,
-    publisher: &Arc<dyn Publish>,
-    tracking: Option<&Tracking>,
+    live: &Live<'_>,
 ) -> Result<StreamHandle, DaemonError> {
     let settings = StreamSettings::resolve(s, task)?;
-    if let Some(t) = tracking {
-        match &settings.track {
-            Some(spec) => t.track(&settings.name, spec.clone()),
+    if let Some(t) = live.tracking {
+        match track_spec(s, task, &engine.labels, live.homeassistant) {
+            Some(spec) => t.track(&settings.name, spec),
             None => t.untrack(&settings.name),
         }
     }
+    let publisher = live.publisher;
     let name: Arc<str> = settings.name.as_str().into();
-    let stats = Arc::default();
+    let stats = Arc::new(crate::source::StreamStats {
+        paused: live.switches.flag(&settings.name),
+        ..Default::default()
+    });
     // One frame in flight per stream: a live source replaces it when the
     // model is busy, a file waits.
     let (tx, rx) = crossbeam_channel::bounded(1);

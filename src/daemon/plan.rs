@@ -83,6 +83,10 @@ pub struct Plan {
     pub drop: Vec<String>,
     /// `http` changed: the server restarts with the new settings.
     pub http: bool,
+    /// Streams whose Home Assistant device is sent again or removed: added,
+    /// removed, or with changed labels, zones, tracking or model; every
+    /// stream of both files when the `homeassistant` section changed.
+    pub discovery: Vec<String>,
     /// Changed settings that keep their running value until a restart.
     pub needs_restart: Vec<RestartSetting>,
 }
@@ -131,6 +135,7 @@ impl Plan {
             .collect();
 
         plan.http = old.config.http != new.config.http;
+        plan.discovery = discovery(old, new, &plan);
         let mqtt_without_id = |l: &Loaded| {
             let mut m = l.config.mqtt.clone();
             m.client_id = None;
@@ -221,6 +226,36 @@ fn with_geometry_of(old: &StreamConfig, new: &StreamConfig) -> StreamConfig {
         lines: new.lines.clone(),
         ..old.clone()
     }
+}
+
+/// What of a stream its Home Assistant device shows.
+fn entities_of(s: &StreamConfig) -> impl PartialEq + '_ {
+    let zones: Vec<_> = s.zones.iter().map(|z| (&z.name, &z.labels)).collect();
+    (&s.labels, zones, s.track.enabled(), &s.model)
+}
+
+fn discovery(old: &Loaded, new: &Loaded, plan: &Plan) -> Vec<String> {
+    let (o, n) = (&old.config.homeassistant, &new.config.homeassistant);
+    let mut out = BTreeSet::new();
+    if o.is_none() && n.is_none() {
+        return Vec::new();
+    }
+    let names =
+        |l: &Loaded| -> Vec<String> { l.config.streams.iter().map(|s| s.name.clone()).collect() };
+    if o != n {
+        out.extend(names(old));
+        out.extend(names(new));
+    } else {
+        out.extend(plan.add.iter().chain(&plan.remove).cloned());
+        for s in &new.config.streams {
+            let changed = stream(old, &s.name)
+                .is_some_and(|o| entities_of(o) != entities_of(s) || plan.load.contains(&s.model));
+            if changed {
+                out.insert(s.name.clone());
+            }
+        }
+    }
+    out.into_iter().collect()
 }
 
 fn uses(l: &Loaded, model: &str) -> bool {
@@ -400,6 +435,64 @@ pub(crate) mod tests {
             plan(&old, &new).needs_restart,
             vec![RestartSetting::ClientId]
         );
+    }
+
+    #[test]
+    fn home_assistant_devices_follow_the_section_labels_and_zones() {
+        let ha = "homeassistant: {}";
+        // Without the section nothing is discovered, whatever changes.
+        assert!(
+            plan(&loaded("", &[A]), &loaded("", &[B]))
+                .discovery
+                .is_empty()
+        );
+        // Turned on, off, or to another prefix: every device.
+        assert_eq!(
+            plan(&loaded("", &[A]), &loaded(ha, &[A, B])).discovery,
+            names(&["a", "b"])
+        );
+        assert_eq!(
+            plan(&loaded(ha, &[A, B]), &loaded("", &[A])).discovery,
+            names(&["a", "b"])
+        );
+        let other = "homeassistant: {prefix: ha2}";
+        assert_eq!(
+            plan(&loaded(ha, &[A]), &loaded(other, &[A])).discovery,
+            names(&["a"])
+        );
+        // The same file: none.
+        assert!(
+            plan(&loaded(ha, &[A, B]), &loaded(ha, &[A, B]))
+                .discovery
+                .is_empty()
+        );
+        // Added and removed streams.
+        assert_eq!(
+            plan(&loaded(ha, &[A, B]), &loaded(ha, &[A, C])).discovery,
+            names(&["b", "c"])
+        );
+        // Labels, zones, tracking: that stream's device. An fps change
+        // restarts the stream but shows the same entities.
+        let b = B.trim_end_matches('}');
+        for changed in [
+            format!("{b}, labels: [person]}}"),
+            format!("{b}, zones: [{{name: z, polygon: [[0, 0], [1, 0], [1, 1]]}}]}}"),
+            format!("{b}, track: false}}"),
+        ] {
+            let p = plan(&loaded(ha, &[A, B]), &loaded(ha, &[A, &changed]));
+            assert_eq!(p.discovery, names(&["b"]), "{changed}");
+        }
+        let p = plan(
+            &loaded(ha, &[A, B]),
+            &loaded(ha, &[A, &format!("{b}, fps: 2}}")]),
+        );
+        assert_eq!(p.restart, names(&["b"]));
+        assert!(p.discovery.is_empty());
+        // A model whose file changed may have other labels.
+        let old = loaded(ha, &[A, C]);
+        let mut new = old.clone();
+        new.config.models[1].threads = Some(2);
+        assert_eq!(plan(&old, &new).discovery, names(&["c"]));
     }
 
     #[test]

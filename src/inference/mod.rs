@@ -123,6 +123,8 @@ pub struct Engine {
     pub input_size: (u32, u32),
     /// How sources fit frames to that size.
     pub resize: ResizeMode,
+    /// The model's labels, by output index.
+    pub labels: Vec<String>,
     workers: Vec<(Sender<Control>, JoinHandle<()>)>,
     heartbeats: Vec<Arc<Heartbeat>>,
 }
@@ -136,6 +138,9 @@ impl Engine {
         let name = first.name.clone();
         let input_size = (first.input.width, first.input.height);
         let resize = first.input.resize;
+        let labels = (0..first.labels.len())
+            .map(|i| first.labels.get(i).to_string())
+            .collect();
         let mut workers = Vec::new();
         let mut heartbeats = Vec::new();
         for (i, model) in models.into_iter().enumerate() {
@@ -156,6 +161,7 @@ impl Engine {
             model: name,
             input_size,
             resize,
+            labels,
             workers,
             heartbeats,
         })

@@ -19,10 +19,23 @@ pub enum Protocol {
     V5,
 }
 
+/// Incoming payloads larger than this are dropped unread: commands are a
+/// few bytes and discovery configs kilobytes; a hostile broker's megabytes
+/// must not be copied around.
+pub const MAX_INCOMING: usize = 1 << 20;
+
 /// What the connection did, in the terms the publisher needs.
 #[derive(Debug, PartialEq)]
 pub enum Ev {
     Connected,
+    /// The broker confirmed a subscription.
+    Subscribed,
+    /// A message on a topic we subscribed to.
+    Message {
+        topic: String,
+        payload: Vec<u8>,
+        retain: bool,
+    },
     /// A QoS 1 publish was written with this packet id (0 for QoS 0).
     Sent(u16),
     /// The broker acknowledged this packet id.
@@ -144,6 +157,21 @@ impl Client {
         }
     }
 
+    /// Subscribes at QoS 1 without blocking; false when the queue is full.
+    pub fn subscribe(&self, filter: &str) -> bool {
+        match self {
+            Client::V4(c) => c.try_subscribe(filter, qos(1).0).is_ok(),
+            Client::V5 { client, .. } => client.try_subscribe(filter, qos(1).1).is_ok(),
+        }
+    }
+
+    pub fn unsubscribe(&self, filter: &str) -> bool {
+        match self {
+            Client::V4(c) => c.try_unsubscribe(filter).is_ok(),
+            Client::V5 { client, .. } => client.try_unsubscribe(filter).is_ok(),
+        }
+    }
+
     pub fn disconnect(&self) {
         let _ = match self {
             Client::V4(c) => c.try_disconnect().is_ok(),
@@ -160,6 +188,10 @@ impl Connection {
             Connection::V4(c) => match c.recv().ok()? {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => Ev::Connected,
                 Ok(Event::Incoming(Packet::PubAck(a))) => Ev::Acked(a.pkid),
+                Ok(Event::Incoming(Packet::SubAck(_))) => Ev::Subscribed,
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    message(Some(p.topic), &p.payload, p.retain)
+                }
                 Ok(Event::Outgoing(o)) => outgoing(o),
                 Ok(_) => Ev::Other,
                 Err(rumqttc::ConnectionError::ConnectionRefused(code)) => {
@@ -170,6 +202,12 @@ impl Connection {
             Connection::V5(c) => match c.recv().ok()? {
                 Ok(v5::Event::Incoming(m5::Packet::ConnAck(_))) => Ev::Connected,
                 Ok(v5::Event::Incoming(m5::Packet::PubAck(a))) => Ev::Acked(a.pkid),
+                Ok(v5::Event::Incoming(m5::Packet::SubAck(_))) => Ev::Subscribed,
+                Ok(v5::Event::Incoming(m5::Packet::Publish(p))) => message(
+                    String::from_utf8(p.topic.to_vec()).ok(),
+                    &p.payload,
+                    p.retain,
+                ),
                 Ok(v5::Event::Outgoing(o)) => outgoing(o),
                 Ok(_) => Ev::Other,
                 Err(v5::ConnectionError::ConnectionRefused(code)) => {
@@ -205,6 +243,19 @@ impl Connection {
                 lost
             }
         }
+    }
+}
+
+/// An incoming publish, or nothing when its topic is not UTF-8 or its
+/// payload too large to be ours.
+fn message(topic: Option<String>, payload: &[u8], retain: bool) -> Ev {
+    match topic {
+        Some(topic) if payload.len() <= MAX_INCOMING => Ev::Message {
+            topic,
+            payload: payload.to_vec(),
+            retain,
+        },
+        _ => Ev::Other,
     }
 }
 

@@ -6,6 +6,7 @@ mod link;
 mod mqtt;
 mod outbox;
 pub mod payload;
+mod retry;
 pub mod spool;
 mod spooler;
 
@@ -16,7 +17,7 @@ use crate::frame::Analysis;
 use crate::status::StreamStatus;
 use crate::tracking::Event;
 
-pub use mqtt::{MqttCounters, MqttPublisher, MqttSettings, Protocol, TlsFiles};
+pub use mqtt::{Incoming, MqttCounters, MqttPublisher, MqttSettings, Protocol, TlsFiles};
 
 /// Where results and stream health go. Implementations never block the
 /// caller on the network.
@@ -95,6 +96,11 @@ impl Topics {
 
     pub fn events(&self, stream: &str) -> String {
         format!("{}/{stream}/events", self.base)
+    }
+
+    /// Every topic of the node starts with it: `P/N/`.
+    pub fn node(&self) -> String {
+        format!("{}/", self.base)
     }
 
     /// Every topic of the stream starts with it.

@@ -17,10 +17,10 @@ use tracing::{info, warn};
 
 use super::link::{self, Client, Connection, Ev};
 use super::outbox::{Outbox, Submit};
+use super::retry::Retry;
 use super::spool::{Recovery, Spool};
 use super::spooler::{self, Spooler, count, lock};
 use super::{Publish, Topics, payload};
-use crate::backoff::Backoff;
 use crate::frame::Analysis;
 use crate::status::StreamStatus;
 
@@ -134,8 +134,33 @@ pub struct MqttCounters {
     pub last_turn_ms: AtomicU64,
 }
 
+/// What the connection hands to whoever listens ([`MqttPublisher::listen`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// A new session: subscriptions are made again.
+    Connected,
+    /// The broker confirmed a subscription.
+    Subscribed,
+    Message {
+        topic: String,
+        payload: Vec<u8>,
+        retain: bool,
+    },
+}
+
+/// A lock that a panic elsewhere does not poison for the publisher.
+fn held<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Incoming messages waiting for the listener, at most; more are dropped.
+const INBOX: usize = 1024;
+
 struct Shared {
     client: Client,
+    /// Subscribed again after every connect (clean sessions keep none).
+    subscriptions: Mutex<Vec<String>>,
+    inbox: Mutex<Option<Sender<Incoming>>>,
     /// Line counters count from here (`since`).
     started: SystemTime,
     settings: MqttSettings,
@@ -153,6 +178,14 @@ impl Submit for Qos1<'_> {
 }
 
 impl Shared {
+    /// Hands an incoming message on; a full inbox drops it (a flood from
+    /// the broker must not stall the connection).
+    fn tell(&self, m: Incoming) {
+        if let Some(tx) = held(&self.inbox).as_ref() {
+            let _ = tx.try_send(m);
+        }
+    }
+
     fn outbox(&self) -> MutexGuard<'_, Outbox> {
         lock(&self.outbox)
     }
@@ -213,6 +246,8 @@ impl MqttPublisher {
         );
         let shared = Arc::new(Shared {
             client,
+            subscriptions: Mutex::default(),
+            inbox: Mutex::default(),
             started: SystemTime::now(),
             settings,
             counters: Arc::default(),
@@ -271,6 +306,49 @@ impl MqttPublisher {
 
     pub fn counters(&self) -> Arc<MqttCounters> {
         self.shared.counters.clone()
+    }
+
+    /// Incoming messages from now on; a second call replaces the first.
+    pub fn listen(&self) -> Receiver<Incoming> {
+        let (tx, rx) = crossbeam_channel::bounded(INBOX);
+        // A connect that came first is not missed.
+        if self.shared.counters.connected.load(Ordering::Relaxed) {
+            let _ = tx.try_send(Incoming::Connected);
+        }
+        *held(&self.shared.inbox) = Some(tx);
+        rx
+    }
+
+    /// Subscribes now (when connected) and after every connect.
+    pub fn subscribe(&self, filter: &str) {
+        let s = &self.shared;
+        let mut subs = held(&s.subscriptions);
+        if !subs.iter().any(|f| f == filter) {
+            subs.push(filter.to_string());
+            if s.counters.connected.load(Ordering::Relaxed) {
+                s.client.subscribe(filter);
+            }
+        }
+    }
+
+    pub fn unsubscribe(&self, filter: &str) {
+        let s = &self.shared;
+        held(&s.subscriptions).retain(|f| f != filter);
+        if s.counters.connected.load(Ordering::Relaxed) {
+            s.client.unsubscribe(filter);
+        }
+    }
+
+    /// A retained message of our own (QoS 1), sent again after every connect.
+    pub fn retain(&self, topic: &str, payload: Vec<u8>) {
+        let s = &self.shared;
+        s.outbox().retain(topic, payload, &mut Qos1(&s.client));
+    }
+
+    /// Deletes a retained message (an empty one), now or after the next connect.
+    pub fn clear(&self, topic: &str) {
+        let s = &self.shared;
+        s.outbox().clear(topic, &mut Qos1(&s.client));
     }
 
     /// Syncs what waits for the spool, gives the broker part of `timeout` to
@@ -412,8 +490,22 @@ fn poll(mut connection: Connection, s: &Shared, closing: &Receiver<()>) {
                 retry.connected();
                 if !is_closing {
                     s.outbox().connected(c);
+                    for f in held(&s.subscriptions).iter() {
+                        s.client.subscribe(f);
+                    }
+                    s.tell(Incoming::Connected);
                 }
             }
+            Ev::Subscribed => s.tell(Incoming::Subscribed),
+            Ev::Message {
+                topic,
+                payload,
+                retain,
+            } => s.tell(Incoming::Message {
+                topic,
+                payload,
+                retain,
+            }),
             Ev::Sent(0) => {
                 s.counters.published.fetch_add(1, Ordering::Relaxed);
             }
@@ -454,71 +546,9 @@ fn poll(mut connection: Connection, s: &Shared, closing: &Receiver<()>) {
     s.counters.connected.store(false, Ordering::Relaxed);
 }
 
-/// How a lost broker is retried: capped, jittered backoff from 0.5 s to
-/// 30 s, reset by a connect, and one log line per incident (a retry failing
-/// the same way says nothing new).
-#[derive(Debug)]
-struct Retry {
-    backoff: Backoff,
-    last_error: Option<String>,
-}
-
-impl Default for Retry {
-    fn default() -> Self {
-        Self {
-            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
-            last_error: None,
-        }
-    }
-}
-
-impl Retry {
-    /// The error to log (when it is new) and the delay before the next try;
-    /// `unit` in [0, 1) draws the jitter.
-    fn failed(&mut self, error: String, unit: f64) -> (Option<String>, Duration) {
-        let delay = self.backoff.delay_with(unit);
-        if self.last_error.as_ref() == Some(&error) {
-            return (None, delay);
-        }
-        self.last_error = Some(error.clone());
-        (Some(error), delay)
-    }
-
-    fn connected(&mut self) {
-        self.last_error = None;
-        self.backoff.reset();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_lost_broker_is_logged_once_per_incident_and_retried_with_capped_backoff() {
-        let mut r = Retry::default();
-        let refused = || "connection refused".to_string();
-        let (log, first) = r.failed(refused(), 1.0);
-        assert_eq!(log.as_deref(), Some("connection refused"));
-        assert_eq!(first, Duration::from_millis(500));
-        let delays: Vec<Duration> = (0..10)
-            .map(|_| {
-                let (log, d) = r.failed(refused(), 1.0);
-                assert_eq!(log, None, "the same failure again says nothing");
-                d
-            })
-            .collect();
-        assert!(delays.windows(2).all(|w| w[0] <= w[1]));
-        assert_eq!(delays.last(), Some(&Duration::from_secs(30)));
-        // Jitter keeps reconnecting clients apart: at least half the base.
-        assert_eq!(r.failed(refused(), 0.0).1, Duration::from_secs(15));
-        // Another error is news.
-        assert!(r.failed("timed out".into(), 0.5).0.is_some());
-        r.connected();
-        let (log, d) = r.failed(refused(), 1.0);
-        assert!(log.is_some(), "after a connect a failure is a new incident");
-        assert_eq!(d, Duration::from_millis(500));
-    }
 
     #[test]
     fn debug_output_never_holds_the_password() {

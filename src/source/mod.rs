@@ -7,8 +7,8 @@ mod probe;
 mod spec;
 mod supervisor;
 
-use std::sync::Mutex;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::status::StreamState;
@@ -63,6 +63,9 @@ pub struct StreamStats {
     /// Time in the model per analysed frame: the run's time, each frame of
     /// a batch counting it once.
     pub inference: Histogram,
+    /// The detect switch is off: the fps gate lets no frame through (they
+    /// count as skipped), the source keeps running so resuming is instant.
+    pub paused: Arc<AtomicBool>,
 }
 
 /// Upper bounds, in ms, of the inference-latency histogram's buckets.

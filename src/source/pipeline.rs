@@ -308,7 +308,8 @@ fn install_gate(
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         stats.frames_in.fetch_add(1, Ordering::Relaxed);
         let pts = info.buffer().and_then(|b| b.pts()).map(|t| t.nseconds());
-        if gate.keep(pts) {
+        // Paused: never scaled, converted or analysed.
+        if !stats.paused.load(Ordering::Relaxed) && gate.keep(pts) {
             stats.frames_kept.fetch_add(1, Ordering::Relaxed);
             let now = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)

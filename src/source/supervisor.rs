@@ -15,6 +15,9 @@ use crate::frame::{Frame, FrameMeta};
 use crate::publish::Publish;
 use crate::status::{StreamState, StreamStatus};
 
+/// How long a pause waits for the frames already on their way to the model.
+const PAUSE_DRAIN: Duration = Duration::from_secs(1);
+
 /// The supervisor's rules. Defaults suit cameras on flaky networks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
@@ -410,14 +413,37 @@ fn watch(
             ));
             return ended(stalled, frames_seen);
         }
+        // The detect switch: `paused` while it is off, `playing` otherwise.
+        let want = if stats.paused.load(Ordering::Relaxed) {
+            StreamState::Paused
+        } else {
+            StreamState::Playing
+        };
         match &mut playing {
             None if frames_in > frames_at_start => {
-                let status = StreamStatus::new(StreamState::Playing);
-                stats.set_state(StreamState::Playing, now);
+                let status = StreamStatus::new(want);
+                stats.set_state(want, now);
                 publisher.status(name, &status);
                 let decoders = describe_decoders(&running.decoders());
                 info!(session, %decoders, "playing");
                 playing = Some(status);
+                window = (now, frames_in, analysed);
+            }
+            Some(status) if status.state != want => {
+                if want == StreamState::Paused {
+                    // The frames already past the gate are published
+                    // before `paused`: nothing is analysed after it.
+                    let deadline = clock.now() + PAUSE_DRAIN;
+                    while !stats.drained() && clock.now() < deadline {
+                        if clock.sleep(Duration::from_millis(5), stop) {
+                            break;
+                        }
+                    }
+                }
+                *status = StreamStatus::new(want);
+                stats.set_state(want, now);
+                publisher.status(name, status);
+                info!(session, state = ?want, "detect switch");
                 window = (now, frames_in, analysed);
             }
             Some(status) if now.saturating_duration_since(window.0) >= policy.status_every => {

@@ -7,7 +7,9 @@
 //! A stream's tracker lives for one source session: a new session (the
 //! source came back) or a stopped stream ends its objects with
 //! `stream_stopped`, and counts go to 0 when a stream starts and when it
-//! stops. Line counters add up over sessions, since the daemon started.
+//! stops. A pause (the detect switch) is a stop: its objects end with
+//! `stream_stopped` and counts go to 0; after it a new tracker starts in
+//! the same session, its ids marked `-rN`. Line counters add up over sessions, since the daemon started.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +41,9 @@ struct Stream {
     lines_before: BTreeMap<(Arc<str>, Arc<str>), LineCount>,
     /// What was last published, so only changes go out.
     published: BTreeMap<Key, Tally>,
+    /// The session of the latest tracker and how many came before it in
+    /// that session (a pause ends one): object ids stay unique.
+    resumed: Option<(Arc<str>, u32)>,
 }
 
 type Key = (u8, Arc<str>, Arc<str>);
@@ -238,6 +243,7 @@ impl Tracking {
                     tracker: None,
                     lines_before: BTreeMap::new(),
                     published: BTreeMap::new(),
+                    resumed: None,
                 };
                 streams.insert(stream.into(), Arc::new(Mutex::new(s)));
             }
@@ -306,7 +312,20 @@ impl Publish for Tracking {
         }
         if s.tracker.is_none() {
             let short: String = a.meta.session.chars().take(4).collect();
-            let prefix = format!("{stream}-{short}");
+            let n = match &mut s.resumed {
+                Some((session, n)) if *session == a.meta.session => {
+                    *n += 1;
+                    *n
+                }
+                _ => {
+                    s.resumed = Some((a.meta.session.clone(), 0));
+                    0
+                }
+            };
+            let prefix = match n {
+                0 => format!("{stream}-{short}"),
+                n => format!("{stream}-{short}-r{n}"),
+            };
             let tracker = Tracker::new(s.spec.settings.clone(), s.spec.geometry.clone(), &prefix);
             s.tracker = Some((a.meta.session.clone(), tracker));
         }
@@ -353,7 +372,12 @@ impl Publish for Tracking {
                     let zeros = s.all_zero();
                     self.next.tallies(stream, &zeros, status.since);
                 }
-                StreamState::Stopped | StreamState::Failed | StreamState::Reconnecting => {
+                // Paused: nothing is watched, so nothing is known to be in
+                // view; a count kept would go stale.
+                StreamState::Stopped
+                | StreamState::Failed
+                | StreamState::Reconnecting
+                | StreamState::Paused => {
                     self.stopped(stream, &mut s, status.since);
                 }
                 _ => {}

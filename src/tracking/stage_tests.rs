@@ -243,3 +243,47 @@ fn untracked_streams_and_statuses_pass_through() {
     assert!(matches!(&out[0], Out::Analysis(d) if d.len() == 1 && d[0].track.is_none()));
     assert!(matches!(out[1], Out::Status(StreamState::Playing)));
 }
+
+/// The detect switch off: objects end with `stream_stopped`, counts go to
+/// 0; back on in the same session, new objects get ids never used before.
+#[test]
+fn a_pause_ends_objects_zeroes_counts_and_resuming_keeps_ids_unique() {
+    let seen = Arc::new(Seen::default());
+    let stage = Tracking::new(seen.clone());
+    stage.track("cam", spec());
+    for i in 0..5u64 {
+        stage.analysis(&frame("s1", i, vec![person(0.2, 0.9)]));
+    }
+    let before = seen.take();
+    assert_eq!(count(&before, None).last(), Some(&1), "one person in view");
+    let first_id = before.iter().find_map(|o| match o {
+        Out::Event(kind, id, _) if kind == "new" => Some(id.clone()),
+        _ => None,
+    });
+    stage.status("cam", &StreamStatus::new(StreamState::Paused));
+    let paused = seen.take();
+    assert_eq!(
+        events(&paused),
+        [("end".to_string(), Some("stream_stopped"))]
+    );
+    assert_eq!(count(&paused, None), [0], "no stale count while paused");
+    assert!(matches!(
+        paused.last(),
+        Some(Out::Status(StreamState::Paused))
+    ));
+    stage.status("cam", &StreamStatus::new(StreamState::Playing));
+    for i in 5..10u64 {
+        stage.analysis(&frame("s1", i, vec![person(0.2, 0.9)]));
+    }
+    let after = seen.take();
+    let second_id = after.iter().find_map(|o| match o {
+        Out::Event(kind, id, _) if kind == "new" => Some(id.clone()),
+        _ => None,
+    });
+    assert!(first_id.is_some() && second_id.is_some(), "{after:?}");
+    assert_ne!(
+        first_id, second_id,
+        "same session, a new object with a new id"
+    );
+    assert_eq!(count(&after, None).last(), Some(&1));
+}

@@ -166,6 +166,86 @@ mod supervise {
         )
     }
 
+    /// Plays for 8 s; the detect switch goes off at 2 s and on at 5 s.
+    struct Switched(FakeSession, Instant);
+
+    impl Session for Switched {
+        fn poll(&mut self, timeout: Duration) -> Option<BusEvent> {
+            let t = self.0.clock.now() - self.1;
+            let off = t >= Duration::from_secs(2) && t < Duration::from_secs(5);
+            self.0.stats.paused.store(off, Ordering::Relaxed);
+            self.0.poll(timeout)
+        }
+        fn is_live(&self) -> bool {
+            true
+        }
+    }
+
+    struct SwitchedOpener(Arc<SimClock>, Arc<StreamStats>);
+
+    impl Opener for SwitchedOpener {
+        fn open(&self, _session: Arc<str>) -> Result<Box<dyn Session>, String> {
+            let now = self.0.now();
+            Ok(Box::new(Switched(
+                FakeSession {
+                    clock: self.0.clone(),
+                    stats: self.1.clone(),
+                    until: now + Duration::from_secs(8),
+                    end: Some(BusEvent::Eos),
+                },
+                now,
+            )))
+        }
+    }
+
+    #[test]
+    fn the_detect_switch_pauses_and_resumes_a_playing_stream() {
+        let clock = SimClock::new();
+        let stats = Arc::new(StreamStats::default());
+        // A file: its end ends the test.
+        let (_stop, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        let opener = SwitchedOpener(clock.clone(), stats.clone());
+        let statuses = Statuses {
+            clock: clock.clone(),
+            start: clock.now(),
+            seen: Mutex::default(),
+            at: Mutex::default(),
+        };
+        supervise(
+            "s",
+            Kind::File { looping: false },
+            &stats,
+            &opener,
+            &clock,
+            &stop_rx,
+            &statuses,
+            &Policy::default(),
+        );
+        let seen: Vec<StreamState> = statuses.seen.lock().unwrap().iter().map(|s| s.0).collect();
+        let at = statuses.at.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            [
+                StreamState::Starting,
+                StreamState::Playing,
+                StreamState::Paused,
+                StreamState::Playing,
+                StreamState::Stopped
+            ]
+        );
+        // Within one poll of the switch.
+        assert!(
+            at[2] >= Duration::from_secs(2) && at[2] < Duration::from_millis(2300),
+            "{at:?}"
+        );
+        assert!(
+            at[3] >= Duration::from_secs(5) && at[3] < Duration::from_millis(5300),
+            "{at:?}"
+        );
+        // Paused frames still count as coming in: a paused live source is not stalled.
+        assert!(stats.frames_in.load(Ordering::Relaxed) > 0);
+    }
+
     fn within(d: Duration, base: u64) -> bool {
         d >= Duration::from_millis(base * 500) && d <= Duration::from_secs(base)
     }
