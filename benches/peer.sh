@@ -13,7 +13,10 @@
 # inference" is the difference of two such numbers, so every measurement is
 # taken ROUNDS times (default 3), the rounds interleaved, and the medians
 # compared.
-#   [ROUNDS=N] benches/peer.sh [WINDOW_SECONDS]
+# VISIOND_MODEL=PATH gives visiond another model than the peer's float one
+# (issue 14: the int8 SSD against the peer's float SSD); its "outside
+# inference" column is then meaningless (measured against the float model).
+#   [ROUNDS=N] [VISIOND_MODEL=PATH] benches/peer.sh [WINDOW_SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WINDOW="${1:-30}"; WARMUP=8; ROUNDS="${ROUNDS:-3}"
@@ -41,7 +44,7 @@ cat > "$work/c.yaml" <<YAML
 node: bench
 mqtt: {url: "mqtt://127.0.0.1:$PORT"}
 models:
-  - {name: coco, path: $MODEL, labels: $LABELS}
+  - {name: coco, path: ${VISIOND_MODEL:-$MODEL}, labels: $LABELS}
 streams:
   - {name: clip, source: "file://$CLIP", loop: true, model: coco}
 YAML
@@ -65,9 +68,9 @@ for r in $(seq "$ROUNDS"); do
   done
 done
 
-"$PY" - "$work" "$WINDOW" "$ROUNDS" <<'PY'
+"$PY" - "$work" "$WINDOW" "$ROUNDS" "$(basename "${VISIOND_MODEL:-$MODEL}")" <<'PY'
 import json, statistics, sys
-work, window, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+work, window, rounds, vmodel = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 runs = lambda n: [json.load(open(f"{work}/{n}.{r}.json")) for r in range(1, rounds + 1)]
 def load(n, layout):
     """The medians over the rounds of the analyser's numbers and of the
@@ -81,7 +84,7 @@ def load(n, layout):
 rows = {"visiond (2 workers x 1 thread)": load("visiond", "2x1")}
 peers = {f"Python peer ({l.replace('x', ' session(s) x ')} thread(s))": load(f"peer-{l}", l) for l in ("1x2", "2x1")}
 rows.update(peers)
-print(f"720p H.264 clip looped, every frame, SSD-MobileNetV2, QoS 0 to mosquitto; {window} s measured; medians of {rounds} interleaved rounds")
+print(f"720p H.264 clip looped, every frame, SSD-MobileNetV2 (visiond: {vmodel}; the peer: the float model), QoS 0 to mosquitto; {window} s measured; medians of {rounds} interleaved rounds")
 print("| analyser | frames/s | CPU ms/frame | ONNX Runtime alone, same layout: frames/s, CPU ms/frame | CPU ms/frame outside inference | RSS MiB | peak RSS MiB |")
 print("|---|---|---|---|---|---|---|")
 for name, (r, m) in rows.items():

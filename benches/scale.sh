@@ -5,7 +5,7 @@
 # frames/s, drops, latency_ms p50/p99 (from the messages), CPU and RSS of
 # the daemon, with what the RSS is made of.
 # Each N is measured over WINDOW seconds (default 20) after 3 s of start-up.
-#   [WINDOW=S] benches/scale.sh [N...]        (default: 1 2 4 8)
+#   [WINDOW=S] [MODEL=PATH] benches/scale.sh [N...]        (default: 1 2 4 8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNTS=("${@:-1 2 4 8}"); [ $# -eq 0 ] && COUNTS=(1 2 4 8)
@@ -20,7 +20,7 @@ for n in "${COUNTS[@]}"; do
   {
     echo "node: scale"; echo "mqtt: {url: \"mqtt://127.0.0.1:$MQTT\"}"
     echo "http: {listen: \"127.0.0.1:$(free_port)\"}"
-    echo "models:"; echo "  - {name: coco, path: $PWD/models/ssd_mobilenet_v2_coco.onnx, labels: $PWD/models/coco_labels.txt}"
+    echo "models:"; echo "  - {name: coco, path: ${MODEL:-$PWD/models/ssd_mobilenet_v2_coco.onnx}, labels: $PWD/models/coco_labels.txt}"
     echo "streams:"
   } > "$work/c.yaml"
   cameras "$n" "$work/c.yaml"
