@@ -21,7 +21,9 @@ use crate::config::{
     HttpSettings, Loaded, ModelSettings, SettingsError, StreamConfig, StreamSettings, Task,
 };
 use crate::inference::{Engine, Heartbeat, Input, Model, ModelError, runtime};
+use crate::page::StatusPage;
 use crate::publish::{MqttPublisher, MqttSettings, Publish};
+use crate::snapshot::Snapshots;
 use crate::source::{PipelineSettings, StreamHandle, StreamSetup, fps_phase, spawn_stream};
 use crate::tracking::Tracking;
 
@@ -127,14 +129,17 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     if !mqtt.wait_connected(BROKER_GRACE) {
         warn!("MQTT broker not reachable yet; starting the streams anyway");
     }
-    // Inference -> tracking -> MQTT.
-    let tracking = Arc::new(Tracking::new(mqtt.clone()));
+    // Inference -> tracking -> snapshots -> MQTT.
+    let snapshots = Arc::new(Snapshots::new(mqtt.clone()));
+    let tracking = Arc::new(Tracking::new(snapshots.clone()));
     let publisher: Arc<dyn Publish> = tracking.clone();
+    let page = Arc::new(StatusPage::new(snapshots.clone(), Some(tracking.clone())));
 
     let mut running = Running::start(&loaded, models, &publisher, Some(&tracking))?;
     let mut http = endpoint::Http::start(
         HttpSettings::resolve(loaded.config.http.as_ref()),
         mqtt.counters(),
+        Some(page),
         running.stats(),
     )
     .map_err(DaemonError::Http)?;
@@ -188,7 +193,9 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     running.stop();
     tracking.finish();
     drop(publisher);
+    drop(http);
     drop(tracking);
+    drop(snapshots);
     let mqtt =
         Arc::try_unwrap(mqtt).map_err(|_| DaemonError::Mqtt("publisher still in use".into()))?;
     mqtt.close(deadline.saturating_duration_since(Instant::now()));

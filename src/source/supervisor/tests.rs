@@ -360,6 +360,7 @@ mod delivery {
             captured_at: SystemTime::now(),
             source_width: 2,
             source_height: 2,
+            full: None,
             live,
         }
     }
