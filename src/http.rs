@@ -291,7 +291,10 @@ impl HttpServer {
                     let url = request.url();
                     let path = url.split_once('?').map_or(url, |(p, _)| p);
                     let (code, body, kind) = monitor.respond(path);
-                    let mut response = tiny_http::Response::from_data(body).with_status_code(code);
+                    // Every body is whole in memory: a length, never chunks.
+                    let mut response = tiny_http::Response::from_data(body)
+                        .with_status_code(code)
+                        .with_chunked_threshold(usize::MAX);
                     if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", kind) {
                         response = response.with_header(h);
                     }

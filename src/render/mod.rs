@@ -139,7 +139,10 @@ impl Canvas {
         let w = u16::try_from(self.width).map_err(|_| too_big())?;
         let h = u16::try_from(self.height).map_err(|_| too_big())?;
         let mut out = Vec::new();
-        jpeg_encoder::Encoder::new(&mut out, quality)
+        let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality);
+        // Full-resolution colour: thin coloured lines keep their colour.
+        encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_1_1);
+        encoder
             .encode(&self.pixels, w, h, jpeg_encoder::ColorType::Rgb)
             .map_err(|e| RenderError::Jpeg(e.to_string()))?;
         Ok(out)
