@@ -244,6 +244,12 @@ impl Monitor {
                 u64::from(m.connected.load(Relaxed)),
             ),
             (
+                "full_frames_held",
+                "Decoded frames kept by reference for snapshots and the status page, all streams.",
+                "gauge",
+                crate::source::full::held(),
+            ),
+            (
                 "heap_in_use_bytes",
                 "Bytes allocated and not freed (glibc's count): a leak raises it; RSS also keeps what was freed.",
                 "gauge",

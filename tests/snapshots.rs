@@ -113,6 +113,25 @@ fn while_in_view(http: u16) {
     let (_, page, _) = get(http, "/");
     let page = String::from_utf8(page).expect("UTF-8");
     assert!(page.contains("<td>objects</td><td>person 1</td>"), "{page}");
+    // Few decoded frames are held (the decoder's pool must not run dry):
+    // the one in the channel, the model's, the latest, one waiting
+    // snapshot per label, one passing the scaler.
+    let mut most = 0;
+    for _ in 0..20 {
+        let (_, metrics, _) = get(http, "/metrics");
+        let metrics = String::from_utf8(metrics).expect("UTF-8");
+        let held: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("visiond_full_frames_held "))
+            .and_then(|v| v.parse().ok())
+            .expect("the gauge");
+        most = most.max(held);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        (1..=5).contains(&most),
+        "{most} decoded frames held at most"
+    );
     screenshot(http);
 }
 

@@ -475,6 +475,7 @@ fn start_stream(
             realtime: settings.realtime,
             resize: engine.resize,
             options: settings.options,
+            keep_full: settings.snapshots,
         },
         stats,
         looping: settings.looping,

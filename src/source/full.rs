@@ -12,14 +12,36 @@
 //! stream's latest analysed frame and at most one waiting snapshot per
 //! label (see `snapshot`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use gstreamer as gst;
 use gstreamer_video as gst_video;
 
 use crate::frame::{Crop, FrameError, FullFrame, Image};
 
+/// Decoded frames referenced now, all streams together (`/metrics`).
+static HELD: AtomicU64 = AtomicU64::new(0);
+
+pub fn held() -> u64 {
+    HELD.load(Ordering::Relaxed)
+}
+
 pub struct GstFull {
-    pub buffer: gst::Buffer,
-    pub info: gst_video::VideoInfo,
+    buffer: gst::Buffer,
+    info: gst_video::VideoInfo,
+}
+
+impl GstFull {
+    pub fn new(buffer: gst::Buffer, info: gst_video::VideoInfo) -> Self {
+        HELD.fetch_add(1, Ordering::Relaxed);
+        Self { buffer, info }
+    }
+}
+
+impl Drop for GstFull {
+    fn drop(&mut self) {
+        HELD.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl FullFrame for GstFull {

@@ -34,6 +34,9 @@ pub struct PipelineSettings {
     pub resize: ResizeMode,
     /// Per-kind source options (RTSP transport, capture format, …).
     pub options: SourceOptions,
+    /// Keep a reference to each kept decoded frame (see `full`) for
+    /// snapshots and the status page.
+    pub keep_full: bool,
 }
 
 /// A kept frame as it leaves the pipeline, before it gets its stream metadata.
@@ -133,7 +136,7 @@ impl Pipeline {
             &stats,
             &source_size,
             &gate_time,
-            &full_slot,
+            settings.keep_full.then_some(&full_slot),
         );
 
         if let Some(threads) = settings.options.decoder_threads(&settings.spec) {
@@ -307,7 +310,7 @@ fn install_gate(
     stats: &Arc<StreamStats>,
     source_size: &Arc<AtomicU64>,
     gate_time: &Arc<AtomicU64>,
-    full_slot: &FullSlot,
+    full_slot: Option<&FullSlot>,
 ) {
     let size = source_size.clone();
     let source_info = Arc::new(std::sync::Mutex::new(None::<gst_video::VideoInfo>));
@@ -326,7 +329,7 @@ fn install_gate(
         }
         gst::PadProbeReturn::Ok
     });
-    let full_slot = full_slot.clone();
+    let full_slot = full_slot.cloned();
     let gate = FpsGate::new(fps, phase);
     let stats = stats.clone();
     let gate_time = gate_time.clone();
@@ -341,17 +344,12 @@ fn install_gate(
             gate_time.store(now, Ordering::Relaxed);
             // A reference, not a copy: pixels are converted only when a
             // snapshot or the status page asks (see `full`).
-            if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data
+            if let Some(full_slot) = &full_slot
+                && let Some(gst::PadProbeData::Buffer(buffer)) = &info.data
                 && let Some(vi) = source_info.lock().ok().and_then(|i| i.clone())
                 && let Ok(mut slot) = full_slot.lock()
             {
-                *slot = Some((
-                    pts,
-                    GstFull {
-                        buffer: buffer.clone(),
-                        info: vi,
-                    },
-                ));
+                *slot = Some((pts, GstFull::new(buffer.clone(), vi)));
             }
             gst::PadProbeReturn::Ok
         } else {

@@ -347,6 +347,7 @@ mod delivery {
                 realtime: false,
                 resize: crate::inference::ResizeMode::Stretch,
                 options: Default::default(),
+                keep_full: false,
             },
             stats: Arc::default(),
             looping: false,
