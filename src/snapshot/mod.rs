@@ -31,6 +31,10 @@ pub struct SnapshotCounters {
     pub failed: AtomicU64,
     /// Time spent converting, drawing and encoding them, in µs.
     pub render_us: AtomicU64,
+    /// Frames seen, and the time the stage spent on them besides sending
+    /// snapshots (keeping the latest frame, the policy), in ns.
+    pub frames: AtomicU64,
+    pub frame_ns: AtomicU64,
 }
 
 /// One stream as the status page shows it.
@@ -150,6 +154,7 @@ impl Snapshots {
 impl Publish for Snapshots {
     fn analysis(&self, a: &Analysis) {
         self.next.analysis(a);
+        let started = Instant::now();
         let at = a.meta.captured_at;
         let shots = {
             let mut streams = locked(&self.streams);
@@ -170,6 +175,10 @@ impl Publish for Snapshots {
             shots.extend(s.policy.due(at));
             shots
         };
+        let c = &self.counters;
+        c.frames.fetch_add(1, Ordering::Relaxed);
+        c.frame_ns
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         self.send(&a.meta.stream, shots);
     }
 
