@@ -100,7 +100,8 @@ impl StatusPage {
                     escape(name)
                 );
             } else {
-                out.push_str("<p>No frame analysed yet.</p>");
+                // Nothing analysed yet, or `snapshots: false` (no frames kept).
+                out.push_str("<p>No picture yet (none with <code>snapshots: false</code>).</p>");
             }
             out.push_str("</section>\n");
         }
@@ -232,7 +233,7 @@ mod tests {
         assert!(html.contains("<td>12.5</td>"), "{html}");
         assert!(html.contains("<h2>yard</h2>"), "{html}");
         assert!(html.contains("<td class=\"state\">playing</td>"), "{html}");
-        assert!(html.contains("No frame analysed yet."), "{html}");
+        assert!(html.contains("No picture yet"), "{html}");
         assert_eq!(page.latest("nope", false).0, 404);
         assert_eq!(page.latest("yard", true).0, 503);
     }
