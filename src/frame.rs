@@ -96,6 +96,91 @@ pub enum FrameError {
     Stride { width: u32, stride: usize },
     #[error("a {width}x{height} frame is too large to address")]
     TooLarge { width: u32, height: u32 },
+    #[error("cannot convert the decoded frame: {0}")]
+    Convert(String),
+}
+
+/// A region of a frame in its own pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crop {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// A decoded frame at the source's full size, kept by reference (no copy)
+/// so that a snapshot or the status page can convert just what it needs,
+/// when it needs it: the cost is paid per picture, not per frame.
+pub trait FullFrame: Send + Sync {
+    fn width(&self) -> u32;
+    fn height(&self) -> u32;
+    /// Packed RGB of `crop` (clamped to the frame) scaled to `width` x `height`.
+    fn rgb(&self, crop: Crop, width: u32, height: u32) -> Result<Image, FrameError>;
+}
+
+/// A shared [`FullFrame`]; travels with a frame's metadata.
+#[derive(Clone)]
+pub struct FullView(pub Arc<dyn FullFrame>);
+
+impl std::fmt::Debug for FullView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FullView({}x{})", self.0.width(), self.0.height())
+    }
+}
+
+/// A full frame in packed RGB memory: for tests and benchmarks.
+pub struct RgbFull(pub Image);
+
+impl RgbFull {
+    pub fn new(width: u32, height: u32, pixels: Vec<u8>) -> Self {
+        Self(Image::from_vec(width, height, width as usize * 3, pixels))
+    }
+
+    /// Shared, as frames carry it (behind a mutex: `Image` is only `Send`).
+    pub fn view(self) -> FullView {
+        FullView(Arc::new(std::sync::Mutex::new(self)))
+    }
+}
+
+impl FullFrame for std::sync::Mutex<RgbFull> {
+    fn width(&self) -> u32 {
+        self.lock().map_or(0, |f| f.0.width)
+    }
+    fn height(&self) -> u32 {
+        self.lock().map_or(0, |f| f.0.height)
+    }
+    /// Nearest-neighbour.
+    fn rgb(&self, crop: Crop, width: u32, height: u32) -> Result<Image, FrameError> {
+        let f = self
+            .lock()
+            .map_err(|_| FrameError::Convert("poisoned".into()))?;
+        let img = &f.0;
+        img.check()?;
+        if img.width == 0 || img.height == 0 || width == 0 || height == 0 {
+            return Err(FrameError::Convert(format!(
+                "cannot scale a {}x{} frame to {width}x{height}",
+                img.width, img.height
+            )));
+        }
+        let cx = crop.x.min(img.width - 1);
+        let cy = crop.y.min(img.height - 1);
+        let cw = crop.width.clamp(1, img.width - cx);
+        let ch = crop.height.clamp(1, img.height - cy);
+        let mut out = Vec::with_capacity(width as usize * height as usize * 3);
+        for y in 0..height {
+            let sy = u64::from(cy) + u64::from(y) * u64::from(ch) / u64::from(height);
+            let row = img.row(sy as usize).ok_or(FrameError::TooLarge {
+                width: img.width,
+                height: img.height,
+            })?;
+            for x in 0..width {
+                let sx = (u64::from(cx) + u64::from(x) * u64::from(cw) / u64::from(width)) as usize;
+                out.extend_from_slice(row.get(sx * 3..sx * 3 + 3).unwrap_or(&[0, 0, 0]));
+            }
+        }
+        Ok(Image::from_vec(width, height, width as usize * 3, out))
+    }
 }
 
 impl std::fmt::Debug for Image {
@@ -122,6 +207,8 @@ pub struct FrameMeta {
     /// The source's frame size (before scaling to the model's input).
     pub source_width: u32,
     pub source_height: u32,
+    /// The decoded frame at full size, where the source keeps it.
+    pub full: Option<FullView>,
 }
 
 /// One decoded frame on its way to inference.

@@ -1,5 +1,5 @@
 //! `http.listen`: `/healthz` and `/metrics` (Prometheus text format) for
-//! monitoring systems.
+//! monitoring systems, and the status page for people (`page`).
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
@@ -19,6 +19,8 @@ pub struct Monitor {
     grace: Duration,
     /// The supervisors' clock: states are timed on it.
     clock: Arc<dyn Clock>,
+    /// `/` and `/streams/S/latest.jpg`, where the daemon has them.
+    page: Mutex<Option<Arc<crate::page::StatusPage>>>,
 }
 
 const STATES: [(StreamState, &str); 6] = [
@@ -43,6 +45,42 @@ impl Monitor {
             mqtt,
             grace,
             clock,
+            page: Mutex::default(),
+        }
+    }
+
+    pub fn set_page(&self, page: Option<Arc<crate::page::StatusPage>>) {
+        if let Ok(mut p) = self.page.lock() {
+            *p = page;
+        }
+    }
+
+    /// The answer to `GET path` (without its query): code, body, type.
+    pub fn respond(&self, path: &str) -> crate::page::Reply {
+        let page = self.page.lock().ok().and_then(|p| p.clone());
+        match (path, page) {
+            ("/metrics", _) => (
+                200,
+                self.metrics().into_bytes(),
+                "text/plain; version=0.0.4",
+            ),
+            ("/healthz", _) => match self.health() {
+                Ok(()) => (200, b"{\"status\":\"ok\"}".to_vec(), "application/json"),
+                Err(why) => (503, why.to_string().into_bytes(), "application/json"),
+            },
+            ("/", Some(page)) => (
+                200,
+                page.html(&self.streams()).into_bytes(),
+                "text/html; charset=utf-8",
+            ),
+            (p, Some(page)) if p.starts_with("/streams/") => match crate::page::latest_path(p) {
+                Some(name) => {
+                    let known = self.streams().iter().any(|(n, _)| *n == name);
+                    page.latest(&name, known)
+                }
+                None => (404, b"not found\n".to_vec(), "text/plain"),
+            },
+            _ => (404, b"not found\n".to_vec(), "text/plain"),
         }
     }
 
@@ -207,6 +245,12 @@ impl Monitor {
                 u64::from(m.connected.load(Relaxed)),
             ),
             (
+                "full_frames_held",
+                "Decoded frames kept by reference for snapshots and the status page, all streams.",
+                "gauge",
+                crate::source::full::held(),
+            ),
+            (
                 "heap_in_use_bytes",
                 "Bytes allocated and not freed (glibc's count): a leak raises it; RSS also keeps what was freed.",
                 "gauge",
@@ -251,16 +295,13 @@ impl HttpServer {
             .name("http".into())
             .spawn(move || {
                 for request in s.incoming_requests() {
-                    let (code, body, kind) = match request.url() {
-                        "/metrics" => (200, monitor.metrics(), "text/plain; version=0.0.4"),
-                        "/healthz" => match monitor.health() {
-                            Ok(()) => (200, "{\"status\":\"ok\"}".to_string(), "application/json"),
-                            Err(why) => (503, why.to_string(), "application/json"),
-                        },
-                        _ => (404, "not found\n".to_string(), "text/plain"),
-                    };
-                    let mut response =
-                        tiny_http::Response::from_string(body).with_status_code(code);
+                    let url = request.url();
+                    let path = url.split_once('?').map_or(url, |(p, _)| p);
+                    let (code, body, kind) = monitor.respond(path);
+                    // Every body is whole in memory: a length, never chunks.
+                    let mut response = tiny_http::Response::from_data(body)
+                        .with_status_code(code)
+                        .with_chunked_threshold(usize::MAX);
                     if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", kind) {
                         response = response.with_header(h);
                     }

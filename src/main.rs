@@ -442,6 +442,10 @@ fn bench(
             r.rss_mib,
             r.peak_rss_mib
         );
+        println!(
+            "\nsnapshots: {} sent, {:.2} ms each to convert, draw and encode; {:.1} µs a frame in the stage besides",
+            r.snapshots, r.snapshot_ms, r.snapshot_frame_us
+        );
         return Ok(());
     }
     let names: Vec<String> = match model {

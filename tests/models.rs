@@ -30,6 +30,7 @@ fn photo(name: &str, width: u32, height: u32, resize: ResizeMode) -> (Image, (u3
         realtime: false,
         resize,
         options: Default::default(),
+        keep_full: false,
     };
     let (tx, rx) = crossbeam_channel::unbounded();
     let p = Pipeline::start(

@@ -33,6 +33,52 @@ fn collect(
     (frames, stats)
 }
 
+/// SMPTE bars: white, yellow, cyan: a crop of each, at any size, from
+/// the decoded I420 frame kept before the scaler.
+#[test]
+fn kept_full_frames_give_rgb_crops_of_the_source_on_demand() {
+    let settings = PipelineSettings {
+        spec: SourceSpec::parse("test://?width=640&height=480&fps=30").unwrap(),
+        width: 300,
+        height: 300,
+        fps: None,
+        fps_phase: 0.0,
+        realtime: false,
+        resize: visiond::inference::ResizeMode::Stretch,
+        options: Default::default(),
+        keep_full: true,
+    };
+    let (frames, _) = collect(settings, 3, Duration::from_secs(10));
+    assert_eq!(frames.len(), 3);
+    let full = frames[0].full.clone().expect("a full frame");
+    assert_eq!((full.0.width(), full.0.height()), (640, 480));
+    let crop = |x, w| visiond::frame::Crop {
+        x,
+        y: 20,
+        width: w,
+        height: 200,
+    };
+    for (x, want) in [
+        (10, [255, 255, 255]),
+        (100, [255, 255, 0]),
+        (200, [0, 255, 255]),
+    ] {
+        let img = full.0.rgb(crop(x, 70), 35, 101).expect("converts");
+        assert_eq!((img.width, img.height), (35, 101));
+        img.check().expect("fits its size");
+        for y in 0..101 {
+            for p in img.row(y).expect("row").chunks(3) {
+                let ok = p.iter().zip(want).all(|(a, b)| a.abs_diff(b) < 24);
+                assert!(ok, "{p:?} at row {y}, want {want:?}");
+            }
+        }
+    }
+    // A crop past the frame is clamped into it, never read outside.
+    let img = full.0.rgb(crop(10_000, 10_000), 16, 16).expect("clamped");
+    assert_eq!((img.width, img.height), (16, 16));
+    assert!(full.0.rgb(crop(0, 10), 0, 10).is_err(), "no empty pictures");
+}
+
 #[test]
 fn test_source_delivers_rgb_frames_at_model_size_with_source_size() {
     let settings = PipelineSettings {
@@ -44,6 +90,7 @@ fn test_source_delivers_rgb_frames_at_model_size_with_source_size() {
         realtime: false,
         resize: visiond::inference::ResizeMode::Stretch,
         options: Default::default(),
+        keep_full: false,
     };
     let (frames, _) = collect(settings, 5, Duration::from_secs(10));
     assert_eq!(frames.len(), 5);
@@ -54,6 +101,7 @@ fn test_source_delivers_rgb_frames_at_model_size_with_source_size() {
     assert_eq!((f.source_width, f.source_height), (640, 360));
     assert!(f.live);
     assert!(frames.windows(2).all(|w| w[0].pts_ns < w[1].pts_ns));
+    assert!(f.full.is_none(), "not kept unless asked for");
 }
 
 #[test]
@@ -70,6 +118,7 @@ fn fps_setting_keeps_every_sixth_frame_in_stream_time() {
         realtime: false,
         resize: visiond::inference::ResizeMode::Stretch,
         options: Default::default(),
+        keep_full: false,
     };
     let (frames, stats) = collect(settings, 10, Duration::from_secs(10));
     assert_eq!(frames.len(), 10);
@@ -95,6 +144,7 @@ fn a_bad_source_is_an_error_not_a_panic() {
         realtime: false,
         resize: visiond::inference::ResizeMode::Stretch,
         options: Default::default(),
+        keep_full: false,
     };
     let err = Pipeline::start(&settings, Arc::default(), Box::new(|_| true))
         .err()
@@ -116,6 +166,7 @@ fn clip(name: &str, options: visiond::source::SourceOptions) -> PipelineSettings
         realtime: false,
         resize: visiond::inference::ResizeMode::Stretch,
         options,
+        keep_full: false,
     }
 }
 
@@ -195,6 +246,7 @@ fn a_gst_fragment_that_fails_shows_no_credentials() {
             realtime: false,
             resize: visiond::inference::ResizeMode::Stretch,
             options: Default::default(),
+            keep_full: false,
         };
         let e = match Pipeline::start(&settings, Arc::default(), Box::new(|_| true)) {
             Ok(_) => panic!("{source} started"),

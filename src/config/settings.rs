@@ -132,6 +132,9 @@ pub struct StreamSettings {
     pub options: SourceOptions,
     /// Detection with `track` on: how its objects are tracked.
     pub track: Option<TrackSpec>,
+    /// Snapshots and the status page's picture (decoded frames are kept
+    /// by reference for them).
+    pub snapshots: bool,
 }
 
 impl Default for StreamSettings {
@@ -153,6 +156,7 @@ impl Default for StreamSettings {
             looping: false,
             options: SourceOptions::default(),
             track: None,
+            snapshots: true,
         }
     }
 }
@@ -197,6 +201,7 @@ impl StreamSettings {
             realtime: s.realtime,
             looping: s.looping,
             options: s.options.clone(),
+            snapshots: s.snapshots,
         })
     }
 

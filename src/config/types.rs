@@ -483,6 +483,15 @@ pub struct StreamConfig {
     /// Detection: segments whose crossings are counted per direction.
     #[serde(default)]
     pub lines: Vec<crate::tracking::Line>,
+    /// Pictures of the stream: snapshots of its objects on
+    /// `P/N/S/snapshot/L` and its latest frame on the status page (default
+    /// on; `snapshots: false` keeps every picture on the device unmade).
+    #[serde(default = "default_snapshots")]
+    pub snapshots: bool,
+}
+
+fn default_snapshots() -> bool {
+    true
 }
 
 /// `track:` of a stream: `true`, `false`, or its settings.

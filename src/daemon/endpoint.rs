@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::HttpSettings;
 use crate::http::{HttpServer, Monitor};
+use crate::page::StatusPage;
 use crate::publish::MqttCounters;
 use crate::source::StreamStats;
 
@@ -19,6 +20,7 @@ const REBIND: Duration = Duration::from_secs(2);
 
 pub struct Http {
     mqtt: Arc<MqttCounters>,
+    page: Option<Arc<StatusPage>>,
     settings: Option<HttpSettings>,
     server: Option<(Arc<Monitor>, HttpServer)>,
 }
@@ -27,11 +29,13 @@ impl Http {
     pub fn start(
         settings: Option<HttpSettings>,
         mqtt: Arc<MqttCounters>,
+        page: Option<Arc<StatusPage>>,
         streams: Streams,
     ) -> Result<Self, String> {
-        let server = serve(settings.as_ref(), &mqtt, streams)?;
+        let server = serve(settings.as_ref(), &mqtt, &page, streams)?;
         Ok(Self {
             mqtt,
+            page,
             settings,
             server,
         })
@@ -53,7 +57,7 @@ impl Http {
     ) -> Result<String, String> {
         // The old server goes first: the new one may want its port.
         self.server = None;
-        match serve_within(REBIND, to.as_ref(), &self.mqtt, &streams) {
+        match serve_within(REBIND, to.as_ref(), &self.mqtt, &self.page, &streams) {
             Ok(server) => {
                 self.server = server;
                 self.settings = to;
@@ -62,7 +66,13 @@ impl Http {
                     None => "the HTTP server is stopped".into(),
                 })
             }
-            Err(e) => match serve_within(REBIND, self.settings.as_ref(), &self.mqtt, &streams) {
+            Err(e) => match serve_within(
+                REBIND,
+                self.settings.as_ref(),
+                &self.mqtt,
+                &self.page,
+                &streams,
+            ) {
                 Ok(server) => {
                     self.server = server;
                     Err(e)
@@ -79,11 +89,12 @@ fn serve_within(
     limit: Duration,
     settings: Option<&HttpSettings>,
     mqtt: &Arc<MqttCounters>,
+    page: &Option<Arc<StatusPage>>,
     streams: &Streams,
 ) -> Result<Option<(Arc<Monitor>, HttpServer)>, String> {
     let deadline = Instant::now() + limit;
     loop {
-        match serve(settings, mqtt, streams.clone()) {
+        match serve(settings, mqtt, page, streams.clone()) {
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
             done => return done,
         }
@@ -93,12 +104,14 @@ fn serve_within(
 fn serve(
     settings: Option<&HttpSettings>,
     mqtt: &Arc<MqttCounters>,
+    page: &Option<Arc<StatusPage>>,
     streams: Streams,
 ) -> Result<Option<(Arc<Monitor>, HttpServer)>, String> {
     let Some(s) = settings else {
         return Ok(None);
     };
     let monitor = Arc::new(Monitor::new(mqtt.clone(), s.grace));
+    monitor.set_page(page.clone());
     monitor.set_streams(streams);
     let server = HttpServer::start(&s.listen, monitor.clone())?;
     Ok(Some((monitor, server)))
@@ -129,7 +142,7 @@ mod tests {
     #[test]
     fn a_restart_on_the_same_port_takes_the_port_back() {
         let port = free_port();
-        let mut http = Http::start(on(port, 30), Arc::default(), Vec::new()).expect("starts");
+        let mut http = Http::start(on(port, 30), Arc::default(), None, Vec::new()).expect("starts");
         assert!(listening(port));
         for grace in [5, 6, 7] {
             let done = http.restart(on(port, grace), Vec::new());
@@ -146,7 +159,7 @@ mod tests {
         let (port, taken) = (free_port(), std::net::TcpListener::bind("127.0.0.1:0"));
         let taken = taken.expect("a listener");
         let busy = taken.local_addr().expect("address").port();
-        let mut http = Http::start(on(port, 30), Arc::default(), Vec::new()).expect("starts");
+        let mut http = Http::start(on(port, 30), Arc::default(), None, Vec::new()).expect("starts");
         let err = http.restart(on(busy, 30), Vec::new()).unwrap_err();
         assert!(err.contains(&format!("127.0.0.1:{busy}")), "{err}");
         assert!(listening(port), "the previous server serves again");

@@ -22,7 +22,9 @@ use crate::config::{
     HttpSettings, Loaded, ModelSettings, SettingsError, StreamConfig, StreamSettings, Task,
 };
 use crate::inference::{Engine, Heartbeat, Input, Model, ModelError, runtime};
+use crate::page::StatusPage;
 use crate::publish::{MqttPublisher, MqttSettings, Publish};
+use crate::snapshot::Snapshots;
 use crate::source::{PipelineSettings, StreamHandle, StreamSetup, fps_phase, spawn_stream};
 use crate::tracking::Tracking;
 use control::{ControlThread, Switches};
@@ -143,14 +145,17 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         // The switches' retained state was not read: they start on.
         warn!("the broker did not answer the start-up subscriptions in time");
     }
-    // Inference -> tracking -> MQTT.
-    let tracking = Arc::new(Tracking::new(mqtt.clone()));
+    // Inference -> tracking -> snapshots -> MQTT.
+    let snapshots = Arc::new(Snapshots::new(mqtt.clone()));
+    let tracking = Arc::new(Tracking::new(snapshots.clone()));
     let publisher: Arc<dyn Publish> = tracking.clone();
+    let page = Arc::new(StatusPage::new(snapshots.clone(), Some(tracking.clone())));
 
     let mut running = Running::start(&loaded, models, &publisher, Some(&tracking), &switches)?;
     let mut http = endpoint::Http::start(
         HttpSettings::resolve(loaded.config.http.as_ref()),
         mqtt.counters(),
+        Some(page),
         running.stats(),
     )
     .map_err(DaemonError::Http)?;
@@ -209,7 +214,9 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     tracking.finish();
     drop(control);
     drop(publisher);
+    drop(http);
     drop(tracking);
+    drop(snapshots);
     let mqtt =
         Arc::try_unwrap(mqtt).map_err(|_| DaemonError::Mqtt("publisher still in use".into()))?;
     mqtt.close(deadline.saturating_duration_since(Instant::now()));
@@ -560,6 +567,7 @@ fn start_stream(
             realtime: settings.realtime,
             resize: engine.resize,
             options: settings.options,
+            keep_full: settings.snapshots,
         },
         stats,
         looping: settings.looping,

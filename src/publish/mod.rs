@@ -33,6 +33,8 @@ pub trait Publish: Send + Sync {
     fn events(&self, _stream: &str, _session: &str, _events: &[Event]) {}
     /// Counts that changed (retained).
     fn tallies(&self, _stream: &str, _tallies: &[Tally], _at: SystemTime) {}
+    /// A JPEG of the best recent view of an object of `label` (retained).
+    fn snapshot(&self, _stream: &str, _label: &str, _jpeg: &[u8]) {}
 }
 
 /// One count of the contract, as it is now.
@@ -103,6 +105,11 @@ impl Topics {
         format!("{}/", self.base)
     }
 
+    /// `P/N/S/snapshot/L`: the latest snapshot of the label.
+    pub fn snapshot(&self, stream: &str, label: &str) -> String {
+        format!("{}/{stream}/snapshot/{}", self.base, level(label))
+    }
+
     /// Every topic of the stream starts with it.
     pub fn stream(&self, stream: &str) -> String {
         format!("{}/{stream}/", self.base)
@@ -144,5 +151,9 @@ mod tests {
             "visiond/edge-01/door/zones/drive/count/teddy bear"
         );
         assert_eq!(level("a/b+#"), "a_b__");
+        assert_eq!(
+            t.snapshot("door", "teddy/bear"),
+            "visiond/edge-01/door/snapshot/teddy_bear"
+        );
     }
 }

@@ -469,6 +469,19 @@ impl Publish for MqttPublisher {
             );
         }
     }
+
+    /// Snapshots are retained "latest views": kept in memory, one per
+    /// topic, sent now and again after a reconnect, never spooled. An
+    /// outage would fill the spool with pictures nobody wants late, and
+    /// the spool's bound would then drop events, which matter.
+    fn snapshot(&self, stream: &str, label: &str, jpeg: &[u8]) {
+        let s = &self.shared;
+        s.outbox().retain(
+            &s.settings.topics.snapshot(stream, label),
+            jpeg.to_vec(),
+            &mut Qos1(&s.client),
+        );
+    }
 }
 
 /// Drives the connection: logs each change of the broker's state once,

@@ -214,6 +214,7 @@ mod tests {
                 captured_at: captured,
                 source_width: 1280,
                 source_height: 720,
+                full: None,
             },
             model: "coco".into(),
             output: Output::Detections(vec![Detection {
@@ -278,6 +279,7 @@ mod tests {
                 captured_at: SystemTime::now(),
                 source_width: 1,
                 source_height: 1,
+                full: None,
             },
             model: "m".into(),
             output: Output::Detections(vec![det.clone(); MAX_OBJECTS + 5]),

@@ -1,6 +1,7 @@
 //! The source stage: turns a stream's `source` into frames on a channel,
 //! and keeps it alive (reconnects, status).
 
+pub mod full;
 mod gate;
 mod pipeline;
 mod probe;

@@ -12,8 +12,9 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
+use super::full::GstFull;
 use super::{FpsGate, SourceError, SourceOptions, SourceSpec, StreamStats, Transport};
-use crate::frame::Image;
+use crate::frame::{FullView, Image};
 use crate::inference::ResizeMode;
 
 /// What the pipeline needs to know to build itself.
@@ -33,6 +34,9 @@ pub struct PipelineSettings {
     pub resize: ResizeMode,
     /// Per-kind source options (RTSP transport, capture format, …).
     pub options: SourceOptions,
+    /// Keep a reference to each kept decoded frame (see `full`) for
+    /// snapshots and the status page.
+    pub keep_full: bool,
 }
 
 /// A kept frame as it leaves the pipeline, before it gets its stream metadata.
@@ -43,8 +47,15 @@ pub struct RawFrame {
     pub captured_at: SystemTime,
     pub source_width: u32,
     pub source_height: u32,
+    /// The decoded frame it was scaled from (a reference, see `full`).
+    pub full: Option<FullView>,
     pub live: bool,
 }
+
+/// The latest decoded frame the fps gate kept, with its pts: the appsink
+/// callback on the same streaming thread takes it for the scaled frame
+/// of the same pts.
+type FullSlot = Arc<std::sync::Mutex<Option<(Option<u64>, GstFull)>>>;
 
 /// Something the pipeline reports on its bus.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,6 +128,7 @@ impl Pipeline {
         let source_size = Arc::new(AtomicU64::new(0));
         // When the last kept frame passed the gate, in ns since the Unix epoch.
         let gate_time = Arc::new(AtomicU64::new(0));
+        let full_slot = FullSlot::default();
         install_gate(
             &scale_sink,
             settings.fps,
@@ -124,6 +136,7 @@ impl Pipeline {
             &stats,
             &source_size,
             &gate_time,
+            settings.keep_full.then_some(&full_slot),
         );
 
         if let Some(threads) = settings.options.decoder_threads(&settings.spec) {
@@ -161,6 +174,12 @@ impl Pipeline {
                         .into_mapped_buffer_readable()
                         .map_err(|_| gst::FlowError::Error)?;
                     let size = source_size.load(Ordering::Relaxed);
+                    let full = full_slot
+                        .lock()
+                        .ok()
+                        .and_then(|mut s| s.take())
+                        .filter(|(p, _)| *p == pts_ns)
+                        .map(|(_, f)| FullView(Arc::new(f)));
                     let frame = RawFrame {
                         image: Image {
                             width,
@@ -172,6 +191,7 @@ impl Pipeline {
                         captured_at,
                         source_width: (size >> 32) as u32,
                         source_height: size as u32,
+                        full,
                         live,
                     };
                     if deliver(frame) {
@@ -281,7 +301,8 @@ fn limit_decoder_threads(pipeline: &gst::Pipeline, threads: u32) {
     });
 }
 
-/// The fps gate and the source-size watcher, both on the scaler's sink pad.
+/// The fps gate, the source-size watcher and the full-frame keeper, all on
+/// the scaler's sink pad.
 fn install_gate(
     pad: &gst::Pad,
     fps: Option<f64>,
@@ -289,8 +310,11 @@ fn install_gate(
     stats: &Arc<StreamStats>,
     source_size: &Arc<AtomicU64>,
     gate_time: &Arc<AtomicU64>,
+    full_slot: Option<&FullSlot>,
 ) {
     let size = source_size.clone();
+    let source_info = Arc::new(std::sync::Mutex::new(None::<gst_video::VideoInfo>));
+    let info_in = source_info.clone();
     pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
         if let Some(gst::EventView::Caps(c)) = info.event().map(|e| e.view())
             && let Ok(vi) = gst_video::VideoInfo::from_caps(c.caps())
@@ -299,9 +323,13 @@ fn install_gate(
                 (u64::from(vi.width()) << 32) | u64::from(vi.height()),
                 Ordering::Relaxed,
             );
+            if let Ok(mut i) = info_in.lock() {
+                *i = Some(vi);
+            }
         }
         gst::PadProbeReturn::Ok
     });
+    let full_slot = full_slot.cloned();
     let gate = FpsGate::new(fps, phase);
     let stats = stats.clone();
     let gate_time = gate_time.clone();
@@ -315,6 +343,15 @@ fn install_gate(
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
             gate_time.store(now, Ordering::Relaxed);
+            // A reference, not a copy: pixels are converted only when a
+            // snapshot or the status page asks (see `full`).
+            if let Some(full_slot) = &full_slot
+                && let Some(gst::PadProbeData::Buffer(buffer)) = &info.data
+                && let Some(vi) = source_info.lock().ok().and_then(|i| i.clone())
+                && let Ok(mut slot) = full_slot.lock()
+            {
+                *slot = Some((pts, GstFull::new(buffer.clone(), vi)));
+            }
             gst::PadProbeReturn::Ok
         } else {
             stats.frames_skipped.fetch_add(1, Ordering::Relaxed);

@@ -482,6 +482,7 @@ fn deliverer(
                 captured_at: raw.captured_at,
                 source_width: raw.source_width,
                 source_height: raw.source_height,
+                full: raw.full,
             },
             image: raw.image,
         };

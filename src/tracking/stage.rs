@@ -259,6 +259,12 @@ impl Tracking {
         locked(&self.streams).get(name).cloned()
     }
 
+    /// The zones and lines of a tracked stream (for the status page).
+    pub fn geometry(&self, stream: &str) -> Option<super::Geometry> {
+        self.stream(stream)
+            .map(|s| locked(&s).spec.geometry.clone())
+    }
+
     /// From now on a stopping stream's objects end with `shutdown`.
     pub fn shutting_down(&self) {
         self.shutting_down.store(true, Ordering::Relaxed);
@@ -397,6 +403,10 @@ impl Publish for Tracking {
 
     fn tallies(&self, stream: &str, tallies: &[Tally], at: SystemTime) {
         self.next.tallies(stream, tallies, at);
+    }
+
+    fn snapshot(&self, stream: &str, label: &str, jpeg: &[u8]) {
+        self.next.snapshot(stream, label, jpeg);
     }
 }
 

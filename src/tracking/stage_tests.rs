@@ -88,6 +88,7 @@ fn frame(session: &str, seq: u64, dets: Vec<Detection>) -> Analysis {
             captured_at: SystemTime::UNIX_EPOCH + Duration::from_millis(seq * 200),
             source_width: 1280,
             source_height: 720,
+            full: None,
         },
         model: "coco".into(),
         output: Output::Detections(dets),

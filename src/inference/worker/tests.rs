@@ -40,6 +40,7 @@ fn meta(pts: u64) -> FrameMeta {
         captured_at: SystemTime::UNIX_EPOCH,
         source_width: 1,
         source_height: 1,
+        full: None,
     }
 }
 

@@ -427,6 +427,7 @@ mod delivery {
                 realtime: false,
                 resize: crate::inference::ResizeMode::Stretch,
                 options: Default::default(),
+                keep_full: false,
             },
             stats: Arc::default(),
             looping: false,
@@ -440,6 +441,7 @@ mod delivery {
             captured_at: SystemTime::now(),
             source_width: 2,
             source_height: 2,
+            full: None,
             live,
         }
     }
