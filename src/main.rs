@@ -206,16 +206,6 @@ fn limit_malloc_arenas() {
             libc::mallopt(libc::M_ARENA_MAX, 2);
         }
     }
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
-        // A fixed threshold: glibc's moving one climbs to 32 MiB once a
-        // large block is freed, after which frames and activations come
-        // from the heap and stay with the process after they are freed.
-        // SAFETY: as above.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
-        }
-    }
 }
 
 fn init_logging(cli: &Cli) {

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod control;
 mod endpoint;
 pub mod plan;
+mod trim;
 pub mod watchdog;
 
 use std::collections::HashMap;
@@ -162,6 +163,11 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     let streams = running.streams.len();
     info!(streams, "running");
     crate::notify::notify(&format!("READY=1\nSTATUS={streams} streams"));
+    let _trim = trim::Trimmer::start(
+        Arc::new(crate::source::SystemClock),
+        trim::EVERY,
+        trim::malloc_trim,
+    );
     let watchdog = watchdog::Watchdog::start(
         watchdog::interval_from_env(),
         running.heartbeats(),
