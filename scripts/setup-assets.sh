@@ -45,23 +45,13 @@ WORK="$(mktemp -d "$CACHE/.work.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 
 # --- Pins -----------------------------------------------------------------------
-ORT_VERSION=1.31.1
+# The ONNX Runtime wheels (scripts/assets/ort-pins.sh: x86_64 and aarch64).
+# shellcheck source=assets/ort-pins.sh
+. "$ASSETS/ort-pins.sh"
+ort_pins "$(uname -m)" || die "no pinned ONNX Runtime wheel for $(uname -m) (x86_64 and aarch64 are pinned)"
 case "$(uname -m)" in
-  x86_64 | amd64)
-    ORT_PLATFORM=manylinux_2_28_x86_64
-    ORT_WHEEL=onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl
-    ORT_WHEEL_SHA=5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f
-    ORT_LIB_SHA=fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3
-    TF_REQ=tensorflow-cpu==2.15.1
-    ;;
-  aarch64 | arm64) # pinned from PyPI, not run on an aarch64 machine yet
-    ORT_PLATFORM=manylinux_2_28_aarch64
-    ORT_WHEEL=onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_aarch64.whl
-    ORT_WHEEL_SHA=da05378364c44d4407e463982d2bf8d5e4cfea873283757e48beeb41df97b7f3
-    ORT_LIB_SHA=8aa3b76b28c778a2b1dd660d34161adb1d508c9ccd04ff9dc80e26eca5df8467
-    TF_REQ=tensorflow==2.15.1 # tensorflow-cpu has no aarch64 wheel
-    ;;
-  *) die "no pinned ONNX Runtime wheel for $(uname -m) (x86_64 and aarch64 are pinned)" ;;
+  aarch64 | arm64) TF_REQ=tensorflow==2.15.1 ;; # tensorflow-cpu has no aarch64 wheel
+  *) TF_REQ=tensorflow-cpu==2.15.1 ;;
 esac
 # The photographs: the PNGs are the same in every scikit-image wheel, so the
 # x86_64 one serves every machine.
