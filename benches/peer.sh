@@ -25,7 +25,7 @@ WINDOW="${1:-30}"; WARMUP=8; ROUNDS="${ROUNDS:-3}"
 # The peer's venv: Debian's Python for GStreamer's bindings (python3-gi), the
 # same pinned onnxruntime wheel as the reference venv, numpy, paho-mqtt.
 VENV="$CACHE/venv-peer"
-WHEEL="$(ls "$CACHE"/downloads/onnxruntime-*.whl | head -1)"
+WHEEL="$(ls "$CACHE"/downloads/onnxruntime-*"$(uname -m)".whl | head -1)"
 STAMP="$(basename "$WHEEL") numpy==2.1.3 paho-mqtt==2.2.0"
 if [ "$(cat "$VENV/.visiond-stamp" 2>/dev/null)" != "$STAMP" ]; then
   rm -rf "$VENV"
