@@ -139,8 +139,9 @@ rc=0; wait "$daemon_pid" || rc=$?
 daemon_pid=""
 check [ "$rc" -eq 0 ]
 kill "$sub_pid" 2>/dev/null || true; wait "$sub_pid" 2>/dev/null || true
-frames="$(grep -c '/detections ' "$WORK/mqtt.log" || true)"
-cats="$(grep '/detections ' "$WORK/mqtt.log" | grep -c '"label":"cat"' || true)"
+# -a: the subscription also carries the snapshots' JPEG bytes.
+frames="$(grep -ac '/detections ' "$WORK/mqtt.log" || true)"
+cats="$(grep -a '/detections ' "$WORK/mqtt.log" | grep -ac '"label":"cat"' || true)"
 echo "deb-arm64: run: $frames detections messages, $cats with a cat"
 # One analysed frame a second of a 4 s clip: 4 messages, each with the cat.
 check [ "$frames" -ge 3 ]
