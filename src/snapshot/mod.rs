@@ -7,9 +7,10 @@
 
 pub mod policy;
 
+use crate::sync::locked;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use tracing::warn;
@@ -69,11 +70,6 @@ pub struct Snapshots {
     next: Arc<dyn Publish>,
     streams: Mutex<HashMap<Arc<str>, Stream>>,
     counters: SnapshotCounters,
-}
-
-fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere must not stop publishing.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Snapshots {

@@ -11,9 +11,10 @@
 //! `stream_stopped` and counts go to 0; after it a new tracker starts in
 //! the same session, its ids marked `-rN`. Line counters add up over sessions, since the daemon started.
 
+use crate::sync::locked;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use super::{Counts, EndReason, Event, FrameInfo, Geometry, LineCount, TrackSettings, Tracker};
@@ -209,11 +210,6 @@ pub struct Tracking {
     /// Set before the streams stop at shutdown: their objects end with
     /// `shutdown`, not `stream_stopped`.
     shutting_down: AtomicBool,
-}
-
-fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere must not stop publishing.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Tracking {
