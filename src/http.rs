@@ -21,6 +21,8 @@ pub struct Monitor {
     clock: Arc<dyn Clock>,
     /// `/` and `/streams/S/latest.jpg`, where the daemon has them.
     page: Mutex<Option<Arc<crate::page::StatusPage>>>,
+    /// This node's part in a fleet, where it has one.
+    fleet: Mutex<Option<Arc<crate::fleet::FleetState>>>,
 }
 
 const STATES: [(StreamState, &str); 6] = [
@@ -46,7 +48,12 @@ impl Monitor {
             grace,
             clock,
             page: Mutex::default(),
+            fleet: Mutex::default(),
         }
+    }
+
+    pub fn set_fleet(&self, fleet: Option<Arc<crate::fleet::FleetState>>) {
+        *crate::sync::locked(&self.fleet) = fleet;
     }
 
     pub fn set_page(&self, page: Option<Arc<crate::page::StatusPage>>) {
@@ -261,6 +268,9 @@ impl Monitor {
                 out,
                 "# HELP visiond_{name} {help}\n# TYPE visiond_{name} {kind}\nvisiond_{name} {v}"
             );
+        }
+        if let Some(f) = crate::sync::locked(&self.fleet).as_ref() {
+            out.push_str(&crate::fleet::metrics(f));
         }
         out
     }

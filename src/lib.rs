@@ -9,6 +9,7 @@ pub mod bench;
 pub mod config;
 pub mod daemon;
 pub mod evaluate;
+pub mod fleet;
 pub mod frame;
 pub mod homeassistant;
 pub mod http;

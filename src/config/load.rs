@@ -68,7 +68,7 @@ fn parse_expanded(file: &Path, expanded: env::Expanded) -> Result<Loaded, Config
     let text = &expanded.text;
     let mut locator = Locator::new(text);
 
-    let (parsed, unknown) = deserialize::<super::Config>(text, &locator, schema::config());
+    let (parsed, unknown) = deserialize::<super::Config>(text, &locator, schema::config(), "");
     let mut problems: Vec<Problem> = unknown.into_iter().map(|(p, m)| problem(p, m)).collect();
     let mut config = match parsed {
         Ok(c) if problems.is_empty() => c,
@@ -109,6 +109,12 @@ fn parse_expanded(file: &Path, expanded: env::Expanded) -> Result<Loaded, Config
         &mut config.mqtt.key_file,
     ]
     .into_iter()
+    .chain(
+        config
+            .cluster
+            .iter_mut()
+            .flat_map(|c| [&mut c.ca_file, &mut c.cert_file, &mut c.key_file]),
+    )
     .flatten()
     {
         *p = base.join(&*p);
@@ -172,16 +178,18 @@ fn parse_expanded(file: &Path, expanded: env::Expanded) -> Result<Loaded, Config
 }
 
 /// A message and where it belongs.
-type Located = (Pos, String);
+pub(super) type Located = (Pos, String);
 
 /// Deserialises `text`, collecting every key serde ignored (an unknown
 /// key: no struct of the config takes it) with its position and a
-/// suggestion from `schema`. serde stops at the first real error; unknown
-/// keys before it are reported with it.
-fn deserialize<T: DeserializeOwned>(
+/// suggestion from `schema` (where `text` sits at the path `under` of it).
+/// serde stops at the first real error; unknown keys before it are
+/// reported with it.
+pub(super) fn deserialize<T: DeserializeOwned>(
     text: &str,
     locator: &Locator,
     schema: &serde_json::Value,
+    under: &str,
 ) -> (Result<T, Located>, Vec<Located>) {
     if let Some(pos) = locator.too_deep().or_else(|| flow_too_deep(text)) {
         let message = "nested deeper than 128 levels".to_string();
@@ -197,7 +205,12 @@ fn deserialize<T: DeserializeOwned>(
             format!("{parent}.{key}")
         };
         let pos = locator.key(&full).unwrap_or_else(|| locator.nearest(&full));
-        unknown.push((pos, unknown_key_message(&parent, &key, schema)));
+        let in_schema = match (under, parent.as_str()) {
+            ("", p) => p.to_string(),
+            (u, "") => u.to_string(),
+            (u, p) => format!("{u}.{p}"),
+        };
+        unknown.push((pos, unknown_key_message(&in_schema, &key, schema)));
     });
     let parsed = parsed.map_err(|e| {
         let pos = e
@@ -318,7 +331,8 @@ fn describe_model(m: &mut ModelConfig) -> Vec<String> {
         }
     };
     let locator = Locator::new(&text);
-    let (parsed, unknown) = deserialize::<ModelDescription>(&text, &locator, schema::description());
+    let (parsed, unknown) =
+        deserialize::<ModelDescription>(&text, &locator, schema::description(), "");
     let mut problems: Vec<String> = unknown.into_iter().map(|(p, m)| at(p, m)).collect();
     let d = match parsed {
         Ok(d) => d,

@@ -8,6 +8,7 @@ mod load;
 mod locate;
 mod schema;
 mod settings;
+mod stream;
 mod types;
 mod validate;
 
@@ -25,6 +26,7 @@ pub use schema::schema;
 pub use settings::{
     HttpSettings, ModelSettings, SettingsError, StreamSettings, cores, default_min_score,
 };
+pub use stream::parse_stream;
 pub use types::*;
 pub use validate::{check_labels, valid_name};
 

@@ -384,3 +384,36 @@ fn the_homeassistant_section_is_checked_like_the_rest() {
         "{err}"
     );
 }
+
+#[test]
+fn the_cluster_section_is_checked_like_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    write_models(dir.path());
+    let base = "mqtt: {url: \"mqtt://h\"}\nmodels: [{name: m, path: m.onnx}]\n";
+    let file = dir.path().join("c.yaml");
+    let ok = parse(
+        &file,
+        &format!("{base}cluster: {{etcd: [\"http://127.0.0.1:2379\"]}}\n"),
+        env,
+    )
+    .expect("endpoints alone are valid");
+    let c = ok.config.cluster.expect("present");
+    assert_eq!(
+        (c.prefix.as_str(), c.lease_s, c.max_streams),
+        ("/visiond", 10, None)
+    );
+    let text = format!(
+        "{base}cluster:\n  etcd: [\"ftp://x\", \"https://e:2379\"]\n  prefix: visiond/\n  lease_s: 1\n  max_streams: 0\n  cert_file: c.pem\n"
+    );
+    let err = parse(&file, &text, env).unwrap_err().to_string();
+    for expected in [
+        "c.yaml:4:10: \"ftp://x\" is not an http(s)://host:port endpoint",
+        "c.yaml:4:21: https:// needs ca_file",
+        "c.yaml:5:11: prefix \"visiond/\" must be a key path like /visiond",
+        "c.yaml:6:12: lease_s must be from 2 to 3600, not 1",
+        "c.yaml:7:16: max_streams 0 would take no camera",
+        "c.yaml:8:14: cert_file and key_file go together",
+    ] {
+        assert!(err.contains(expected), "{expected}\nin\n{err}");
+    }
+}

@@ -39,6 +39,44 @@ pub struct Config {
     /// Home Assistant MQTT discovery: a device per stream; absent: none.
     #[serde(default)]
     pub homeassistant: Option<HomeAssistantConfig>,
+    /// A fleet: cameras shared with other nodes through etcd; absent: the
+    /// streams of this file only.
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// The fleet this node belongs to: its cameras are etcd keys
+/// `PREFIX/streams/NAME`, each run by one live node.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// etcd endpoints, `http://host:port` (or `https://` with `ca_file`).
+    pub etcd: Vec<String>,
+    /// The key prefix, e.g. `/visiond` (default).
+    #[serde(default = "default_cluster_prefix")]
+    pub prefix: String,
+    /// Seconds a silent node keeps its cameras (2 to 3600, default 10).
+    #[serde(default = "default_lease_s")]
+    pub lease_s: u64,
+    /// The most fleet cameras this node takes; absent: no limit.
+    #[serde(default)]
+    pub max_streams: Option<usize>,
+    /// https: the CA that signed etcd's certificate (PEM).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// https: a client certificate (PEM), with `key_file`.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// https: the client certificate's key (PEM), with `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+fn default_cluster_prefix() -> String {
+    "/visiond".into()
+}
+fn default_lease_s() -> u64 {
+    10
 }
 
 /// Home Assistant MQTT discovery (Home Assistant 2024.11 and later).

@@ -108,9 +108,94 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
             ));
         }
     }
+    if let Some(c) = &config.cluster {
+        validate_cluster(c, &mut problems);
+    }
     let model_names = validate_models(config, &mut problems);
     validate_streams(config, &model_names, &mut problems);
     problems
+}
+
+/// The most a lease may last: an hour without a word is a dead node.
+const MAX_LEASE_S: u64 = 3600;
+
+fn validate_cluster(c: &super::ClusterConfig, problems: &mut Vec<(String, String)>) {
+    if c.etcd.is_empty() {
+        problems.push((
+            "cluster.etcd".into(),
+            "name at least one etcd endpoint, e.g. http://10.0.0.2:2379".into(),
+        ));
+    }
+    for (i, e) in c.etcd.iter().enumerate() {
+        match url::Url::parse(e) {
+            Ok(u)
+                if matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && u.path().trim_matches('/').is_empty() =>
+            {
+                if u.scheme() == "https" && c.ca_file.is_none() {
+                    problems.push((
+                        format!("cluster.etcd[{i}]"),
+                        "https:// needs ca_file, the CA that signed etcd's certificate".into(),
+                    ));
+                }
+            }
+            _ => problems.push((
+                format!("cluster.etcd[{i}]"),
+                format!(
+                    "{:?} is not an http(s)://host:port endpoint",
+                    crate::redact::url(e)
+                ),
+            )),
+        }
+    }
+    let p = &c.prefix;
+    if !p.starts_with('/') || p.len() < 2 || p.ends_with('/') || p.contains("//") {
+        problems.push((
+            "cluster.prefix".into(),
+            format!("prefix {p:?} must be a key path like /visiond (no trailing /)"),
+        ));
+    }
+    within(
+        problems,
+        "cluster.lease_s".into(),
+        "lease_s",
+        Some(c.lease_s),
+        2,
+        MAX_LEASE_S,
+    );
+    if c.max_streams == Some(0) {
+        problems.push((
+            "cluster.max_streams".into(),
+            "max_streams 0 would take no camera: leave the cluster section out instead".into(),
+        ));
+    }
+    tls_files("cluster", [&c.ca_file, &c.cert_file, &c.key_file], problems);
+}
+
+/// `ca_file`, `cert_file` and `key_file` of `section`: files that exist,
+/// the last two together.
+fn tls_files(
+    section: &str,
+    [ca, cert, key]: [&Option<std::path::PathBuf>; 3],
+    problems: &mut Vec<(String, String)>,
+) {
+    for (name, file) in [("ca_file", ca), ("cert_file", cert), ("key_file", key)] {
+        if let Some(f) = file
+            && !f.is_file()
+        {
+            problems.push((
+                format!("{section}.{name}"),
+                format!("{} not found", f.display()),
+            ));
+        }
+    }
+    if cert.is_some() != key.is_some() {
+        problems.push((
+            format!("{section}.cert_file"),
+            "cert_file and key_file go together".into(),
+        ));
+    }
 }
 
 fn validate_mqtt(config: &Config, problems: &mut Vec<(String, String)>) {
@@ -133,23 +218,7 @@ fn validate_mqtt(config: &Config, problems: &mut Vec<(String, String)>) {
             ),
         )),
     }
-    for (key, file) in [
-        ("ca_file", &m.ca_file),
-        ("cert_file", &m.cert_file),
-        ("key_file", &m.key_file),
-    ] {
-        if let Some(f) = file
-            && !f.is_file()
-        {
-            problems.push((format!("mqtt.{key}"), format!("{} not found", f.display())));
-        }
-    }
-    if m.cert_file.is_some() != m.key_file.is_some() {
-        problems.push((
-            "mqtt.cert_file".into(),
-            "cert_file and key_file go together".into(),
-        ));
-    }
+    tls_files("mqtt", [&m.ca_file, &m.cert_file, &m.key_file], problems);
     if m.qos > 1 {
         problems.push(("mqtt.qos".into(), "qos must be 0 or 1".into()));
     }

@@ -23,6 +23,7 @@ pub struct Http {
     page: Option<Arc<StatusPage>>,
     settings: Option<HttpSettings>,
     server: Option<(Arc<Monitor>, HttpServer)>,
+    fleet: Option<Arc<crate::fleet::FleetState>>,
 }
 
 impl Http {
@@ -38,7 +39,16 @@ impl Http {
             page,
             settings,
             server,
+            fleet: None,
         })
+    }
+
+    /// Reports this node's fleet state on /metrics, across restarts too.
+    pub fn set_fleet(&mut self, fleet: Option<Arc<crate::fleet::FleetState>>) {
+        if let Some((monitor, _)) = &self.server {
+            monitor.set_fleet(fleet.clone());
+        }
+        self.fleet = fleet;
     }
 
     /// Replaces the streams reported on.
@@ -60,6 +70,7 @@ impl Http {
         match serve_within(REBIND, to.as_ref(), &self.mqtt, &self.page, &streams) {
             Ok(server) => {
                 self.server = server;
+                self.set_fleet(self.fleet.clone());
                 self.settings = to;
                 Ok(match &self.settings {
                     Some(s) => format!("serving on {} (grace {} s)", s.listen, s.grace.as_secs()),
@@ -75,6 +86,7 @@ impl Http {
             ) {
                 Ok(server) => {
                     self.server = server;
+                    self.set_fleet(self.fleet.clone());
                     Err(e)
                 }
                 Err(again) => Err(format!(

@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod control;
 mod endpoint;
+mod fleet;
 pub mod plan;
 mod trim;
 pub mod watchdog;
@@ -29,6 +30,7 @@ use crate::snapshot::Snapshots;
 use crate::source::{PipelineSettings, StreamHandle, StreamSetup, fps_phase, spawn_stream};
 use crate::tracking::Tracking;
 use control::{ControlThread, Switches};
+use fleet::Command;
 
 /// SIGTERM to exit: PRODUCT.md allows 5 s; MQTT gets what is left of it.
 const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4500);
@@ -117,6 +119,18 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         message: format!("GStreamer: {e}"),
     })?;
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    // Signals and the fleet's changes reach the main loop on one channel.
+    let (commands, inbox) = crossbeam_channel::unbounded();
+    let to_loop = commands.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for s in signals.forever() {
+                if to_loop.send(Command::Signal(s)).is_err() {
+                    break;
+                }
+            }
+        })?;
     let models = load_models(&loaded)?;
     let problems = label_problems(&loaded, &models);
     if !problems.is_empty() {
@@ -146,8 +160,31 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         // The switches' retained state was not read: they start on.
         warn!("the broker did not answer the start-up subscriptions in time");
     }
-    // Inference -> tracking -> snapshots -> MQTT.
-    let snapshots = Arc::new(Snapshots::new(mqtt.clone()));
+    // Fleet cameras come as commands once the loop below runs.
+    let fleet = match &loaded.config.cluster {
+        Some(c) => {
+            let to_loop = commands.clone();
+            let settings = crate::fleet::FleetSettings::resolve(&loaded.node, c);
+            Some(crate::fleet::Fleet::start(
+                settings,
+                loaded.config.clone(),
+                move |d| {
+                    let _ = to_loop.send(Command::Fleet(d));
+                },
+            )?)
+        }
+        None => None,
+    };
+    drop(commands);
+    // Inference -> tracking -> snapshots -> (the fleet's fence) -> MQTT.
+    let out: Arc<dyn Publish> = match &fleet {
+        Some(f) => Arc::new(crate::fleet::Fenced {
+            next: mqtt.clone(),
+            fence: f.fence.clone(),
+        }),
+        None => mqtt.clone(),
+    };
+    let snapshots = Arc::new(Snapshots::new(out));
     let tracking = Arc::new(Tracking::new(snapshots.clone()));
     let publisher: Arc<dyn Publish> = tracking.clone();
     let page = Arc::new(StatusPage::new(snapshots.clone(), Some(tracking.clone())));
@@ -160,6 +197,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         running.stats(),
     )
     .map_err(DaemonError::Http)?;
+    http.set_fleet(fleet.as_ref().map(|f| f.state.clone()));
     let streams = running.streams.len();
     info!(streams, "running");
     crate::notify::notify(&format!("READY=1\nSTATUS={streams} streams"));
@@ -175,32 +213,62 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         mqtt.stuck_after(),
     )?;
     let mut loaded = loaded;
+    // The file's part of what runs, and the fleet's.
+    let mut file = loaded.clone();
+    let mut fleet_now = crate::fleet::Desired::new();
 
-    for signal in signals.forever() {
-        if signal != SIGHUP {
-            break;
-        }
-        crate::notify::notify("RELOADING=1");
-        let started = Instant::now();
-        match crate::config::load(&loaded.file) {
-            Err(e) => {
-                let why = crate::redact::text(&e.to_string());
-                error!("reload refused, the running config stays: {why}");
-                tell_reload_refused(&running, &publisher, &why);
+    for command in inbox.iter() {
+        let ctx = Ctx {
+            publisher: &publisher,
+            tracking: &tracking,
+            switches: &switches,
+            control: &control,
+        };
+        match command {
+            Command::Signal(SIGHUP) => {
+                crate::notify::notify("RELOADING=1");
+                let started = Instant::now();
+                let result = crate::config::load(&file.file)
+                    .map_err(|e| {
+                        let why = crate::redact::text(&e.to_string());
+                        error!("reload refused, the running config stays: {why}");
+                        why
+                    })
+                    .and_then(|new_file| {
+                        let new = fleet::effective(&new_file, &fleet_now);
+                        reload(&mut running, &mut loaded, new, ctx, &mut http, started)?;
+                        Ok(new_file)
+                    });
+                match result {
+                    Ok(new_file) => {
+                        file = Plan::running_config(&file, &new_file);
+                        if let Some(f) = &fleet {
+                            f.report(crate::fleet::Report::Reloaded(Box::new(
+                                file.config.clone(),
+                            )));
+                        }
+                    }
+                    Err(why) => tell_reload_refused(&running, &publisher, &why),
+                }
             }
-            Ok(new) => reload(
-                &mut running,
-                &mut loaded,
-                new,
-                Ctx {
-                    publisher: &publisher,
-                    tracking: &tracking,
-                    switches: &switches,
-                    control: &control,
-                },
-                &mut http,
-                started,
-            ),
+            Command::Signal(_) => break,
+            Command::Fleet(desired) => {
+                let failed = fleet::apply(
+                    &desired,
+                    &mut fleet_now,
+                    &mut running,
+                    &mut loaded,
+                    &file,
+                    ctx,
+                    &mut http,
+                );
+                if let Some(f) = &fleet {
+                    f.report(crate::fleet::Report::Applied {
+                        running: fleet_now.keys().cloned().collect(),
+                        failed,
+                    });
+                }
+            }
         }
         http.set_streams(running.stats());
         watchdog.set_heartbeats(running.heartbeats());
@@ -217,6 +285,8 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     // Every open object ends with `shutdown` before `offline`.
     tracking.shutting_down();
     running.stop();
+    // The lease goes with the cameras: the others take them at once.
+    drop(fleet);
     tracking.finish();
     drop(control);
     drop(publisher);
@@ -247,6 +317,7 @@ fn tell_reload_refused(running: &Running, publisher: &Arc<dyn Publish>, why: &st
 }
 
 /// What a reload works with, besides the config and the running parts.
+#[derive(Clone, Copy)]
 struct Ctx<'a> {
     publisher: &'a Arc<dyn Publish>,
     tracking: &'a Tracking,
@@ -282,7 +353,8 @@ fn control_setup(
     }
 }
 
-/// Applies a new, valid config as a plan: all of it, or none of it.
+/// Applies a new, valid config as a plan: all of it, or none of it. On
+/// failure, says why (the error is logged here already).
 fn reload(
     running: &mut Running,
     loaded: &mut Loaded,
@@ -290,7 +362,7 @@ fn reload(
     ctx: Ctx<'_>,
     http: &mut endpoint::Http,
     started: Instant,
-) {
+) -> Result<(), String> {
     let Ctx {
         publisher,
         tracking,
@@ -358,7 +430,7 @@ fn reload(
             control.set(control_setup(loaded, |m| {
                 running.engines.get(m).map(|(e, t)| (*t, e.labels.clone()))
             }));
-            return;
+            return Ok(());
         }
         Err(e) => e,
     };
@@ -371,7 +443,7 @@ fn reload(
         }
         ApplyError::Incomplete { .. } => error!("reload rolled back, incompletely: {why}"),
     }
-    tell_reload_refused(running, publisher, &why);
+    Err(why)
 }
 
 /// The real engines and streams.

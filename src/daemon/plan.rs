@@ -20,6 +20,9 @@ pub enum RestartSetting {
     Mqtt,
     /// ONNX Runtime is loaded once per process.
     Onnxruntime,
+    /// The fleet: endpoints, prefix and lease belong to the node's one
+    /// etcd session.
+    Cluster,
 }
 
 impl fmt::Display for RestartSetting {
@@ -29,6 +32,7 @@ impl fmt::Display for RestartSetting {
             RestartSetting::ClientId => "mqtt.client_id",
             RestartSetting::Mqtt => "mqtt",
             RestartSetting::Onnxruntime => "onnxruntime",
+            RestartSetting::Cluster => "cluster",
         })
     }
 }
@@ -152,6 +156,10 @@ impl Plan {
                 old.config.onnxruntime != new.config.onnxruntime,
                 RestartSetting::Onnxruntime,
             ),
+            (
+                old.config.cluster != new.config.cluster,
+                RestartSetting::Cluster,
+            ),
         ] {
             if changed {
                 plan.needs_restart.push(setting);
@@ -179,6 +187,7 @@ impl Plan {
         running.client_id = old.client_id.clone();
         running.config.mqtt = old.config.mqtt.clone();
         running.config.onnxruntime = old.config.onnxruntime.clone();
+        running.config.cluster = old.config.cluster.clone();
         running
     }
 

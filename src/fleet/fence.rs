@@ -1,0 +1,154 @@
+//! The fence: a fleet camera's messages leave this node only while its
+//! lease is surely alive at etcd. A node frozen (SIGSTOP, a VM paused) or
+//! cut off wakes up with frames in flight; by the time its fleet loop has
+//! stopped them, a successor may run the same camera. Checked on every
+//! message, the fence keeps the two from publishing side by side.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::frame::Analysis;
+use crate::publish::{Publish, Tally};
+use crate::status::StreamStatus;
+use crate::tracking::Event;
+
+/// Until when the lease is surely alive, as this node can tell.
+///
+/// etcd counts a lease's time to live from when it handled the last
+/// keep-alive, which is after this node sent it: `sent + ttl` is a bound
+/// the lease outlives. The guard leaves time to stop before that bound.
+#[derive(Debug)]
+pub struct Fence {
+    base: Instant,
+    /// Milliseconds after `base`; 0: closed.
+    until_ms: AtomicU64,
+    /// The fleet cameras this node has been told to run: only theirs are fenced.
+    cameras: Mutex<BTreeSet<String>>,
+}
+
+/// The margin kept before the lease's bound: a fifth of it, at least 1 s.
+pub fn guard(ttl: Duration) -> Duration {
+    (ttl / 5).max(Duration::from_secs(1)).min(ttl / 2)
+}
+
+impl Fence {
+    pub fn new(base: Instant) -> Self {
+        Self {
+            base,
+            until_ms: AtomicU64::new(0),
+            cameras: Mutex::default(),
+        }
+    }
+
+    /// A keep-alive sent at `sent` was answered with `ttl`.
+    pub fn renewed(&self, sent: Instant, ttl: Duration) {
+        self.extend_to(sent + ttl.saturating_sub(guard(ttl)));
+    }
+
+    /// Open until `at` at least (never moved back: answers arrive out of order).
+    pub fn extend_to(&self, at: Instant) {
+        let ms = self.ms(at).max(1);
+        self.until_ms.fetch_max(ms, Ordering::SeqCst);
+    }
+
+    /// The lease is gone: closed until a new one is renewed.
+    pub fn close(&self) {
+        self.until_ms.store(0, Ordering::SeqCst);
+    }
+
+    pub fn is_open(&self, now: Instant) -> bool {
+        self.ms(now) < self.until_ms.load(Ordering::SeqCst)
+    }
+
+    /// How long it stays open from `now` (zero when closed).
+    pub fn left(&self, now: Instant) -> Duration {
+        let until = self.until_ms.load(Ordering::SeqCst);
+        Duration::from_millis(until.saturating_sub(self.ms(now)))
+    }
+
+    pub fn set_cameras(&self, names: BTreeSet<String>) {
+        *crate::sync::locked(&self.cameras) = names;
+    }
+
+    /// Whether messages of `stream` may leave now.
+    pub fn passes(&self, stream: &str) -> bool {
+        self.is_open(Instant::now()) || !crate::sync::locked(&self.cameras).contains(stream)
+    }
+
+    fn ms(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.base).as_millis() as u64
+    }
+}
+
+/// A publisher in front of `next` that drops fleet cameras' messages while
+/// the fence is closed. `removed` always passes: it clears what this node
+/// retained for a camera it no longer runs.
+pub struct Fenced {
+    pub next: Arc<dyn Publish>,
+    pub fence: Arc<Fence>,
+}
+
+impl Publish for Fenced {
+    fn analysis(&self, a: &Analysis) {
+        if self.fence.passes(&a.meta.stream) {
+            self.next.analysis(a);
+        }
+    }
+    fn status(&self, stream: &str, status: &StreamStatus) {
+        if self.fence.passes(stream) {
+            self.next.status(stream, status);
+        }
+    }
+    fn removed(&self, stream: &str) {
+        self.next.removed(stream);
+    }
+    fn events(&self, stream: &str, session: &str, events: &[Event]) {
+        if self.fence.passes(stream) {
+            self.next.events(stream, session, events);
+        }
+    }
+    fn tallies(&self, stream: &str, tallies: &[Tally], at: SystemTime) {
+        if self.fence.passes(stream) {
+            self.next.tallies(stream, tallies, at);
+        }
+    }
+    fn snapshot(&self, stream: &str, label: &str, jpeg: &[u8]) {
+        if self.fence.passes(stream) {
+            self.next.snapshot(stream, label, jpeg);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fence_closes_a_guard_before_the_lease_can_end() {
+        let t0 = Instant::now();
+        let f = Fence::new(t0);
+        assert!(!f.is_open(t0));
+        f.renewed(t0, Duration::from_secs(10));
+        assert!(f.is_open(t0 + Duration::from_millis(7900)));
+        assert!(!f.is_open(t0 + Duration::from_secs(8)));
+        // An older answer does not move it back.
+        f.renewed(t0 - Duration::from_secs(5), Duration::from_secs(10));
+        assert_eq!(f.left(t0), Duration::from_secs(8));
+        f.close();
+        assert!(!f.is_open(t0));
+        assert_eq!(guard(Duration::from_secs(2)), Duration::from_secs(1));
+        assert_eq!(guard(Duration::from_secs(60)), Duration::from_secs(12));
+    }
+
+    #[test]
+    fn only_fleet_cameras_are_fenced() {
+        let f = Fence::new(Instant::now());
+        f.set_cameras(["cam1".to_string()].into());
+        assert!(!f.passes("cam1"));
+        assert!(f.passes("local"));
+        f.extend_to(Instant::now() + Duration::from_secs(60));
+        assert!(f.passes("cam1"));
+    }
+}

@@ -1,0 +1,176 @@
+//! The fleet: cameras shared by several nodes through etcd. Each node
+//! registers under a lease, reads the cameras (`PREFIX/streams/NAME`) and
+//! who runs them (`PREFIX/owners/NAME`, under the runner's lease), works out
+//! the same assignment as every other node (assign.rs) and claims or lets
+//! go of its part with transactions. etcd does the consensus; nothing here
+//! votes. The daemon is told which fleet cameras to run, and applies that
+//! as a reload plan beside the streams of its file.
+
+pub mod assign;
+mod driver;
+pub mod fence;
+pub mod view;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::{ClusterConfig, Config, StreamConfig};
+pub use fence::{Fence, Fenced};
+
+/// How this node takes part, resolved from the `cluster:` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetSettings {
+    pub node: String,
+    pub endpoints: Vec<String>,
+    pub prefix: String,
+    pub lease: Duration,
+    pub max_streams: Option<usize>,
+    pub ca_file: Option<PathBuf>,
+    pub identity: Option<(PathBuf, PathBuf)>,
+}
+
+impl FleetSettings {
+    pub fn resolve(node: &str, c: &ClusterConfig) -> Self {
+        Self {
+            node: node.into(),
+            endpoints: c.etcd.clone(),
+            prefix: c.prefix.clone(),
+            lease: Duration::from_secs(c.lease_s),
+            max_streams: c.max_streams,
+            ca_file: c.ca_file.clone(),
+            identity: c.cert_file.clone().zip(c.key_file.clone()),
+        }
+    }
+}
+
+/// The fleet cameras this node should run now, by name.
+pub type Desired = BTreeMap<String, StreamConfig>;
+
+/// What the daemon tells the fleet loop.
+#[derive(Debug)]
+pub enum Report {
+    /// After a plan: the fleet cameras running here, and those that could
+    /// not start (with why).
+    Applied {
+        running: BTreeSet<String>,
+        failed: BTreeMap<String, String>,
+    },
+    /// The file was reloaded: its models (and stream names) are these now.
+    Reloaded(Box<Config>),
+}
+
+/// The node's part in the fleet, for /metrics and the status page.
+#[derive(Debug, Default)]
+pub struct FleetState {
+    pub etcd_up: AtomicBool,
+    pub lease_ok: AtomicBool,
+    /// Cameras whose owner key this node holds.
+    pub owned: AtomicUsize,
+    /// Live nodes, this one included.
+    pub nodes: AtomicUsize,
+    /// Cameras this node refuses, with why (a spec its checks reject, or
+    /// one that failed to start here).
+    pub refused: Mutex<BTreeMap<String, String>>,
+}
+
+/// The running fleet loop; dropped, it revokes the lease so the others
+/// take this node's cameras at once.
+pub struct Fleet {
+    reports: tokio::sync::mpsc::UnboundedSender<Report>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    pub state: Arc<FleetState>,
+    pub fence: Arc<Fence>,
+}
+
+impl Fleet {
+    /// Starts the loop; `desired` is called (from its thread) with every
+    /// new set of fleet cameras to run. `models` are those of `base`.
+    pub fn start(
+        settings: FleetSettings,
+        base: Config,
+        desired: impl Fn(Desired) + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let state = Arc::new(FleetState::default());
+        let fence = Arc::new(Fence::new(Instant::now()));
+        let driver = driver::Driver::new(
+            settings,
+            base,
+            Box::new(desired),
+            rx,
+            state.clone(),
+            fence.clone(),
+        );
+        let thread = std::thread::Builder::new()
+            .name("fleet".into())
+            .spawn(move || driver.run())?;
+        Ok(Self {
+            reports: tx,
+            thread: Some(thread),
+            state,
+            fence,
+        })
+    }
+
+    pub fn report(&self, r: Report) {
+        // The loop only ends when this handle drops.
+        let _ = self.reports.send(r);
+    }
+
+    /// The /metrics lines of the fleet state.
+    pub fn metrics(&self) -> String {
+        metrics(&self.state)
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        // Closing the channel asks the loop to revoke the lease and end.
+        let (tx, _) = tokio::sync::mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.reports, tx));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The Prometheus lines for `state`.
+pub fn metrics(state: &FleetState) -> String {
+    let refused = crate::sync::locked(&state.refused).len();
+    let gauge = |name: &str, help: &str, v: usize| {
+        format!(
+            "# HELP visiond_fleet_{name} {help}\n# TYPE visiond_fleet_{name} gauge\nvisiond_fleet_{name} {v}\n"
+        )
+    };
+    [
+        gauge(
+            "etcd_up",
+            "1 while etcd answers.",
+            usize::from(state.etcd_up.load(Relaxed)),
+        ),
+        gauge(
+            "lease_ok",
+            "1 while this node's lease is alive: its fleet cameras may run.",
+            usize::from(state.lease_ok.load(Relaxed)),
+        ),
+        gauge(
+            "streams_owned",
+            "Fleet cameras this node runs (holds the owner key of).",
+            state.owned.load(Relaxed),
+        ),
+        gauge(
+            "nodes",
+            "Live nodes in the fleet, this one included.",
+            state.nodes.load(Relaxed),
+        ),
+        gauge(
+            "streams_refused",
+            "Fleet cameras this node refuses (invalid here, or failed to start).",
+            refused,
+        ),
+    ]
+    .concat()
+}
