@@ -60,6 +60,10 @@ pub(super) struct Driver {
     registered: Option<Registration>,
     /// Refusals already logged (spec text by camera), so each is said once.
     logged: BTreeMap<String, String>,
+    /// The cameras were stopped for a lapsed lease and the daemon has not
+    /// said they are gone: the fence stays closed until it does, so no
+    /// frame from before the lapse leaves under a new lease.
+    draining: bool,
 }
 
 impl Driver {
@@ -86,6 +90,7 @@ impl Driver {
             sent: Desired::new(),
             registered: None,
             logged: BTreeMap::new(),
+            draining: false,
         }
     }
 
@@ -106,10 +111,17 @@ impl Driver {
     async fn run_sessions(&mut self) {
         let mut retry = Duration::from_millis(250);
         let mut last_error = String::new();
+        // Endpoints are tried one at a time, in turn: a dead member is
+        // left at once for the next, and only a whole round of failures
+        // waits (longer each round).
+        let (mut at, mut failed_in_round) = (0, 0);
         loop {
             let mut client = None;
-            let result = self.session(&mut client).await;
-            self.state.etcd_up.store(false, Relaxed);
+            let endpoint = self.s.endpoints[at % self.s.endpoints.len()].clone();
+            let result = self.session(&endpoint, &mut client).await;
+            if self.state.etcd_up.swap(false, Relaxed) {
+                (retry, failed_in_round) = (Duration::from_millis(250), 0);
+            }
             match result {
                 Ok(End::Shutdown) => {
                     self.revoke(client).await;
@@ -118,31 +130,45 @@ impl Driver {
                 Err(e) => {
                     let why = e.to_string();
                     if why != last_error {
-                        warn!(node = %self.s.node, "fleet: {why}; retrying");
+                        warn!(node = %self.s.node, %endpoint, "fleet: {why}; retrying");
                         last_error = why;
                     }
                     if matches!(e, SessionError::LeaseLost) {
                         self.lost("the lease ended at etcd");
-                        retry = Duration::from_millis(250);
                     }
                 }
             }
-            if self.wait(retry).await.is_err() {
+            at += 1;
+            failed_in_round += 1;
+            let round_over = failed_in_round >= self.s.endpoints.len();
+            let pause = if round_over {
+                retry
+            } else {
+                Duration::from_millis(50)
+            };
+            if self.wait(pause, round_over).await.is_err() {
                 self.revoke(None).await;
                 return;
             }
-            retry = (retry * 2).min(Duration::from_secs(2));
+            if round_over {
+                failed_in_round = 0;
+                retry = (retry * 2).min(Duration::from_secs(2));
+            }
         }
     }
 
     /// Between sessions: reports are taken, and the lease clock watched.
     /// Errs when the daemon is stopping.
-    async fn wait(&mut self, d: Duration) -> Result<(), ()> {
+    async fn wait(&mut self, d: Duration, probe: bool) -> Result<(), ()> {
         // etcd refusing on every endpoint is etcd down, not this node cut
         // off: no lease can end while no etcd runs (and etcd gives every
         // lease a fresh time to live when it comes back), so the cameras
         // here are nobody else's. Silence is another matter.
-        if !self.fence.left(Instant::now()).is_zero() && self.all_endpoints_answer().await {
+        if probe
+            && self.lease.is_some()
+            && !self.fence.left(Instant::now()).is_zero()
+            && self.all_endpoints_refuse().await
+        {
             self.fence.extend_to(Instant::now() + self.s.lease);
         }
         let deadline = tokio::time::Instant::now() + d;
@@ -159,9 +185,10 @@ impl Driver {
         }
     }
 
-    /// Whether every endpoint's host answers (accepts or refuses a TCP
-    /// connection) within a second.
-    async fn all_endpoints_answer(&self) -> bool {
+    /// Whether every endpoint's host refuses a TCP connection: the hosts
+    /// are there and no etcd listens. (One that accepts but fails the
+    /// session proves nothing: this node may be the one etcd cannot hear.)
+    async fn all_endpoints_refuse(&self) -> bool {
         for e in &self.s.endpoints {
             let Some(addr) = url::Url::parse(e)
                 .ok()
@@ -171,7 +198,6 @@ impl Driver {
             };
             let probe = tokio::net::TcpStream::connect(addr);
             match tokio::time::timeout(Duration::from_secs(1), probe).await {
-                Ok(Ok(_)) => {}
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
                 _ => return false,
             }
@@ -179,15 +205,21 @@ impl Driver {
         true
     }
 
-    async fn session(&mut self, out: &mut Option<Client>) -> Result<End, SessionError> {
+    async fn session(
+        &mut self,
+        endpoint: &str,
+        out: &mut Option<Client>,
+    ) -> Result<End, SessionError> {
+        // A member that hangs is left well within the lease.
+        let patience = (self.s.lease / 3).min(Duration::from_secs(3));
         let mut options = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(3))
-            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
+            .with_connect_timeout(patience)
+            .with_timeout(patience)
+            .with_keep_alive(patience, patience);
         if let Some(tls) = self.tls()? {
             options = options.with_tls(tls);
         }
-        let client = out.insert(Client::connect(&self.s.endpoints, Some(options)).await?);
+        let client = out.insert(Client::connect([endpoint], Some(options)).await?);
         // The lease held before, if etcd still has it: then this node's
         // owner keys are still there too.
         if let Some(id) = self.lease {
@@ -207,8 +239,11 @@ impl Driver {
             }
         };
         let (mut keeper, mut acks) = client.lease_keep_alive(id).await?;
-        let mut sent = VecDeque::from([Instant::now()]);
+        // The first renewal opens the fence before anything is claimed or run.
+        let first = Instant::now();
         keeper.keep_alive().await?;
+        self.renewed(first, acks.message().await?)?;
+        let mut sent = VecDeque::new();
         self.register(client, id).await?;
 
         let prefix = format!("{}/", self.s.prefix);
@@ -240,6 +275,7 @@ impl Driver {
         let mut renew = tokio::time::interval(self.s.lease / 3);
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut check = tokio::time::interval(Duration::from_millis(200));
+        let mut answered = Instant::now();
         loop {
             tokio::select! {
                 _ = renew.tick() => {
@@ -247,13 +283,14 @@ impl Driver {
                     keeper.keep_alive().await?;
                 }
                 ack = acks.message() => {
-                    let ack = ack?.ok_or(SessionError::Closed("keep-alive"))?;
-                    let at = sent.pop_front().unwrap_or_else(Instant::now);
-                    if ack.ttl() <= 0 {
-                        return Err(SessionError::LeaseLost);
+                    // An answer nobody asked for proves nothing: it opens nothing.
+                    let Some(at) = sent.pop_front() else { continue };
+                    let was_open = self.state.lease_ok.load(Relaxed);
+                    self.renewed(at, ack?)?;
+                    answered = Instant::now();
+                    if !was_open {
+                        self.reconcile(client, id).await?;
                     }
-                    self.fence.renewed(at, Duration::from_secs(ack.ttl() as u64));
-                    self.state.lease_ok.store(true, Relaxed);
                 }
                 w = watch.message() => {
                     let w = w?.ok_or(SessionError::Closed("watch"))?;
@@ -288,9 +325,30 @@ impl Driver {
                     // Renewals late (etcd slow, this node frozen): the fence
                     // closes by itself; the cameras stop here.
                     self.check_fence();
+                    // A member that has stopped answering (it lost its
+                    // leader, or hangs) is left for the next.
+                    if answered.elapsed() > self.s.lease / 2 {
+                        return Err(SessionError::Closed("keep-alive (no answer)"));
+                    }
                 }
             }
         }
+    }
+
+    /// A keep-alive sent at `at` was answered.
+    fn renewed(
+        &mut self,
+        at: Instant,
+        ack: Option<etcd_client::LeaseKeepAliveResponse>,
+    ) -> Result<(), SessionError> {
+        let ack = ack.ok_or(SessionError::Closed("keep-alive"))?;
+        if ack.ttl() <= 0 {
+            return Err(SessionError::LeaseLost);
+        }
+        self.fence
+            .renewed(at, Duration::from_secs(ack.ttl() as u64));
+        self.state.lease_ok.store(true, Relaxed);
+        Ok(())
     }
 
     fn tls(&self) -> Result<Option<etcd_client::TlsOptions>, SessionError> {
@@ -314,8 +372,10 @@ impl Driver {
                 for (name, why) in &failed {
                     error!(node = %self.s.node, camera = %name, "fleet: camera failed to start here: {why}");
                 }
+                self.draining &= !running.is_empty();
                 self.running = running;
                 self.failed.extend(failed);
+                self.allow();
             }
             Report::Reloaded(base) => {
                 self.base = *base;
@@ -372,7 +432,15 @@ impl Driver {
         self.log_refusals();
         self.register(client, lease).await?;
         let me = self.s.node.clone();
-        let steps = self.view.steps(&me, &self.running);
+        // A camera handed to the daemon may be starting there still: it is
+        // let go of only once the daemon says it is not running.
+        let busy: BTreeSet<String> = self
+            .running
+            .iter()
+            .chain(self.sent.keys())
+            .cloned()
+            .collect();
+        let steps = self.view.steps(&me, &busy);
         let mut claimed = false;
         if self.fence.is_open(Instant::now()) {
             for name in &steps.claim {
@@ -401,7 +469,7 @@ impl Driver {
             self.view.owners.remove(name);
         }
         let steps = if claimed {
-            self.view.steps(&me, &self.running)
+            self.view.steps(&me, &busy)
         } else {
             steps
         };
@@ -423,22 +491,22 @@ impl Driver {
         if run == self.sent {
             return;
         }
-        self.fence.set_cameras(
-            run.keys()
-                .chain(&self.running)
-                .chain(self.sent.keys())
-                .cloned()
-                .collect(),
-        );
         self.sent = run.clone();
+        self.allow();
         (self.desired)(run);
+    }
+
+    /// What may publish: what the daemon was told to run, and what it still runs.
+    fn allow(&self) {
+        let names = self.sent.keys().chain(&self.running).cloned().collect();
+        self.fence.allow(names);
     }
 
     /// Stops the cameras here once the fence has closed.
     fn check_fence(&mut self) {
         if !self.fence.is_open(Instant::now()) && self.state.lease_ok.swap(false, Relaxed) {
             warn!(node = %self.s.node, "fleet: the lease could not be renewed in time; this node's fleet cameras stop");
-            self.hand_over(Desired::new());
+            self.stop_all();
         }
     }
 
@@ -452,6 +520,13 @@ impl Driver {
         let me = self.s.node.clone();
         self.view.owners.retain(|_, o| *o != me);
         self.registered = None;
+        self.stop_all();
+    }
+
+    /// Stops every fleet camera here, and waits for the daemon to say so
+    /// before the fence opens again.
+    fn stop_all(&mut self) {
+        self.draining = !self.running.is_empty() || !self.sent.is_empty();
         self.hand_over(Desired::new());
     }
 

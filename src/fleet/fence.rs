@@ -4,7 +4,7 @@
 //! stopped them, a successor may run the same camera. Checked on every
 //! message, the fence keeps the two from publishing side by side.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -24,8 +24,12 @@ pub struct Fence {
     base: Instant,
     /// Milliseconds after `base`; 0: closed.
     until_ms: AtomicU64,
-    /// The fleet cameras this node has been told to run: only theirs are fenced.
-    cameras: Mutex<BTreeSet<String>>,
+    /// Fleet cameras: every one this node has run, and those it may publish
+    /// now with when each was allowed (a frame captured before that is
+    /// from an earlier run of the camera here, still in the model).
+    cameras: Mutex<(BTreeSet<String>, BTreeMap<String, SystemTime>)>,
+    /// Messages held back.
+    pub dropped: AtomicU64,
 }
 
 /// The margin kept before the lease's bound: a fifth of it, at least 1 s.
@@ -39,6 +43,7 @@ impl Fence {
             base,
             until_ms: AtomicU64::new(0),
             cameras: Mutex::default(),
+            dropped: AtomicU64::new(0),
         }
     }
 
@@ -68,13 +73,40 @@ impl Fence {
         Duration::from_millis(until.saturating_sub(self.ms(now)))
     }
 
-    pub fn set_cameras(&self, names: BTreeSet<String>) {
-        *crate::sync::locked(&self.cameras) = names;
+    /// The fleet cameras this node runs now (or is starting or stopping):
+    /// a fleet camera not among them publishes nothing from here, even
+    /// with the lease alive (a frame still in the model when it moved).
+    pub fn allow(&self, names: BTreeSet<String>) {
+        let mut c = crate::sync::locked(&self.cameras);
+        c.0.extend(names.iter().cloned());
+        let now = SystemTime::now();
+        let before = std::mem::take(&mut c.1);
+        c.1 = names
+            .into_iter()
+            .map(|n| {
+                let since = before.get(&n).copied().unwrap_or(now);
+                (n, since)
+            })
+            .collect();
     }
 
-    /// Whether messages of `stream` may leave now.
-    pub fn passes(&self, stream: &str) -> bool {
-        self.is_open(Instant::now()) || !crate::sync::locked(&self.cameras).contains(stream)
+    /// Whether messages of `stream` (of a frame captured at `captured`) may
+    /// leave now: a stream of the file always, a fleet camera while the
+    /// lease lives and it runs here.
+    pub fn passes(&self, stream: &str, captured: Option<SystemTime>) -> bool {
+        let c = crate::sync::locked(&self.cameras);
+        let since = c.1.get(stream);
+        let pass = !c.0.contains(stream)
+            || (since.is_some_and(|s| captured.is_none_or(|t| t >= *s))
+                && self.is_open(Instant::now()));
+        if !pass && self.dropped.fetch_add(1, Ordering::Relaxed) % 100 == 0 {
+            tracing::debug!(
+                stream,
+                allowed = since.is_some(),
+                "fleet: fence holds a message back"
+            );
+        }
+        pass
     }
 
     fn ms(&self, at: Instant) -> u64 {
@@ -92,12 +124,12 @@ pub struct Fenced {
 
 impl Publish for Fenced {
     fn analysis(&self, a: &Analysis) {
-        if self.fence.passes(&a.meta.stream) {
+        if self.fence.passes(&a.meta.stream, Some(a.meta.captured_at)) {
             self.next.analysis(a);
         }
     }
     fn status(&self, stream: &str, status: &StreamStatus) {
-        if self.fence.passes(stream) {
+        if self.fence.passes(stream, None) {
             self.next.status(stream, status);
         }
     }
@@ -105,17 +137,17 @@ impl Publish for Fenced {
         self.next.removed(stream);
     }
     fn events(&self, stream: &str, session: &str, events: &[Event]) {
-        if self.fence.passes(stream) {
+        if self.fence.passes(stream, None) {
             self.next.events(stream, session, events);
         }
     }
     fn tallies(&self, stream: &str, tallies: &[Tally], at: SystemTime) {
-        if self.fence.passes(stream) {
+        if self.fence.passes(stream, None) {
             self.next.tallies(stream, tallies, at);
         }
     }
     fn snapshot(&self, stream: &str, label: &str, jpeg: &[u8]) {
-        if self.fence.passes(stream) {
+        if self.fence.passes(stream, None) {
             self.next.snapshot(stream, label, jpeg);
         }
     }
@@ -145,10 +177,18 @@ mod tests {
     #[test]
     fn only_fleet_cameras_are_fenced() {
         let f = Fence::new(Instant::now());
-        f.set_cameras(["cam1".to_string()].into());
-        assert!(!f.passes("cam1"));
-        assert!(f.passes("local"));
+        f.allow(["cam1".to_string()].into());
+        assert!(!f.passes("cam1", None));
+        assert!(f.passes("local", None));
         f.extend_to(Instant::now() + Duration::from_secs(60));
-        assert!(f.passes("cam1"));
+        assert!(f.passes("cam1", None));
+        // A frame from before it was allowed: an earlier run's.
+        let old = SystemTime::now() - Duration::from_secs(1);
+        assert!(!f.passes("cam1", Some(old)));
+        assert!(f.passes("cam1", Some(SystemTime::now())));
+        // Moved away: its stragglers stay here, lease or not.
+        f.allow(BTreeSet::new());
+        assert!(!f.passes("cam1", None));
+        assert!(f.passes("local", Some(old)));
     }
 }

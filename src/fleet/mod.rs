@@ -63,8 +63,10 @@ pub enum Report {
 }
 
 /// The node's part in the fleet, for /metrics and the status page.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FleetState {
+    /// The fence, for its count of messages held back.
+    pub fence: Arc<Fence>,
     pub etcd_up: AtomicBool,
     pub lease_ok: AtomicBool,
     /// Cameras whose owner key this node holds.
@@ -94,8 +96,15 @@ impl Fleet {
         desired: impl Fn(Desired) + Send + 'static,
     ) -> std::io::Result<Self> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let state = Arc::new(FleetState::default());
         let fence = Arc::new(Fence::new(Instant::now()));
+        let state = Arc::new(FleetState {
+            fence: fence.clone(),
+            etcd_up: AtomicBool::default(),
+            lease_ok: AtomicBool::default(),
+            owned: AtomicUsize::default(),
+            nodes: AtomicUsize::default(),
+            refused: Mutex::default(),
+        });
         let driver = driver::Driver::new(
             settings,
             base,
@@ -118,11 +127,6 @@ impl Fleet {
     pub fn report(&self, r: Report) {
         // The loop only ends when this handle drops.
         let _ = self.reports.send(r);
-    }
-
-    /// The /metrics lines of the fleet state.
-    pub fn metrics(&self) -> String {
-        metrics(&self.state)
     }
 }
 
@@ -170,6 +174,10 @@ pub fn metrics(state: &FleetState) -> String {
             "streams_refused",
             "Fleet cameras this node refuses (invalid here, or failed to start).",
             refused,
+        ),
+        format!(
+            "# HELP visiond_fleet_messages_fenced_total Fleet cameras' messages held back: the lease had lapsed, or the camera had moved.\n# TYPE visiond_fleet_messages_fenced_total counter\nvisiond_fleet_messages_fenced_total {}\n",
+            state.fence.dropped.load(Relaxed)
         ),
     ]
     .concat()
