@@ -10,7 +10,8 @@ trap 'stop_all; rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # cameras N CONFIG: starts N RTSP cameras serving the long clip and appends a
-# stream at `fps: 5` for each to CONFIG. Independent cameras send their key
+# stream at `fps: 5` for each to CONFIG (STREAM_EXTRA: more fields for each,
+# e.g. 'options: {decoder_threads: 1}'). Independent cameras send their key
 # frames at unrelated moments; N copies of one file asked at once would send
 # theirs all in the same instant. So camera i (from 0) starts i*1000/N ms
 # after it is asked, which spreads the key frames (one a second) over the
@@ -22,7 +23,7 @@ cameras() {
     port="$(free_port)"
     target/release/examples/rtsp-server --port "$port" --file "$long" \
       --delay-ms $(( (i - 1) * 1000 / $1 )) > /dev/null & pids+=($!)
-    echo "  - {name: cam$i, source: \"rtsp://127.0.0.1:$port/cam\", model: coco, fps: 5}" >> "$2"
+    echo "  - {name: cam$i, source: \"rtsp://127.0.0.1:$port/cam\", model: coco, fps: 5${STREAM_EXTRA:+, $STREAM_EXTRA}}" >> "$2"
   done
   sleep 0.5
 }

@@ -18,6 +18,7 @@ const REFRESH_S: u32 = 3;
 pub struct StatusPage {
     snapshots: Arc<Snapshots>,
     tracking: Option<Arc<Tracking>>,
+    fleet: Option<Arc<crate::fleet::FleetState>>,
 }
 
 /// An answer: status code, body, content type.
@@ -28,7 +29,14 @@ impl StatusPage {
         Self {
             snapshots,
             tracking,
+            fleet: None,
         }
+    }
+
+    /// Shows this node's part in a fleet too.
+    pub fn with_fleet(mut self, fleet: Option<Arc<crate::fleet::FleetState>>) -> Self {
+        self.fleet = fleet;
+        self
     }
 
     /// The page for `streams` (the configured ones, sorted by name).
@@ -44,6 +52,9 @@ impl StatusPage {
              img{{max-width:100%;height:auto}}td{{padding-right:1em}}\
              </style></head><body><h1>visiond</h1>\n"
         );
+        if let Some(f) = &self.fleet {
+            out.push_str(&fleet_line(f));
+        }
         if streams.is_empty() {
             out.push_str("<p>No streams.</p>\n");
         }
@@ -125,6 +136,23 @@ impl StatusPage {
 }
 
 /// Text for HTML, in elements and attribute values alike.
+/// One paragraph on the fleet: etcd, the lease, the cameras owned and refused.
+fn fleet_line(f: &crate::fleet::FleetState) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let yes_no = |b: bool, yes: &str, no: &str| if b { yes } else { no }.to_string();
+    let mut line = format!(
+        "<p>Fleet: etcd {}, lease {}, {} cameras owned here, {} nodes live.",
+        yes_no(f.etcd_up.load(Relaxed), "reachable", "<b>unreachable</b>"),
+        yes_no(f.lease_ok.load(Relaxed), "alive", "<b>lapsed</b>"),
+        f.owned.load(Relaxed),
+        f.nodes.load(Relaxed),
+    );
+    for (name, why) in crate::sync::locked(&f.refused).iter() {
+        let _ = write!(line, "<br>Refused <b>{}</b>: {}", escape(name), escape(why));
+    }
+    line + "</p>\n"
+}
+
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

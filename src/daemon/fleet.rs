@@ -15,7 +15,7 @@ use crate::fleet::Desired;
 pub(super) enum Command {
     Signal(i32),
     /// The fleet cameras this node should run now.
-    Fleet(Desired),
+    Fleet(u64, Desired),
 }
 
 /// The config to run: the file's streams, then the fleet's by name (a

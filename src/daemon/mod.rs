@@ -168,8 +168,8 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
             Some(crate::fleet::Fleet::start(
                 settings,
                 loaded.config.clone(),
-                move |d| {
-                    let _ = to_loop.send(Command::Fleet(d));
+                move |seq, d| {
+                    let _ = to_loop.send(Command::Fleet(seq, d));
                 },
             )?)
         }
@@ -187,7 +187,10 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     let snapshots = Arc::new(Snapshots::new(out));
     let tracking = Arc::new(Tracking::new(snapshots.clone()));
     let publisher: Arc<dyn Publish> = tracking.clone();
-    let page = Arc::new(StatusPage::new(snapshots.clone(), Some(tracking.clone())));
+    let page = Arc::new(
+        StatusPage::new(snapshots.clone(), Some(tracking.clone()))
+            .with_fleet(fleet.as_ref().map(|f| f.state.clone())),
+    );
 
     let mut running = Running::start(&loaded, models, &publisher, Some(&tracking), &switches)?;
     let mut http = endpoint::Http::start(
@@ -252,7 +255,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
                 }
             }
             Command::Signal(_) => break,
-            Command::Fleet(desired) => {
+            Command::Fleet(seq, desired) => {
                 let failed = fleet::apply(
                     &desired,
                     &mut fleet_now,
@@ -264,6 +267,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
                 );
                 if let Some(f) = &fleet {
                     f.report(crate::fleet::Report::Applied {
+                        seq,
                         running: fleet_now.keys().cloned().collect(),
                         failed,
                     });

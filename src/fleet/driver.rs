@@ -44,7 +44,7 @@ enum End {
 pub(super) struct Driver {
     s: FleetSettings,
     base: Config,
-    desired: Box<dyn Fn(Desired) + Send>,
+    desired: Box<dyn Fn(u64, Desired) + Send>,
     reports: UnboundedReceiver<Report>,
     state: Arc<FleetState>,
     fence: Arc<Fence>,
@@ -54,8 +54,11 @@ pub(super) struct Driver {
     running: BTreeSet<String>,
     /// Fleet cameras that failed to start here, with why.
     failed: BTreeMap<String, String>,
-    /// The set last handed to the daemon.
+    /// The set last handed to the daemon, and its number.
     sent: Desired,
+    seq: u64,
+    /// The number of the last set the daemon answered.
+    answered: u64,
     /// The registration last written under the lease.
     registered: Option<Registration>,
     /// Refusals already logged (spec text by camera), so each is said once.
@@ -63,14 +66,15 @@ pub(super) struct Driver {
     /// The cameras were stopped for a lapsed lease and the daemon has not
     /// said they are gone: the fence stays closed until it does, so no
     /// frame from before the lapse leaves under a new lease.
-    draining: bool,
+    /// (The number of the set that stopped them.)
+    draining: Option<u64>,
 }
 
 impl Driver {
     pub(super) fn new(
         s: FleetSettings,
         base: Config,
-        desired: Box<dyn Fn(Desired) + Send>,
+        desired: Box<dyn Fn(u64, Desired) + Send>,
         reports: UnboundedReceiver<Report>,
         state: Arc<FleetState>,
         fence: Arc<Fence>,
@@ -88,9 +92,11 @@ impl Driver {
             running: BTreeSet::new(),
             failed: BTreeMap::new(),
             sent: Desired::new(),
+            seq: 0,
+            answered: 0,
             registered: None,
             logged: BTreeMap::new(),
-            draining: false,
+            draining: None,
         }
     }
 
@@ -152,7 +158,11 @@ impl Driver {
             }
             if round_over {
                 failed_in_round = 0;
-                retry = (retry * 2).min(Duration::from_secs(2));
+                // Within a third of the lease: an extension for etcd being
+                // down (in wait) must come before the fence runs out.
+                retry = (retry * 2)
+                    .min(Duration::from_secs(2))
+                    .min(self.s.lease / 3);
             }
         }
     }
@@ -345,9 +355,13 @@ impl Driver {
         if ack.ttl() <= 0 {
             return Err(SessionError::LeaseLost);
         }
-        self.fence
-            .renewed(at, Duration::from_secs(ack.ttl() as u64));
-        self.state.lease_ok.store(true, Relaxed);
+        // Cameras of a lapsed lease still stopping: their frames must not
+        // leave under this one.
+        if self.draining.is_none() {
+            self.fence
+                .renewed(at, Duration::from_secs(ack.ttl() as u64));
+            self.state.lease_ok.store(true, Relaxed);
+        }
         Ok(())
     }
 
@@ -368,11 +382,18 @@ impl Driver {
 
     fn take(&mut self, r: Report) {
         match r {
-            Report::Applied { running, failed } => {
+            Report::Applied {
+                seq,
+                running,
+                failed,
+            } => {
                 for (name, why) in &failed {
                     error!(node = %self.s.node, camera = %name, "fleet: camera failed to start here: {why}");
                 }
-                self.draining &= !running.is_empty();
+                self.answered = self.answered.max(seq);
+                if self.draining.is_some_and(|d| seq >= d) {
+                    self.draining = None;
+                }
                 self.running = running;
                 self.failed.extend(failed);
                 self.allow();
@@ -492,8 +513,9 @@ impl Driver {
             return;
         }
         self.sent = run.clone();
+        self.seq += 1;
         self.allow();
-        (self.desired)(run);
+        (self.desired)(self.seq, run);
     }
 
     /// What may publish: what the daemon was told to run, and what it still runs.
@@ -526,8 +548,11 @@ impl Driver {
     /// Stops every fleet camera here, and waits for the daemon to say so
     /// before the fence opens again.
     fn stop_all(&mut self) {
-        self.draining = !self.running.is_empty() || !self.sent.is_empty();
         self.hand_over(Desired::new());
+        if self.answered < self.seq {
+            // Until the daemon answers this set (or a later one).
+            self.draining = Some(self.seq);
+        }
     }
 
     fn log_refusals(&mut self) {

@@ -99,7 +99,12 @@ impl Fence {
         let pass = !c.0.contains(stream)
             || (since.is_some_and(|s| captured.is_none_or(|t| t >= *s))
                 && self.is_open(Instant::now()));
-        if !pass && self.dropped.fetch_add(1, Ordering::Relaxed).is_multiple_of(100) {
+        if !pass
+            && self
+                .dropped
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(100)
+        {
             tracing::debug!(
                 stream,
                 allowed = since.is_some(),

@@ -55,6 +55,8 @@ pub enum Report {
     /// After a plan: the fleet cameras running here, and those that could
     /// not start (with why).
     Applied {
+        /// The number of the set this is the answer to.
+        seq: u64,
         running: BTreeSet<String>,
         failed: BTreeMap<String, String>,
     },
@@ -89,11 +91,12 @@ pub struct Fleet {
 
 impl Fleet {
     /// Starts the loop; `desired` is called (from its thread) with every
-    /// new set of fleet cameras to run. `models` are those of `base`.
+    /// new set of fleet cameras to run, numbered (the daemon's report names
+    /// the number it answers). `models` are those of `base`.
     pub fn start(
         settings: FleetSettings,
         base: Config,
-        desired: impl Fn(Desired) + Send + 'static,
+        desired: impl Fn(u64, Desired) + Send + 'static,
     ) -> std::io::Result<Self> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let fence = Arc::new(Fence::new(Instant::now()));
