@@ -1,0 +1,221 @@
+//! The live stages: inference engines and stream supervisors, started and
+//! stopped for the daemon and its reload plans.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::apply::{Parts, Stages};
+use super::control::Switches;
+use super::{DaemonError, load_model};
+use crate::config::{Loaded, StreamConfig, StreamSettings, Task};
+use crate::inference::{Engine, Heartbeat, Input, Model};
+use crate::publish::Publish;
+use crate::source::{PipelineSettings, StreamHandle, StreamSetup, fps_phase, spawn_stream};
+use crate::tracking::Tracking;
+
+/// The real engines and streams.
+pub(super) struct Live<'a> {
+    pub(super) publisher: &'a Arc<dyn Publish>,
+    /// Where streams that track are registered (none in `visiond bench`).
+    pub(super) tracking: Option<&'a Tracking>,
+    /// Each stream's detect switch.
+    pub(super) switches: &'a Arc<Switches>,
+    /// Discovery is on: streams without `labels` count the default ones.
+    pub(super) homeassistant: bool,
+}
+
+impl Stages for Live<'_> {
+    type Engine = (Engine, Task);
+    type Stream = StreamHandle;
+
+    fn load(&mut self, config: &Loaded, model: &str) -> Result<(Engine, Task), DaemonError> {
+        start_engine(load_model(config, model)?, self.publisher)
+    }
+
+    fn start(
+        &mut self,
+        s: &StreamConfig,
+        index: usize,
+        (engine, task): &(Engine, Task),
+    ) -> Result<StreamHandle, DaemonError> {
+        start_stream(s, fps_phase(index), engine, *task, self)
+    }
+
+    fn stop(&mut self, streams: Vec<StreamHandle>) {
+        stop_streams(streams);
+    }
+
+    fn retire(&mut self, (engine, _): (Engine, Task)) {
+        engine.join();
+    }
+}
+
+/// The stages of a running configuration.
+pub type Running = Parts<(Engine, Task), StreamHandle>;
+
+impl Running {
+    /// Starts an engine per model and a supervisor per stream of `loaded`;
+    /// on failure stops what it started.
+    pub fn start(
+        loaded: &Loaded,
+        models: HashMap<String, Vec<Model>>,
+        publisher: &Arc<dyn Publish>,
+        tracking: Option<&Tracking>,
+        switches: &Arc<Switches>,
+    ) -> Result<Self, DaemonError> {
+        let mut running = Self::default();
+        let live = Live {
+            publisher,
+            tracking,
+            switches,
+            homeassistant: loaded.config.homeassistant.is_some(),
+        };
+        let result = running.start_all(loaded, models, live);
+        match result {
+            Ok(()) => Ok(running),
+            Err(e) => {
+                running.stop();
+                Err(e)
+            }
+        }
+    }
+
+    fn start_all(
+        &mut self,
+        loaded: &Loaded,
+        models: HashMap<String, Vec<Model>>,
+        mut live: Live<'_>,
+    ) -> Result<(), DaemonError> {
+        for (name, sessions) in models {
+            self.engines
+                .insert(name, start_engine(sessions, live.publisher)?);
+        }
+        for (i, s) in loaded.config.streams.iter().enumerate() {
+            let engine = self
+                .engines
+                .get(&s.model)
+                .ok_or_else(|| DaemonError::Stream {
+                    stream: s.name.clone(),
+                    message: format!("model {:?} is not loaded", s.model),
+                })?;
+            let handle = live.start(s, i, engine)?;
+            self.streams.insert(s.name.clone(), handle);
+        }
+        Ok(())
+    }
+
+    /// Each stream's counters, by name.
+    pub fn stats(&self) -> Vec<(String, Arc<crate::source::StreamStats>)> {
+        self.streams
+            .iter()
+            .map(|(n, h)| (n.clone(), h.stats.clone()))
+            .collect()
+    }
+
+    /// Every inference worker's heartbeat.
+    pub fn heartbeats(&self) -> Vec<Arc<Heartbeat>> {
+        self.engines
+            .values()
+            .flat_map(|(e, _)| e.heartbeats())
+            .collect()
+    }
+
+    /// Stops the sources, lets the engines finish the frames in flight.
+    pub fn stop(self) {
+        stop_streams(self.streams.into_values().collect());
+        for (_, (e, _)) in self.engines {
+            e.join();
+        }
+    }
+}
+
+/// Asks every stream to stop, then waits for each: they stop side by side.
+fn stop_streams(mut streams: Vec<StreamHandle>) {
+    for s in &mut streams {
+        s.stop();
+    }
+    for s in streams {
+        s.join();
+    }
+}
+
+fn start_engine(
+    sessions: Vec<Model>,
+    publisher: &Arc<dyn Publish>,
+) -> Result<(Engine, Task), DaemonError> {
+    let task = sessions.first().map(|m| m.task);
+    let engine = Engine::start(sessions, publisher.clone())?;
+    match task {
+        Some(task) => Ok((engine, task)),
+        // Engine::start refuses no sessions; this is not reached.
+        None => Err(DaemonError::Thread(std::io::Error::other(
+            "an engine needs at least one session",
+        ))),
+    }
+}
+
+/// How a stream is tracked; with discovery on, a stream that lists no
+/// labels zeroes the counts of the default ones its entities show.
+pub(super) fn track_spec(
+    s: &StreamConfig,
+    task: Task,
+    model_labels: &[String],
+    homeassistant: bool,
+) -> Option<crate::tracking::TrackSpec> {
+    let mut spec = StreamSettings::resolve(s, task).ok()?.track?;
+    if homeassistant && s.labels.is_none() {
+        spec.labels = crate::homeassistant::stream_labels(s, model_labels)
+            .iter()
+            .map(|l| Arc::from(l.as_str()))
+            .collect();
+    }
+    Some(spec)
+}
+
+fn start_stream(
+    s: &StreamConfig,
+    phase: f64,
+    engine: &Engine,
+    task: Task,
+    live: &Live<'_>,
+) -> Result<StreamHandle, DaemonError> {
+    let settings = StreamSettings::resolve(s, task)?;
+    if let Some(t) = live.tracking {
+        match track_spec(s, task, &engine.labels, live.homeassistant) {
+            Some(spec) => t.track(&settings.name, spec),
+            None => t.untrack(&settings.name),
+        }
+    }
+    let publisher = live.publisher;
+    let name: Arc<str> = settings.name.as_str().into();
+    let stats = Arc::new(crate::source::StreamStats {
+        paused: live.switches.flag(&settings.name),
+        ..Default::default()
+    });
+    // One frame in flight per stream: a live source replaces it when the
+    // model is busy, a file waits.
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    engine.add(Input {
+        stream: name.clone(),
+        frames: rx.clone(),
+        filter: settings.filter(),
+        stats: Arc::clone(&stats),
+    });
+    let setup = StreamSetup {
+        name,
+        settings: PipelineSettings {
+            spec: settings.spec,
+            width: engine.input_size.0,
+            height: engine.input_size.1,
+            fps: settings.fps,
+            fps_phase: phase,
+            realtime: settings.realtime,
+            resize: engine.resize,
+            options: settings.options,
+            keep_full: settings.snapshots,
+        },
+        stats,
+        looping: settings.looping,
+    };
+    Ok(spawn_stream(setup, tx, rx, publisher.clone())?)
+}
