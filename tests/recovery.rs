@@ -183,7 +183,9 @@ fn broken_sources_are_reported_and_the_healthy_one_runs_on() {
     );
     let mut daemon = Daemon::start(&config, &[]);
     let mut seen = Vec::new();
-    collect(&messages, &mut seen, Duration::from_secs(8));
+    // Past the supervisor's 10 s for a first frame: a truncated file that
+    // leaves the demuxer waiting has failed by then.
+    collect(&messages, &mut seen, Duration::from_secs(11));
     let log = daemon.log_text();
     let last_status: HashMap<String, Value> = seen
         .iter()

@@ -412,6 +412,16 @@ fn watch(
                 policy.stall.as_secs()
             ));
             return ended(stalled, frames_seen);
+        } else if frames_seen.is_none()
+            && now.saturating_duration_since(last_progress) >= policy.stall
+        {
+            // A file that gives no first frame at all (a damaged one can
+            // leave the demuxer waiting) would say `starting` forever.
+            let stuck = Outcome::Error(format!(
+                "no first frame within {} s",
+                policy.stall.as_secs()
+            ));
+            return ended(stuck, frames_seen);
         }
         // The detect switch: `paused` while it is off, `playing` otherwise.
         let want = if stats.paused.load(Ordering::Relaxed) {
