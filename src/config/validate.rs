@@ -133,6 +133,12 @@ fn validate_cluster(c: &super::ClusterConfig, problems: &mut Vec<(String, String
                     && u.host_str().is_some()
                     && u.path().trim_matches('/').is_empty() =>
             {
+                if u.scheme() == "http" && c.ca_file.is_some() {
+                    problems.push((
+                        format!("cluster.etcd[{i}]"),
+                        "with ca_file, every endpoint must be https://".into(),
+                    ));
+                }
                 if u.scheme() == "https" && c.ca_file.is_none() {
                     problems.push((
                         format!("cluster.etcd[{i}]"),

@@ -252,7 +252,10 @@ impl Driver {
         // The first renewal opens the fence before anything is claimed or run.
         let first = Instant::now();
         keeper.keep_alive().await?;
-        self.renewed(first, acks.message().await?)?;
+        let ack = tokio::time::timeout(patience, acks.message())
+            .await
+            .map_err(|_| SessionError::Closed("keep-alive (no first answer)"))??;
+        self.renewed(first, ack)?;
         let mut sent = VecDeque::new();
         self.register(client, id).await?;
 
@@ -293,10 +296,11 @@ impl Driver {
                     keeper.keep_alive().await?;
                 }
                 ack = acks.message() => {
+                    let ack = ack?.ok_or(SessionError::Closed("keep-alive"))?;
                     // An answer nobody asked for proves nothing: it opens nothing.
                     let Some(at) = sent.pop_front() else { continue };
                     let was_open = self.state.lease_ok.load(Relaxed);
-                    self.renewed(at, ack?)?;
+                    self.renewed(at, Some(ack))?;
                     answered = Instant::now();
                     if !was_open {
                         self.reconcile(client, id).await?;
@@ -391,7 +395,7 @@ impl Driver {
                     error!(node = %self.s.node, camera = %name, "fleet: camera failed to start here: {why}");
                 }
                 self.answered = self.answered.max(seq);
-                if self.draining.is_some_and(|d| seq >= d) {
+                if self.draining.is_some_and(|d| seq >= d) && running.is_empty() {
                     self.draining = None;
                 }
                 self.running = running;
@@ -399,6 +403,9 @@ impl Driver {
                 self.allow();
             }
             Report::Reloaded(base) => {
+                // A stream of the file may take a former fleet camera's name.
+                self.fence
+                    .forget(base.streams.iter().map(|s| s.name.clone()).collect());
                 self.base = *base;
                 self.view.recheck(&self.base);
             }
@@ -480,7 +487,10 @@ impl Driver {
                 }
             }
         }
-        for name in &steps.release {
+        // Nothing is let go of while the daemon has sets still to apply:
+        // an older answer may not list a camera a newer set starts.
+        let settled = self.answered >= self.seq;
+        for name in steps.release.iter().filter(|_| settled) {
             let key = format!("{}/owners/{name}", self.s.prefix);
             let txn = Txn::new()
                 .when([Compare::value(key.as_str(), CompareOp::Equal, me.as_str())])
@@ -518,9 +528,17 @@ impl Driver {
         (self.desired)(self.seq, run);
     }
 
-    /// What may publish: what the daemon was told to run, and what it still runs.
+    /// What may publish: what the daemon was told to run, and what it still
+    /// runs while this node owns it.
     fn allow(&self) {
-        let names = self.sent.keys().chain(&self.running).cloned().collect();
+        let me = &self.s.node;
+        let owned = |c: &&String| self.view.owners.get(*c) == Some(me);
+        let names = self
+            .sent
+            .keys()
+            .chain(self.running.iter().filter(owned))
+            .cloned()
+            .collect();
         self.fence.allow(names);
     }
 

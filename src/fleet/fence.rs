@@ -90,6 +90,12 @@ impl Fence {
             .collect();
     }
 
+    /// `names` are streams of the file now: never fenced again.
+    pub fn forget(&self, names: BTreeSet<String>) {
+        let mut c = crate::sync::locked(&self.cameras);
+        c.0.retain(|n| !names.contains(n));
+    }
+
     /// Whether messages of `stream` (of a frame captured at `captured`) may
     /// leave now: a stream of the file always, a fleet camera while the
     /// lease lives and it runs here.
