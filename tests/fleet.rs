@@ -397,6 +397,10 @@ fn six_cameras_spread_over_three_nodes_move_on_death_and_never_run_twice() {
             late.at - stopped_at
         );
     }
+    // What the frozen node's pipeline still made after it woke was held back, and counted.
+    let fenced = metric(ports[1], "visiond_fleet_messages_fenced_total").unwrap_or(0.0);
+    eprintln!("n2's messages held back by the fence: {fenced}");
+    assert!(fenced >= 1.0, "the fence held nothing back");
     let log = daemons[1].log_text();
     assert!(
         log.contains("fleet cameras stop"),
