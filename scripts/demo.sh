@@ -21,7 +21,10 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null && break; sleep 0.1; done
 fi
 
-mosquitto_sub -h 127.0.0.1 -p 1883 -v -t 'visiond/#' & pids+=($!)
+# Every message as text; the snapshots are JPEG bytes, so a second
+# subscriber shows each as one line with its size instead.
+mosquitto_sub -h 127.0.0.1 -p 1883 -v -t 'visiond/#' -T 'visiond/+/+/snapshot/+' & pids+=($!)
+mosquitto_sub -h 127.0.0.1 -p 1883 -t 'visiond/+/+/snapshot/+' -F '%t <JPEG, %l bytes>' & pids+=($!)
 target/release/visiond run -c pipelines/demo.yaml & daemon=$!; pids+=($daemon)
 if [ -n "${DEMO_SECONDS:-}" ]; then
   sleep "$DEMO_SECONDS"; kill -TERM "$daemon"; wait "$daemon" || true; sleep 0.5
