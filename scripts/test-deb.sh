@@ -9,7 +9,7 @@ passed=0; failed=0
 check() { if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "deb: FAILED: $*" >&2; fi; }
 dpkg -i "$deb" >/dev/null
 install -d /var/lib/visiond/models
-install -m 644 models/ssd_mobilenet_v2_coco.onnx models/coco_labels.txt /var/lib/visiond/models/
+install -m 644 models/ssd_mobilenet_v2_coco.onnx models/ssd_mobilenet_v2_coco_int8.onnx models/coco_labels.txt /var/lib/visiond/models/
 # The installed binary finds the packaged ONNX Runtime by itself.
 check env -u ORT_DYLIB_PATH -u VISIOND_CACHE HOME=/nonexistent /usr/bin/visiond check -c /etc/visiond/visiond.yaml
 check systemd-analyze verify /lib/systemd/system/visiond.service

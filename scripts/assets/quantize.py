@@ -3,7 +3,11 @@
 
 Run by scripts/setup-assets.sh with $VISIOND_CACHE/venv-ref's Python:
 
-    quantize.py FLOAT.onnx OUT.onnx CALIB.rgb PHOTO...
+    quantize.py [--8bit-weights] FLOAT.onnx OUT.onnx CALIB.rgb PHOTO...
+
+--8bit-weights builds the test's control: the full 8-bit weights this project
+once shipped, right with VNNI and wrong without (tests/compression.rs uses it
+to prove that the emulated CPU really takes the path without VNNI).
 
 CALIB.rgb holds raw 300x300 RGB frames (decoded by GStreamer, as the daemon
 feeds the model); each PHOTO is resized to 300x300 the same way. The
@@ -20,7 +24,12 @@ The choices, measured on this project's machine (docs/BENCHMARKS.md,
 - every Conv quantised, the first layer and the box head included: keeping
   them float cost 5 % of the speed and bought no agreement;
 - MinMax calibration: Percentile and Entropy were no closer to the float
-  model, and Entropy takes minutes.
+  model, and Entropy takes minutes;
+- 7-bit weights (reduce_range): x86 without VNNI multiplies u8 x s8 with
+  VPMADDUBSW, whose 16-bit pair sums saturate with 8-bit weights (on an AVX2
+  EPYC the cat photo became a keyboard, and vtest.avi's people vanished); with
+  7 bits they cannot, the VNNI and the AVX2 paths give the very same
+  detections, and the agreement with the float model stayed at 0.96-0.98.
 """
 import sys
 import tempfile
@@ -55,7 +64,9 @@ def calibration(raw, photos):
 def main():
     if len(sys.argv) < 4:
         sys.exit(__doc__)
-    src, out, raw, *photos = sys.argv[1:]
+    args = sys.argv[1:]
+    full_range = args[0] == "--8bit-weights"
+    src, out, raw, *photos = args[1:] if full_range else args
     frames = calibration(raw, photos)
     print(f"quantize: {len(frames)} calibration frames")
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,11 +84,7 @@ def main():
             per_channel=True,
             op_types_to_quantize=["Conv"],
             calibrate_method=CalibrationMethod.MinMax,
-            # 7-bit weights: without VNNI, x86 multiplies u8 x s8 with
-            # VPMADDUBSW, whose 16-bit pair sums saturate with 8-bit weights
-            # (the cat photo became a keyboard on an AVX2-only EPYC); with 7
-            # bits they cannot, and VNNI and ARM lose nothing measurable.
-            reduce_range=True,
+            reduce_range=not full_range,
         )
     print(f"quantize: wrote {out}")
 
