@@ -343,8 +343,8 @@ if [ "$(head -1 "$AGREEMENT" 2>/dev/null)" != "$stamp" ]; then
       "$WORK/heldout.rgb" --min 0.93 --objects 200 --json "$WORK/agreement.json" >>"$LOGS/agreement.log" 2>&1 \
     || { cat "$LOGS/agreement.log" >&2
          rm -f "$ROOT/models/ssd_mobilenet_v2_coco_int8.onnx"
-         die "the int8 SSD was refused (log: $LOGS/agreement.log); models/ holds no int8 model.
-  Delete $INT8 and run again to quantise it again; the float model works without it."; }
+         die "the int8 SSD was refused on this CPU (log: $LOGS/agreement.log); models/ holds no int8 model.
+  Delete $INT8 and run again to quantise it again; if it is refused again, report it with that log."; }
   { echo "$stamp"; cat "$WORK/agreement.json"; echo; } >"$WORK/agreement"
   mv "$WORK/agreement" "$AGREEMENT"
 fi

@@ -291,3 +291,69 @@ fn int8_finds_the_very_same_objects_on_x86_without_vnni() {
     assert!(n >= 200, "{emulated}");
     assert!(r >= 0.93 && p >= 0.93, "int8 without VNNI: {emulated}");
 }
+
+/// The set-up's gate (`scripts/assets/agreement.py`, which decides whether
+/// the int8 model is installed) passes the model at its bar, and refuses
+/// with what it measured when the bar is above it or the footage too thin.
+#[test]
+fn the_setup_gate_refuses_below_its_bar_and_says_what_it_measured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let frames = dir.path().join("heldout.rgb");
+    // vtest.avi at 2 frames/s, 300x300 RGB, as the set-up decodes it.
+    let decoded = Command::new("gst-launch-1.0")
+        .args(["-q", "filesrc"])
+        .arg(format!("location={}", media("opencv/vtest.avi").display()))
+        .args(["!", "decodebin", "!", "videorate", "drop-only=true", "!"])
+        .args([
+            "video/x-raw,framerate=2/1",
+            "!",
+            "videoscale",
+            "!",
+            "videoconvert",
+            "!",
+        ])
+        .args([
+            "video/x-raw,format=RGB,width=300,height=300",
+            "!",
+            "filesink",
+        ])
+        .arg(format!("location={}", frames.display()))
+        .status()
+        .expect("gst-launch-1.0");
+    assert!(decoded.success());
+    let python = asset(cache().join("venv-ref/bin/python"));
+    let gate = |extra: &[&str]| {
+        let out = Command::new(&python)
+            .arg(repo().join("scripts/assets/agreement.py"))
+            .arg(model("ssd_mobilenet_v2_coco.onnx"))
+            .arg(model("ssd_mobilenet_v2_coco_int8.onnx"))
+            .arg(&frames)
+            .args(["--frames", "20"])
+            .args(extra)
+            .output()
+            .expect("agreement.py");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = gate(&["--objects", "100"]);
+    assert!(ok && text.contains("(least accepted 0.93)"), "{text}");
+    let (ok, text) = gate(&["--objects", "100", "--min", "0.999"]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("below 0.999: this compressed model would miss or invent objects"),
+        "{text}"
+    );
+    assert!(
+        text.contains(" recall 0.") && text.contains(" precision 0."),
+        "{text}"
+    );
+    let (ok, text) = gate(&["--objects", "100000"]);
+    assert!(
+        !ok && text.contains("fewer than the 100000 needed"),
+        "{text}"
+    );
+}

@@ -113,7 +113,7 @@ def main():
     print(
         f"agreement: {counts['frames']} frames, {counts['reference']} objects of the reference, "
         f"{counts['variant']} of the variant, {counts['matched']} matched: recall {recall:.3f}, "
-        f"precision {precision:.3f} (least accepted {a.min:.2f}) [{time.perf_counter() - t0:.0f} s]"
+        f"precision {precision:.3f} (least accepted {a.min:g}) [{time.perf_counter() - t0:.0f} s]"
     )
     if a.json:
         with open(a.json, "w", encoding="utf-8") as f:
@@ -124,7 +124,7 @@ def main():
         return 1
     if min(recall, precision) < a.min:
         print(f"agreement: {a.variant} agrees with {a.reference} on recall {recall:.3f} / precision "
-              f"{precision:.3f}, below {a.min:.2f}: this compressed model would miss or invent objects. "
+              f"{precision:.3f}, below {a.min:g}: this compressed model would miss or invent objects. "
               "It was not installed; run the float model, or look at the quantisation "
               "(scripts/assets/quantize.py) on this CPU", file=sys.stderr)
         return 1
