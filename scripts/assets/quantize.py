@@ -6,7 +6,7 @@ Run by scripts/setup-assets.sh with $VISIOND_CACHE/venv-ref's Python:
     quantize.py [--8bit-weights] FLOAT.onnx OUT.onnx CALIB.rgb PHOTO...
 
 --8bit-weights builds the test's control: the full 8-bit weights this project
-once shipped, right with VNNI and wrong without (tests/compression.rs uses it
+once shipped, right with VNNI and wrong without (tests/int8_cpus.rs uses it
 to prove that the emulated CPU really takes the path without VNNI).
 
 CALIB.rgb holds raw 300x300 RGB frames (decoded by GStreamer, as the daemon

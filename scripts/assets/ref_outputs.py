@@ -17,15 +17,16 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+import ortcpu
+
 MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)
 STD = np.array([58.395, 57.12, 57.375], dtype=np.float32)
 PHOTOS = ["chelsea", "coffee", "astronaut"]
 
 
-def session(path: str) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+def session(path: str):
+    # As the daemon sets its sessions up on this CPU (ortcpu.py).
+    return ortcpu.session(path, threads=1)
 
 
 def main(models: str, media: str, out: str, float_model: str | None) -> None:

@@ -166,6 +166,11 @@ impl Model {
                 .with_prepacked_weights(w)
                 .map_err(|e| err(e.into()))?;
         }
+        if super::runtime::int8_saturates() {
+            builder = builder
+                .with_config_entry("session.disable_quant_qdq", "1")
+                .map_err(|e| err(e.into()))?;
+        }
         let session = builder
             .with_execution_providers([dispatch(provider)])
             .map_err(|e| err(e.into()))?

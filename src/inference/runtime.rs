@@ -69,10 +69,34 @@ fn load(
                 .with_telemetry(false)
                 .build()
                 .map_err(|e| format!("ONNX Runtime environment: {e}"))?;
+            if int8_saturates() {
+                tracing::info!(
+                    "this CPU has no VNNI: quantised models run their integer nodes as float (exact, slower)"
+                );
+            }
             Ok((path, env))
         })
         .as_ref()
         .map_err(|e| ModelError::Runtime(e.clone()))
+}
+
+/// Whether ONNX Runtime's u8 x s8 products are summed in pairs into 16 bits
+/// that saturate on this CPU: x86 without VNNI (AVX2 or AVX-512 alone) uses
+/// VPMADDUBSW. There, a model quantised with full 8-bit weights (the
+/// EfficientNet-Lite0 of the set-up, from its TFLite original) answers
+/// wrongly, so sessions run its quantised nodes as float instead
+/// (`session.disable_quant_qdq`): exact on every CPU, at float speed. ARM
+/// widens instead, and VNNI sums in 32 bits.
+pub fn int8_saturates() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        !(std::arch::is_x86_feature_detected!("avx512vnni")
+            || std::arch::is_x86_feature_detected!("avxvnni"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 #[cfg(test)]
