@@ -19,8 +19,10 @@ sha_of() { sha256sum "$1" | cut -d' ' -f1; }
 if [ ! -f "$LIB" ] || [ "$(sha_of "$LIB")" != "$ORT_LIB_SHA" ]; then
   command -v python3 >/dev/null || die "python3 (with pip) is needed to download $ORT_WHEEL"
   command -v unzip >/dev/null || die "unzip is needed (scripts/apt-deps.sh installs it)"
-  mkdir -p "$CACHE/downloads" "$DIR"
-  WHEEL="$CACHE/downloads/$ORT_WHEEL"
+  # The pinned downloads may live apart from the cache (setup-assets.sh).
+  DL="${VISIOND_DOWNLOADS:-$CACHE/downloads}"
+  mkdir -p "$DL" "$DIR"
+  WHEEL="$DL/$ORT_WHEEL"
   if [ ! -f "$WHEEL" ] || [ "$(sha_of "$WHEEL")" != "$ORT_WHEEL_SHA" ]; then
     tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
     echo "fetch-ort: downloading $ORT_WHEEL" >&2
