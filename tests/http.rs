@@ -143,3 +143,55 @@ fn metrics_parse_and_healthz_turns_503_while_a_camera_is_down() {
     }
     assert_eq!(daemon.terminate().0, Some(0));
 }
+
+/// The status page shows every camera: beyond loopback `visiond run`
+/// refuses to serve it unless the config says `open: true`, and then warns
+/// at the start.
+#[test]
+fn the_page_beyond_loopback_is_refused_unless_open_and_then_warned_about() {
+    let broker = Mosquitto::start();
+    let http = free_port();
+    let config = |open: &str| {
+        format!(
+            "node: o\nmqtt:\n  url: {}\nhttp:\n  listen: 0.0.0.0:{http}\n{open}models:\n  - name: coco\n    path: {}\nstreams:\n  - name: pattern\n    source: test://?width=160&height=120\n    model: coco\n    fps: 1\n",
+            broker.url(),
+            model("ssd_mobilenet_v2_coco.onnx").display()
+        )
+    };
+    let mut refused = Daemon::start(&config(""), &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Ok(Some(status)) = refused.proc.0.try_wait() {
+            break status.code();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running: {}",
+            refused.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = refused.log_text();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains(&format!(
+            "visiond.yaml:5:11: 0.0.0.0:{http} would show every camera to anyone who can reach it"
+        )),
+        "{log}"
+    );
+
+    let mut open = Daemon::start(&config("  open: true\n"), &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", http)).is_err() {
+        assert!(Instant::now() < deadline, "no page: {}", open.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(get(http, "/healthz").0, 200);
+    let log = open.log_text();
+    assert!(
+        log.contains("WARN")
+            && log.contains("the status page shows every camera to anyone who can reach this port"),
+        "{log}"
+    );
+    assert_eq!(open.terminate().0, Some(0));
+}

@@ -229,6 +229,8 @@ pub struct HttpSettings {
     /// How long a stream may be starting or reconnecting before /healthz
     /// says 503.
     pub grace: Duration,
+    /// Served beyond loopback without authentication, on purpose.
+    pub open: bool,
 }
 
 impl Default for HttpSettings {
@@ -236,6 +238,7 @@ impl Default for HttpSettings {
         Self {
             listen: "127.0.0.1:9464".into(),
             grace: Duration::from_secs(30),
+            open: false,
         }
     }
 }
@@ -245,6 +248,7 @@ impl HttpSettings {
         http.map(|h| Self {
             listen: h.listen.clone(),
             grace: Duration::from_secs(h.grace),
+            open: h.open,
         })
     }
 }

@@ -417,3 +417,29 @@ fn the_cluster_section_is_checked_like_the_rest() {
         assert!(err.contains(expected), "{expected}\nin\n{err}");
     }
 }
+
+#[test]
+fn the_status_page_beyond_loopback_needs_an_explicit_open() {
+    let dir = tempfile::tempdir().unwrap();
+    write_models(dir.path());
+    let base = "mqtt: {url: \"mqtt://h\"}\nmodels: [{name: m, path: m.onnx}]\n";
+    let load = |http: &str| parse(&dir.path().join("c.yaml"), &format!("{base}{http}"), env);
+    for listen in ["127.0.0.1:9464", "127.0.0.2:9464", "\"[::1]:9464\""] {
+        let l = load(&format!("http:\n  listen: {listen}\n")).expect(listen);
+        assert!(!l.config.http.expect("http").open);
+    }
+    for listen in ["0.0.0.0:9464", "192.168.1.5:9464", "\"[::]:9464\""] {
+        let err = load(&format!("http:\n  listen: {listen}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("c.yaml:4:11: ")
+                && err.contains("would show every camera to anyone who can reach it")
+                && err.contains("add `open: true` under http"),
+            "{listen}: {err}"
+        );
+        let l = load(&format!("http:\n  listen: {listen}\n  open: true\n")).expect(listen);
+        let settings = HttpSettings::resolve(l.config.http.as_ref()).expect("http");
+        assert!(settings.open, "{listen}");
+    }
+}

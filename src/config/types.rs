@@ -103,6 +103,13 @@ pub struct HttpConfig {
     /// says 503 (default 30, at most 86400).
     #[serde(default = "default_grace")]
     pub grace: u64,
+    /// The status page shows every camera's latest frame. Listening
+    /// beyond loopback (0.0.0.0, a LAN address) is refused unless this is
+    /// true: then anyone who reaches the port sees every camera, and every
+    /// start logs a warning. Prefer 127.0.0.1 behind a reverse proxy that
+    /// authenticates (default false).
+    #[serde(default)]
+    pub open: bool,
 }
 
 fn default_grace() -> u64 {

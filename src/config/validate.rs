@@ -77,11 +77,22 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
     }
     validate_mqtt(config, &mut problems);
     if let Some(h) = &config.http {
-        if h.listen.parse::<std::net::SocketAddr>().is_err() {
-            problems.push((
+        match h.listen.parse::<std::net::SocketAddr>() {
+            Err(_) => problems.push((
                 "http.listen".into(),
                 format!("{:?} is not host:port, e.g. 127.0.0.1:9464", h.listen),
-            ));
+            )),
+            // The page shows every camera and asks nobody who they are.
+            Ok(a) if !a.ip().is_loopback() && !h.open => problems.push((
+                "http.listen".into(),
+                format!(
+                    "{} would show every camera to anyone who can reach it, unauthenticated: \
+                     listen on 127.0.0.1 (behind a reverse proxy that asks for a password), \
+                     or add `open: true` under http to accept that",
+                    h.listen
+                ),
+            )),
+            Ok(_) => {}
         }
         within(
             &mut problems,

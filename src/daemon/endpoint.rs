@@ -122,6 +122,16 @@ fn serve(
     let Some(s) = settings else {
         return Ok(None);
     };
+    if s.open
+        && s.listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| !a.ip().is_loopback())
+    {
+        tracing::warn!(
+            listen = %s.listen,
+            "http.open: the status page shows every camera to anyone who can reach this port, unauthenticated"
+        );
+    }
     let monitor = Arc::new(Monitor::new(mqtt.clone(), s.grace));
     monitor.set_page(page.clone());
     monitor.set_streams(streams);
@@ -144,6 +154,7 @@ mod tests {
         Some(HttpSettings {
             listen: format!("127.0.0.1:{port}"),
             grace: Duration::from_secs(grace),
+            ..HttpSettings::default()
         })
     }
 
