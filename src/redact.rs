@@ -66,9 +66,13 @@ fn properties(text: &str) -> Vec<(&str, &str)> {
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(eq) = rest.find('=') {
+        // Past the last character that cannot be in a name, which may be
+        // wider than a byte.
         let name_start = rest[..eq]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let name = &rest[name_start..eq];
         let after = &rest[eq + 1..];
         let (value, next) = value_at(after);
@@ -100,9 +104,13 @@ fn property_values(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(eq) = rest.find('=') {
+        // Past the last character that cannot be in a name, which may be
+        // wider than a byte.
         let name_start = rest[..eq]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let secret = is_secret_property(&rest[name_start..eq]);
         out.push_str(&rest[..=eq]);
         let after = &rest[eq + 1..];
@@ -222,6 +230,13 @@ mod tests {
             text("could not set property \"x\" to \"kept-out-9\""),
             "could not set property \"x\" to \"***\""
         );
+    }
+
+    #[test]
+    fn a_wide_character_before_a_property_is_no_panic() {
+        // Found by config::props: `𘠀=` panicked slicing inside the character.
+        assert_eq!(properties("\u{18800}="), vec![("", "")]);
+        assert_eq!(properties("é password=x"), vec![("password", "x")]);
     }
 
     #[test]
