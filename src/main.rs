@@ -81,6 +81,9 @@ enum Command {
         #[arg(long, requires = "cameras")]
         fps: Option<f64>,
     },
+    /// Read a password on standard input (its first line) and print its
+    /// argon2id hash, for `password_hash` under `http.users`.
+    Passwd,
     /// Compare a variant of a detector with its reference on footage:
     /// agreement per label, speed per thread layout, size and memory.
     Eval(EvalArgs),
@@ -128,14 +131,27 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
     match cli.command {
-        Command::Run { config } => match run(&config) {
-            Ok(()) => ExitCode::SUCCESS,
+        Command::Run { config } => {
+            raise_file_limit();
+            match run(&config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    report(&e);
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Check { config } => check(&config),
+        Command::Passwd => match passwd() {
+            Ok(hash) => {
+                println!("{hash}");
+                ExitCode::SUCCESS
+            }
             Err(e) => {
                 report(&e);
                 ExitCode::FAILURE
             }
         },
-        Command::Check { config } => check(&config),
         Command::Probe { uri, timeout } => {
             let result = visiond::source::SourceSpec::parse(&uri)
                 .map_err(anyhow::Error::msg)
@@ -191,6 +207,84 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// `visiond passwd`: the password from standard input, not echoed when it
+/// is a terminal, never from the command line (where `ps` shows it).
+fn passwd() -> anyhow::Result<String> {
+    use std::io::IsTerminal as _;
+    let terminal = std::io::stdin().is_terminal();
+    let password = if terminal {
+        eprint!("Password: ");
+        let _quiet = Unechoed::new();
+        read_line()?
+    } else {
+        read_line()?
+    };
+    if password.is_empty() {
+        anyhow::bail!(
+            "an empty password: type one, or pipe it in (printf '%s' \"$PW\" | visiond passwd)"
+        );
+    }
+    visiond::http::auth::hash_password(&password).map_err(anyhow::Error::msg)
+}
+
+fn read_line() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line
+        .strip_suffix('\n')
+        .unwrap_or(&line)
+        .trim_end_matches('\r')
+        .to_string())
+}
+
+/// The terminal's echo off while it lives.
+struct Unechoed(Option<libc::termios>);
+
+impl Unechoed {
+    fn new() -> Self {
+        // SAFETY: tcgetattr/tcsetattr on standard input with a termios of
+        // our own; on failure nothing is changed.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) != 0 {
+                return Self(None);
+            }
+            let saved = t;
+            t.c_lflag &= !libc::ECHO;
+            t.c_lflag |= libc::ECHONL;
+            if libc::tcsetattr(0, libc::TCSANOW, &t) != 0 {
+                return Self(None);
+            }
+            Self(Some(saved))
+        }
+    }
+}
+
+impl Drop for Unechoed {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            // SAFETY: restores the attributes read in `new`.
+            unsafe {
+                libc::tcsetattr(0, libc::TCSANOW, saved);
+            }
+        }
+    }
+}
+
+/// Each camera, MQTT, the spool and every status-page connection hold a
+/// file descriptor; the usual soft limit of 1024 is a default from an age
+/// of select(2), and the hard limit (systemd: 524288) is ours to take.
+fn raise_file_limit() {
+    // SAFETY: getrlimit/setrlimit with a struct of our own.
+    unsafe {
+        let mut l: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && l.rlim_cur < l.rlim_max {
+            l.rlim_cur = l.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+        }
     }
 }
 

@@ -136,6 +136,10 @@ fn parse_expanded(file: &Path, expanded: env::Expanded) -> Result<Loaded, Config
         }
     }
 
+    if let Some(h) = &mut config.http {
+        read_http_files(h, &base, &mut late);
+    }
+
     let problems: Vec<Problem> = late
         .into_iter()
         .chain(validate::validate(&config))
@@ -148,6 +152,9 @@ fn parse_expanded(file: &Path, expanded: env::Expanded) -> Result<Loaded, Config
     let mut secrets = expanded.values.clone();
     if let Some(p) = &config.mqtt.password {
         secrets.push(p.clone());
+    }
+    if let Some(t) = config.http.as_ref().and_then(|h| h.metrics_token.as_ref()) {
+        secrets.push(t.clone());
     }
     for s in &config.streams {
         if let Ok(url) = url::Url::parse(&s.source_text())
@@ -360,5 +367,58 @@ fn clean_serde_message(msg: &str) -> String {
     match msg.rfind(" at line ") {
         Some(i) => msg[..i].to_string(),
         None => msg.to_string(),
+    }
+}
+
+/// `http:`'s files, read now: the users' hash files and the metrics token's
+/// file into their values (one or the other, not both), and the TLS
+/// certificate and key, so that a renewed certificate is a changed config.
+fn read_http_files(h: &mut super::HttpConfig, base: &Path, late: &mut Vec<(String, String)>) {
+    let first_line = |f: &Path| {
+        std::fs::read_to_string(f)
+            .map(|text| text.lines().next().unwrap_or("").trim().to_string())
+            .map_err(|e| format!("cannot read {}: {e}", f.display()))
+    };
+    for (i, u) in h.users.iter_mut().enumerate() {
+        let Some(f) = &mut u.password_hash_file else {
+            continue;
+        };
+        *f = base.join(&*f);
+        let at = format!("http.users[{i}].password_hash_file");
+        match first_line(f) {
+            Ok(hash) if u.password_hash.is_none() => u.password_hash = Some(hash),
+            Ok(_) => late.push((
+                at,
+                "give password_hash or password_hash_file, not both".into(),
+            )),
+            Err(e) => late.push((at, e)),
+        }
+    }
+    if let Some(f) = &mut h.metrics_token_file {
+        *f = base.join(&*f);
+        match first_line(f) {
+            Ok(t) if h.metrics_token.is_none() => h.metrics_token = Some(t),
+            Ok(_) => late.push((
+                "http.metrics_token_file".into(),
+                "give metrics_token or metrics_token_file, not both".into(),
+            )),
+            Err(e) => late.push(("http.metrics_token_file".into(), e)),
+        }
+    }
+    if let Some(tls) = &mut h.tls {
+        tls.cert = base.join(&tls.cert);
+        tls.key = base.join(&tls.key);
+        for (field, file, into) in [
+            ("cert", &tls.cert, &mut tls.pem.cert),
+            ("key", &tls.key, &mut tls.pem.key),
+        ] {
+            match std::fs::read(file) {
+                Ok(bytes) => *into = bytes,
+                Err(e) => late.push((
+                    format!("http.tls.{field}"),
+                    format!("cannot read {}: {e}", file.display()),
+                )),
+            }
+        }
     }
 }

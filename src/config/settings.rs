@@ -231,6 +231,12 @@ pub struct HttpSettings {
     pub grace: Duration,
     /// Served beyond loopback without authentication, on purpose.
     pub open: bool,
+    /// Who may see the page: names and argon2 hashes.
+    pub users: Vec<(String, String)>,
+    /// `/metrics`' bearer token.
+    pub metrics_token: Option<String>,
+    /// HTTPS: the certificate chain and key as read at load.
+    pub tls: Option<super::TlsPem>,
 }
 
 impl Default for HttpSettings {
@@ -239,6 +245,9 @@ impl Default for HttpSettings {
             listen: "127.0.0.1:9464".into(),
             grace: Duration::from_secs(30),
             open: false,
+            users: Vec::new(),
+            metrics_token: None,
+            tls: None,
         }
     }
 }
@@ -249,6 +258,13 @@ impl HttpSettings {
             listen: h.listen.clone(),
             grace: Duration::from_secs(h.grace),
             open: h.open,
+            users: h
+                .users
+                .iter()
+                .map(|u| (u.name.clone(), u.password_hash.clone().unwrap_or_default()))
+                .collect(),
+            metrics_token: h.metrics_token.clone(),
+            tls: h.tls.as_ref().map(|t| t.pem.clone()),
         })
     }
 }

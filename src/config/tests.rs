@@ -435,11 +435,77 @@ fn the_status_page_beyond_loopback_needs_an_explicit_open() {
         assert!(
             err.contains("c.yaml:4:11: ")
                 && err.contains("would show every camera to anyone who can reach it")
-                && err.contains("add `open: true` under http"),
+                && err.contains("add a user under http")
+                && err.contains("`visiond passwd`")
+                && err.contains("add `open: true`"),
             "{listen}: {err}"
         );
         let l = load(&format!("http:\n  listen: {listen}\n  open: true\n")).expect(listen);
         let settings = HttpSettings::resolve(l.config.http.as_ref()).expect("http");
         assert!(settings.open, "{listen}");
+    }
+}
+
+#[test]
+fn the_status_page_users_token_and_certificate_are_checked_where_written() {
+    let dir = tempfile::tempdir().unwrap();
+    write_models(dir.path());
+    let hash = crate::http::auth::hash_password("pw").expect("hash");
+    std::fs::write(dir.path().join("admin.hash"), format!("{hash}\n")).unwrap();
+    std::fs::write(dir.path().join("token"), "0123456789abcdef0123\n").unwrap();
+    let base = "mqtt: {url: \"mqtt://h\"}\nmodels: [{name: m, path: m.onnx}]\nhttp:\n  listen: 0.0.0.0:9464\n";
+    let load = |http: &str| parse(&dir.path().join("c.yaml"), &format!("{base}{http}"), env);
+    // A user from a file, and a token from a file: taken, the token a secret.
+    let l = load(
+        "  users: [{name: admin, password_hash_file: admin.hash}]\n  metrics_token_file: token\n",
+    )
+    .expect("users");
+    let s = HttpSettings::resolve(l.config.http.as_ref()).expect("http");
+    assert_eq!(s.users, [("admin".to_string(), hash.clone())]);
+    assert_eq!(s.metrics_token.as_deref(), Some("0123456789abcdef0123"));
+    assert!(l.secrets.iter().any(|x| x == "0123456789abcdef0123"));
+    let err = |http: &str| load(http).unwrap_err().to_string();
+    for (http, expected) in [
+        (
+            format!("  users: [{{name: admin, password_hash: \"{hash}\"}}]\n  open: true\n"),
+            "c.yaml:6:9: open: true and users contradict each other",
+        ),
+        (
+            "  users:\n    - {name: admin, password_hash: hunter2}\n".into(),
+            "c.yaml:6:36: not a password hash",
+        ),
+        (
+            format!("  users:\n    - {{name: \"a:b\", password_hash: \"{hash}\"}}\n"),
+            "c.yaml:6:14: \"a:b\" cannot be typed into a browser's login",
+        ),
+        (
+            format!(
+                "  users:\n    - {{name: a, password_hash: \"{hash}\"}}\n    - {{name: a, password_hash: \"{hash}\"}}\n"
+            ),
+            "c.yaml:7:14: user \"a\" is given twice",
+        ),
+        (
+            "  users:\n    - {name: a}\n".into(),
+            "c.yaml:6:14: give password_hash (printed by `visiond passwd`) or password_hash_file",
+        ),
+        (
+            "  users:\n    - {name: a, password_hash_file: nope}\n".into(),
+            "c.yaml:6:37: cannot read",
+        ),
+        (
+            "  open: true\n  metrics_token: short\n".into(),
+            "c.yaml:6:18: a token shorter than 16 characters",
+        ),
+        (
+            "  open: true\n  tls: {cert: nope.crt, key: nope.key}\n".into(),
+            "c.yaml:6:15: cannot read",
+        ),
+        (
+            "  open: true\n  tls: {cert: admin.hash, key: token}\n".into(),
+            "c.yaml:6:15: ",
+        ),
+    ] {
+        let e = err(&http);
+        assert!(e.contains(expected), "{expected}\nin\n{e}");
     }
 }

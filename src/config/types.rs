@@ -103,13 +103,69 @@ pub struct HttpConfig {
     /// says 503 (default 30, at most 86400).
     #[serde(default = "default_grace")]
     pub grace: u64,
+    /// Who may see the status page and its pictures (HTTP Basic). With
+    /// users, `/` and `/streams/*` ask for a password wherever the page
+    /// listens. Listening beyond loopback needs at least one user, or
+    /// `open: true`.
+    #[serde(default)]
+    pub users: Vec<HttpUser>,
+    /// Serve HTTPS with this certificate. A reload (SIGHUP) reads both
+    /// files again, so a renewed certificate is taken without a restart.
+    pub tls: Option<HttpTls>,
+    /// `/metrics` asks for `Authorization: Bearer <token>` (Prometheus:
+    /// `authorization: {credentials: ...}`). Without it, `/metrics` is open
+    /// on loopback and asks for a user's password beyond it.
+    pub metrics_token: Option<String>,
+    /// The token's file instead (its first line), e.g. a systemd credential.
+    pub metrics_token_file: Option<PathBuf>,
     /// The status page shows every camera's latest frame. Listening
-    /// beyond loopback (0.0.0.0, a LAN address) is refused unless this is
-    /// true: then anyone who reaches the port sees every camera, and every
-    /// start logs a warning. Prefer 127.0.0.1 behind a reverse proxy that
-    /// authenticates (default false).
+    /// beyond loopback (0.0.0.0, a LAN address) without `users` is refused
+    /// unless this is true: then anyone who reaches the port sees every
+    /// camera, and every start logs a warning (default false).
     #[serde(default)]
     pub open: bool,
+}
+
+/// A user of the status page.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct HttpUser {
+    /// The name asked for by the browser (no `:`).
+    pub name: String,
+    /// An argon2 hash (`$argon2id$v=19$...`) as `visiond passwd` prints it;
+    /// never the password itself.
+    pub password_hash: Option<String>,
+    /// The hash's file instead (its first line), e.g.
+    /// /run/credentials/visiond.service/admin.
+    pub password_hash_file: Option<PathBuf>,
+}
+
+/// The status page's certificate and key, PEM files.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct HttpTls {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// Both files' contents, read when the config is loaded: a renewed
+    /// certificate makes a reload see a changed `http` section.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub pem: TlsPem,
+}
+
+/// PEM text of a certificate chain and its key; the key never printed.
+#[derive(Clone, Default, PartialEq)]
+pub struct TlsPem {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TlsPem({} + {} bytes)", self.cert.len(), self.key.len())
+    }
 }
 
 fn default_grace() -> u64 {

@@ -82,18 +82,20 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
                 "http.listen".into(),
                 format!("{:?} is not host:port, e.g. 127.0.0.1:9464", h.listen),
             )),
-            // The page shows every camera and asks nobody who they are.
-            Ok(a) if !a.ip().is_loopback() && !h.open => problems.push((
+            // The page shows every camera: beyond loopback, someone must ask who.
+            Ok(a) if !a.ip().is_loopback() && !h.open && h.users.is_empty() => problems.push((
                 "http.listen".into(),
                 format!(
                     "{} would show every camera to anyone who can reach it, unauthenticated: \
-                     listen on 127.0.0.1 (behind a reverse proxy that asks for a password), \
-                     or add `open: true` under http to accept that",
+                     add a user under http (users: [{{name: admin, password_hash: ...}}], \
+                     the hash printed by `visiond passwd`), or listen on 127.0.0.1 behind \
+                     a reverse proxy that asks for a password, or add `open: true` to accept that",
                     h.listen
                 ),
             )),
             Ok(_) => {}
         }
+        validate_http_access(h, &mut problems);
         within(
             &mut problems,
             "http.grace".into(),
@@ -633,4 +635,67 @@ pub fn check_labels(
         }
     }
     problems
+}
+
+/// `http.users`, `http.tls`, `http.open`: usable, and not contradictory.
+fn validate_http_access(h: &super::HttpConfig, problems: &mut Vec<(String, String)>) {
+    if h.open && !h.users.is_empty() {
+        problems.push((
+            "http.open".into(),
+            "open: true and users contradict each other: remove one".into(),
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (i, u) in h.users.iter().enumerate() {
+        let at = |field: &str| format!("http.users[{i}].{field}");
+        if u.name.is_empty() || u.name.contains(':') || u.name.chars().any(char::is_control) {
+            problems.push((
+                at("name"),
+                format!(
+                    "{:?} cannot be typed into a browser's login (no ':', not empty)",
+                    u.name
+                ),
+            ));
+        } else if !seen.insert(&u.name) {
+            problems.push((at("name"), format!("user {:?} is given twice", u.name)));
+        }
+        match (&u.password_hash, &u.password_hash_file) {
+            (None, None) => problems.push((
+                at("name"),
+                "give password_hash (printed by `visiond passwd`) or password_hash_file".into(),
+            )),
+            (Some(hash), file) => {
+                if let Some(why) = crate::http::auth::hash_problem(hash) {
+                    let field = if file.is_some() {
+                        "password_hash_file"
+                    } else {
+                        "password_hash"
+                    };
+                    problems.push((at(field), why));
+                }
+            }
+            // Unreadable: load.rs said so.
+            (None, Some(_)) => {}
+        }
+    }
+    if let Some(t) = &h.metrics_token
+        && t.len() < 16
+    {
+        problems.push((
+            "http.metrics_token".into(),
+            "a token shorter than 16 characters is guessed: use e.g. `openssl rand -hex 24`".into(),
+        ));
+    }
+    if let Some(tls) = &h.tls
+        && !tls.pem.cert.is_empty()
+        && !tls.pem.key.is_empty()
+        && let Err(e) = crate::http::tls::server_config(&tls.pem.cert, &tls.pem.key)
+    {
+        let field = if e.starts_with("cert") { "cert" } else { "key" };
+        let file = if field == "cert" { &tls.cert } else { &tls.key };
+        problems.push((
+            format!("http.tls.{field}"),
+            format!("{}: {e}", file.display()),
+        ));
+    }
 }

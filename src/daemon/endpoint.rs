@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::HttpSettings;
+use crate::http::auth::{Access, Gate};
 use crate::http::{HttpServer, Monitor};
 use crate::page::StatusPage;
 use crate::publish::MqttCounters;
@@ -13,9 +14,9 @@ use crate::source::StreamStats;
 
 type Streams = Vec<(String, Arc<StreamStats>)>;
 
-/// A dropped tiny_http server closes its socket from its own accept thread,
-/// a moment after the drop returns: binding the same port again is retried
-/// this long.
+/// A port just closed may be refused for a moment (another process, or a
+/// socket the kernel has not let go of): binding it again is retried this
+/// long.
 const REBIND: Duration = Duration::from_secs(2);
 
 pub struct Http {
@@ -122,20 +123,38 @@ fn serve(
     let Some(s) = settings else {
         return Ok(None);
     };
-    if s.open
-        && s.listen
-            .parse::<std::net::SocketAddr>()
-            .is_ok_and(|a| !a.ip().is_loopback())
-    {
+    let beyond_loopback = s
+        .listen
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| !a.ip().is_loopback());
+    if s.open && beyond_loopback {
         tracing::warn!(
             listen = %s.listen,
             "http.open: the status page shows every camera to anyone who can reach this port, unauthenticated"
         );
     }
+    if beyond_loopback && !s.users.is_empty() && s.tls.is_none() {
+        tracing::warn!(
+            listen = %s.listen,
+            "http: passwords cross the network in clear without http.tls (or a TLS proxy)"
+        );
+    }
+    let tls = match &s.tls {
+        Some(pem) => Some(
+            crate::http::tls::server_config(&pem.cert, &pem.key)
+                .map_err(|e| format!("http.tls.{e}"))?,
+        ),
+        None => None,
+    };
+    let gate = Gate::new(Access {
+        users: s.users.clone(),
+        metrics_token: s.metrics_token.clone(),
+        metrics_need_user: beyond_loopback,
+    });
     let monitor = Arc::new(Monitor::new(mqtt.clone(), s.grace));
     monitor.set_page(page.clone());
     monitor.set_streams(streams);
-    let server = HttpServer::start(&s.listen, monitor.clone())?;
+    let server = HttpServer::start(&s.listen, tls, gate, monitor.clone())?;
     Ok(Some((monitor, server)))
 }
 

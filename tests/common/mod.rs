@@ -2,6 +2,7 @@
 //! free 127.0.0.1 ports, the visiond binary, an MQTT subscriber, the assets
 //! that `scripts/setup-assets.sh` built.
 #![allow(dead_code)]
+pub mod certs;
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};

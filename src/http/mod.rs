@@ -1,10 +1,16 @@
 //! `http.listen`: `/healthz` and `/metrics` (Prometheus text format) for
-//! monitoring systems, and the status page for people (`page`).
+//! monitoring systems, and the status page for people (`page`), behind
+//! its users' passwords (`auth`) and optionally TLS (`tls`).
+
+pub mod auth;
+mod server;
+pub mod tls;
+
+pub use server::HttpServer;
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::publish::MqttCounters;
@@ -287,52 +293,6 @@ fn heap_in_use() -> u64 {
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     0
-}
-
-/// The HTTP server's thread; dropping it stops the server.
-pub struct HttpServer {
-    server: Arc<tiny_http::Server>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl HttpServer {
-    pub fn start(listen: &str, monitor: Arc<Monitor>) -> Result<Self, String> {
-        let server = Arc::new(
-            tiny_http::Server::http(listen).map_err(|e| format!("http.listen {listen}: {e}"))?,
-        );
-        let s = server.clone();
-        let thread = std::thread::Builder::new()
-            .name("http".into())
-            .spawn(move || {
-                for request in s.incoming_requests() {
-                    let url = request.url();
-                    let path = url.split_once('?').map_or(url, |(p, _)| p);
-                    let (code, body, kind) = monitor.respond(path);
-                    // Every body is whole in memory: a length, never chunks.
-                    let mut response = tiny_http::Response::from_data(body)
-                        .with_status_code(code)
-                        .with_chunked_threshold(usize::MAX);
-                    if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", kind) {
-                        response = response.with_header(h);
-                    }
-                    let _ = request.respond(response);
-                }
-            })
-            .map_err(|e| e.to_string())?;
-        Ok(Self {
-            server,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 #[cfg(test)]
