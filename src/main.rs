@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
-use visiond::config::{self, ConfigError};
+use visiond::config;
 
 #[derive(Parser)]
 #[command(
@@ -333,33 +333,35 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
-    let loaded = match config::load(path) {
+    // Every problem in one run: the file's, then the models' and their
+    // labels', as far as the file could be read.
+    let (loaded, problems) = match config::load_all(path) {
         Ok(l) => l,
-        Err(ConfigError::Invalid { problems }) => {
-            for p in problems {
-                println!("{p}");
-            }
-            return ExitCode::FAILURE;
-        }
         Err(e) => {
             println!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    visiond::redact::register(&loaded.secrets);
-    let models = match visiond::daemon::load_models(&loaded) {
-        Ok(m) => m,
-        Err(e) => {
-            println!("{}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    // A label the model does not have would publish empty lists forever.
-    let label_problems = visiond::daemon::label_problems(&loaded, &models);
-    if !label_problems.is_empty() {
-        for p in label_problems {
+    let Some(loaded) = loaded else {
+        for p in problems {
             println!("{p}");
         }
+        return ExitCode::FAILURE;
+    };
+    visiond::redact::register(&loaded.secrets);
+    let (models, unloaded) = visiond::daemon::load_models_each(&loaded);
+    // A label the model does not have would publish empty lists forever.
+    let mut problems = problems;
+    problems.extend(visiond::daemon::label_problems(&loaded, &models));
+    problems.sort_by_key(|p| (p.pos.line, p.pos.col));
+    problems.dedup();
+    for p in &problems {
+        println!("{p}");
+    }
+    for e in &unloaded {
+        println!("{}: {e}", path.display());
+    }
+    if !problems.is_empty() || !unloaded.is_empty() {
         return ExitCode::FAILURE;
     }
     println!("{}: OK", path.display());

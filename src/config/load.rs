@@ -9,11 +9,24 @@ use super::{ConfigError, Loaded, Locator, ModelConfig, ModelDescription, Pos, Pr
 use super::{env, schema, validate};
 
 pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+    let text = read(file)?;
+    parse(file, &text, |k| std::env::var(k).ok())
+}
+
+/// As [`load`], for `visiond check`: every problem of the file at once,
+/// sorted by position, beside the config as far as it could be read (its
+/// types whole, even where values are wrong), so that checks which need
+/// more (the models' labels) can still run.
+pub fn load_all(file: &Path) -> Result<(Option<Loaded>, Vec<Problem>), ConfigError> {
+    let text = read(file)?;
+    Ok(parse_all(file, &text, |k| std::env::var(k).ok()))
+}
+
+fn read(file: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
         file: file.to_path_buf(),
         source,
-    })?;
-    parse(file, &text, |k| std::env::var(k).ok())
+    })
 }
 
 /// Parses and validates `text` as if read from `file`; `env` looks up `${VAR}`s.
@@ -22,6 +35,17 @@ pub fn parse(
     text: &str,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ConfigError> {
+    match parse_all(file, text, env) {
+        (Some(loaded), problems) if problems.is_empty() => Ok(loaded),
+        (_, problems) => Err(ConfigError::Invalid { problems }),
+    }
+}
+
+fn parse_all(
+    file: &Path,
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> (Option<Loaded>, Vec<Problem>) {
     let expanded = env::expand(text, env);
     let values: Vec<String> = expanded
         .values
@@ -29,22 +53,20 @@ pub fn parse(
         .filter(|v| v.len() >= 3)
         .cloned()
         .collect();
-    match parse_expanded(file, expanded) {
-        // The secrets are not registered yet when loading fails, and
-        // serde quotes the values it refuses ("invalid type: string ...").
-        Err(ConfigError::Invalid { mut problems }) => {
-            for p in &mut problems {
-                for v in &values {
-                    p.message = p.message.replace(v.as_str(), "***");
-                }
-            }
-            Err(ConfigError::Invalid { problems })
+    let (loaded, mut problems) = parse_expanded(file, expanded);
+    // The secrets are not registered yet when loading fails, and serde
+    // quotes the values it refuses ("invalid type: string ...").
+    for p in &mut problems {
+        for v in &values {
+            p.message = p.message.replace(v.as_str(), "***");
         }
-        other => other,
     }
+    problems.sort_by_key(|p| (p.pos.line, p.pos.col));
+    (loaded, problems)
 }
 
-fn parse_expanded(file: &Path, expanded: env::Expanded) -> Result<Loaded, ConfigError> {
+/// The config as far as it could be read, and every problem found.
+fn parse_expanded(file: &Path, expanded: env::Expanded) -> (Option<Loaded>, Vec<Problem>) {
     // Every position below is found in the substituted text; users read
     // the file they wrote.
     let problem = |pos: Pos, message: String| Problem {
@@ -53,30 +75,28 @@ fn parse_expanded(file: &Path, expanded: env::Expanded) -> Result<Loaded, Config
         message,
     };
     if !expanded.problems.is_empty() {
-        return Err(ConfigError::Invalid {
-            problems: expanded
-                .problems
-                .iter()
-                .map(|(pos, m)| Problem {
-                    file: file.to_path_buf(),
-                    pos: *pos,
-                    message: m.clone(),
-                })
-                .collect(),
-        });
+        let problems = expanded
+            .problems
+            .iter()
+            .map(|(pos, m)| Problem {
+                file: file.to_path_buf(),
+                pos: *pos,
+                message: m.clone(),
+            })
+            .collect();
+        return (None, problems);
     }
     let text = &expanded.text;
     let mut locator = Locator::new(text);
 
     let (parsed, unknown) = deserialize::<super::Config>(text, &locator, schema::config(), "");
     let mut problems: Vec<Problem> = unknown.into_iter().map(|(p, m)| problem(p, m)).collect();
+    // Unknown keys do not stop the checks below: serde read the rest.
     let mut config = match parsed {
-        Ok(c) if problems.is_empty() => c,
-        Ok(_) => return Err(ConfigError::Invalid { problems }),
+        Ok(c) => c,
         Err((pos, message)) => {
             problems.push(problem(pos, message));
-            problems.sort_by_key(|p| (p.pos.line, p.pos.col));
-            return Err(ConfigError::Invalid { problems });
+            return (None, problems);
         }
     };
 
@@ -140,14 +160,27 @@ fn parse_expanded(file: &Path, expanded: env::Expanded) -> Result<Loaded, Config
         read_http_files(h, &base, &mut late);
     }
 
-    let problems: Vec<Problem> = late
+    let found: Vec<(String, String)> = late
         .into_iter()
         .chain(validate::validate(&config))
-        .map(|(path, m)| problem(locator.nearest(&path), m))
         .collect();
-    if !problems.is_empty() {
-        return Err(ConfigError::Invalid { problems });
-    }
+    // The partial config keeps only the models with no problem of their
+    // own: `check` loads those, and a bound that failed (threads: 1e9)
+    // must not reach ONNX Runtime.
+    let mut i = 0;
+    config.models.retain(|_| {
+        let entry = format!("models[{i}]");
+        i += 1;
+        !found.iter().any(|(path, _)| {
+            path.strip_prefix(&entry)
+                .is_some_and(|r| r.is_empty() || r.starts_with('.'))
+        })
+    });
+    problems.extend(
+        found
+            .into_iter()
+            .map(|(path, m)| problem(locator.nearest(&path), m)),
+    );
 
     let mut secrets = expanded.values.clone();
     if let Some(p) = &config.mqtt.password {
@@ -174,14 +207,15 @@ fn parse_expanded(file: &Path, expanded: env::Expanded) -> Result<Loaded, Config
         .clone()
         .unwrap_or_else(|| format!("visiond-{node}"));
     locator.map_positions(|p| expanded.original(p));
-    Ok(Loaded {
+    let loaded = Loaded {
         file: file.to_path_buf(),
         config,
         node,
         client_id,
         secrets,
         locator,
-    })
+    };
+    (Some(loaded), problems)
 }
 
 /// A message and where it belongs.

@@ -20,7 +20,7 @@ mod tests;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use load::{load, parse};
+pub use load::{load, load_all, parse};
 pub use locate::{Locator, Pos};
 pub use schema::schema;
 pub use settings::{

@@ -253,6 +253,13 @@ impl Default for HttpSettings {
 }
 
 impl HttpSettings {
+    /// Reachable from other machines (validation has checked `listen`).
+    pub fn beyond_loopback(&self) -> bool {
+        self.listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| !a.ip().is_loopback())
+    }
+
     pub fn resolve(http: Option<&HttpConfig>) -> Option<Self> {
         http.map(|h| Self {
             listen: h.listen.clone(),

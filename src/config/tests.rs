@@ -39,7 +39,10 @@ fn every_unknown_key_is_reported_with_a_suggestion() {
         lines,
         vec![
             "/c.yaml:3:3: unknown key `prefx` in mqtt; did you mean `prefix`?",
+            // What the misspelt keys leave missing is reported in the same run.
+            "/c.yaml:5:5: stream \"a\": source is missing",
             "/c.yaml:6:5: unknown key `souce` in streams[0]; did you mean `source`?",
+            "/c.yaml:7:12: stream \"a\": no model named \"m\" in models",
             "/c.yaml:8:15: unknown key `latency` in streams[0].options; did you mean `latency_ms`?",
             "/c.yaml:9:1: unknown key `modles` in the top level; did you mean `models`?",
         ],

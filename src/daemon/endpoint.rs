@@ -123,10 +123,7 @@ fn serve(
     let Some(s) = settings else {
         return Ok(None);
     };
-    let beyond_loopback = s
-        .listen
-        .parse::<std::net::SocketAddr>()
-        .is_ok_and(|a| !a.ip().is_loopback());
+    let beyond_loopback = s.beyond_loopback();
     if s.open && beyond_loopback {
         tracing::warn!(
             listen = %s.listen,

@@ -82,6 +82,31 @@ pub fn load_models(loaded: &Loaded) -> Result<HashMap<String, Vec<Model>>, Daemo
     Ok(models)
 }
 
+/// As [`load_models`], going on past a model that does not load: those
+/// that did, and why each other did not. A model the config does not
+/// define is left to the config's own problem.
+pub fn load_models_each(loaded: &Loaded) -> (HashMap<String, Vec<Model>>, Vec<DaemonError>) {
+    let (mut models, mut failed) = (HashMap::new(), Vec::new());
+    for s in &loaded.config.streams {
+        let defined = loaded.config.models.iter().any(|m| m.name == s.model);
+        if !defined || models.contains_key(&s.model) {
+            continue;
+        }
+        match load_model(loaded, &s.model) {
+            Ok(m) => {
+                models.insert(s.model.clone(), m);
+            }
+            // The first failure stands for every stream of that model.
+            Err(e) => {
+                models.insert(s.model.clone(), Vec::new());
+                failed.push(e);
+            }
+        }
+    }
+    models.retain(|_, m| !m.is_empty());
+    (models, failed)
+}
+
 /// Loads the sessions of the model named `name`.
 fn load_model(loaded: &Loaded, name: &str) -> Result<Vec<Model>, DaemonError> {
     runtime::init(loaded.config.onnxruntime.as_deref())?;
