@@ -29,6 +29,7 @@ fn analysis(seq: u64) -> Analysis {
             h: 0.4,
         },
         track: None,
+        sub_label: None,
     };
     Analysis {
         meta: FrameMeta {

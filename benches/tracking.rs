@@ -131,6 +131,7 @@ fn run(objects: usize, frames: usize) -> (f64, f64, f64) {
                     h: w.h,
                 },
                 track: None,
+                sub_label: None,
             });
         }
         for _ in 0..objects / 5 {
@@ -145,6 +146,7 @@ fn run(objects: usize, frames: usize) -> (f64, f64, f64) {
                     h: 0.1,
                 },
                 track: None,
+                sub_label: None,
             });
         }
         let pts = f as u64 * 200_000_000;

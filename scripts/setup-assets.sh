@@ -10,7 +10,8 @@
 #   models/ssd_mobilenet_v2_coco_int8.onnx  the SSD quantised to 8 bits, 7-bit weights (scripts/assets/quantize.py),
 #     calibrated on OpenCV's sample footage (Debian opencv-doc), checked on the photographs
 #   $CACHE/media/{chelsea,coffee,astronaut}.png, photos.mp4, photos.mkv, chelsea.mp4,
-#     walk.mp4 (a person crossing the frame, for the tracking tests)
+#     walk.mp4 (a person crossing the frame, for the tracking tests),
+#     cat.mp4 (a cat coming closer, then still, for the classify tests)
 #   $CACHE/media/opencv/  OpenCV's sample footage and photos from Debian's opencv-doc:
 #     vtest.avi (people walking in a hall: the compression evaluation's footage),
 #     Megamind.avi and photographs (the int8 model's calibration)
@@ -397,6 +398,20 @@ if [ ! -f "$WALK" ] || [ "$WALK" -ot "$ASSETS/walk_clip.py" ] || ! check_clip "$
   mv "$WORK/walk.mp4" "$WALK"
 fi
 
+# The chelsea cat coming closer, then sitting still (the classify tests).
+CAT="$MEDIA/cat.mp4"
+if [ ! -f "$CAT" ] || [ "$CAT" -ot "$ASSETS/cat_clip.py" ] || ! check_clip "$CAT" 1280 720 20 >/dev/null; then
+  log "making cat.mp4"
+  "$CACHE/venv-ref/bin/python" "$ASSETS/cat_clip.py" "$MEDIA/chelsea.png" 2>"$LOGS/media-cat.log" \
+    | gst-launch-1.0 -q fdsrc ! rawvideoparse width=1280 height=720 format=rgb framerate=30/1 \
+      ! videoconvert ! video/x-raw,format=I420 \
+      ! x264enc speed-preset=fast key-int-max=30 bframes=0 bitrate=4000 \
+      ! video/x-h264,profile=main ! h264parse ! mp4mux ! filesink location="$WORK/cat.mp4" \
+      >>"$LOGS/media-cat.log" 2>&1 || { cat "$LOGS/media-cat.log" >&2; die "making cat.mp4 failed"; }
+  why="$(check_clip "$WORK/cat.mp4" 1280 720 20)" || die "cat.mp4: $why"
+  mv "$WORK/cat.mp4" "$CAT"
+fi
+
 printf 'ORT_DYLIB_PATH=%s\nVISIOND_MEDIA=%s\n' "$CACHE/onnxruntime/libonnxruntime.so" "$MEDIA" >"$WORK/ENV"
 mv "$WORK/ENV" "$CACHE/ENV"
 
@@ -407,7 +422,7 @@ mv "$WORK/ENV" "$CACHE/ENV"
   for f in ssd_mobilenet_v2_coco.onnx ssd_mobilenet_v2_coco_int8.onnx coco_labels.txt efficientnet_lite0.onnx imagenet_labels.txt; do
     printf '  model         %s (%s bytes)\n' "$ROOT/models/$f" "$(stat -c %s "$ROOT/models/$f")"
   done
-  for f in chelsea.png coffee.png astronaut.png photos.mp4 photos.mkv chelsea.mp4 walk.mp4 opencv/vtest.avi; do
+  for f in chelsea.png coffee.png astronaut.png photos.mp4 photos.mkv chelsea.mp4 walk.mp4 cat.mp4 opencv/vtest.avi; do
     printf '  media         %s\n' "$MEDIA/$f"
   done
   echo "  reference     $CACHE/venv-ref/bin/python"

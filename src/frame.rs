@@ -227,6 +227,14 @@ pub struct BBox {
     pub h: f32,
 }
 
+/// A finer name for a tracked object, from a classifier run on its crops
+/// ("goldfinch" for a "bird").
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SubLabel {
+    pub label: Arc<str>,
+    pub score: f32,
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Detection {
     pub label: Arc<str>,
@@ -238,6 +246,9 @@ pub struct Detection {
     /// events' `id`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub track: Option<Arc<str>>,
+    /// Its object's sub-label, once a `classify` rule assigned one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_label: Option<SubLabel>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -6,6 +6,7 @@
 
 pub mod backoff;
 pub mod bench;
+pub mod cascade;
 pub mod config;
 pub mod daemon;
 pub mod evaluate;

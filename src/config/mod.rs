@@ -28,7 +28,7 @@ pub use settings::{
 };
 pub use stream::parse_stream;
 pub use types::*;
-pub use validate::{check_labels, valid_name};
+pub use validate::{check_classify, check_labels, valid_name};
 
 /// Where `visiond run` looks when no `-c` is given.
 pub const DEFAULT_PATH: &str = "/etc/visiond/visiond.yaml";

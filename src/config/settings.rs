@@ -187,6 +187,7 @@ impl StreamSettings {
                     .flatten()
                     .map(|l| Arc::from(l.as_str()))
                     .collect(),
+                classify: s.classify.clone(),
             }
         });
         Ok(Self {

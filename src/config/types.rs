@@ -589,10 +589,57 @@ pub struct StreamConfig {
     /// on; `snapshots: false` keeps every picture on the device unmade).
     #[serde(default = "default_snapshots")]
     pub snapshots: bool,
+    /// Detection with tracking: name tracked objects more finely with a
+    /// classifier run on their crops ("which bird"); each rule's answer is
+    /// the object's `sub_label`.
+    #[serde(default)]
+    pub classify: Vec<ClassifyRule>,
 }
 
 fn default_snapshots() -> bool {
     true
+}
+
+/// One `classify:` rule of a stream.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ClassifyRule {
+    /// The detector's labels whose objects are classified, e.g. [bird].
+    pub labels: Vec<String>,
+    /// A classification model under `models`, e.g. an ImageNet classifier.
+    pub model: String,
+    /// Only these of the classifier's classes, by name; with `group`, the
+    /// two together. Absent: every class.
+    #[serde(default)]
+    pub classes: Vec<String>,
+    /// A named set of ImageNet's classes: birds, dogs, cats, vehicles.
+    #[serde(default)]
+    pub group: Option<ClassGroup>,
+    /// An attempt counts only when its best class (within the subset) has
+    /// at least this probability (0 to 1; default 0.4).
+    #[serde(default)]
+    pub min_score: Option<f32>,
+    /// Objects whose box is smaller than this, in source pixels on its
+    /// longer side, are never classified (default 64).
+    #[serde(default)]
+    pub min_size: Option<u32>,
+    /// Classifier calls per object at most, over its whole life (default 5).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+}
+
+/// Named sets of ImageNet-1k classes (a classifier with 1000 labels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassGroup {
+    /// 59 bird species.
+    Birds,
+    /// 118 dog breeds.
+    Dogs,
+    /// 5 domestic cats.
+    Cats,
+    /// Cars, buses, trucks, vans, motorbikes, bicycles and the like.
+    Vehicles,
 }
 
 /// `track:` of a stream: `true`, `false`, or its settings.

@@ -24,6 +24,8 @@ const MAX_BATCH: usize = 64;
 /// more than the cores of any edge device, and each costs memory.
 const MAX_WORKERS: usize = 256;
 const MAX_THREADS: usize = 256;
+/// Classifier calls per object: each costs a classification.
+const MAX_ATTEMPTS: u32 = 100;
 /// Classes published per frame: ImageNet has 1000.
 const MAX_TOP_K: usize = 1000;
 /// Objects published per frame: SSD heads keep 100 after NMS; a frame of
@@ -551,7 +553,147 @@ fn validate_streams(
         if s.looping && !is_file {
             problems.push((at("loop"), "loop applies to file:// sources only".into()));
         }
+        validate_classify(s, i, model_names, problems);
     }
+}
+
+/// A stream's `classify` rules, as far as the file tells (the models'
+/// task and classes: [`check_classify`], once they are loaded).
+fn validate_classify(
+    s: &super::StreamConfig,
+    i: usize,
+    model_names: &HashSet<&str>,
+    problems: &mut Vec<(String, String)>,
+) {
+    if !s.classify.is_empty() && !s.track.enabled() {
+        problems.push((
+            format!("streams[{i}].track"),
+            format!(
+                "stream {:?}: classify names tracked objects: it needs tracking on",
+                s.name
+            ),
+        ));
+    }
+    if !s.classify.is_empty() && !s.snapshots {
+        problems.push((
+            format!("streams[{i}].snapshots"),
+            format!(
+                "stream {:?}: classify crops the full frames that snapshots keep: remove snapshots: false",
+                s.name
+            ),
+        ));
+    }
+    for (k, r) in s.classify.iter().enumerate() {
+        let at = |f: &str| format!("streams[{i}].classify[{k}].{f}");
+        if !model_names.contains(r.model.as_str()) {
+            let closest = closest(&r.model, model_names.iter().copied());
+            problems.push((
+                at("model"),
+                format!("no model named {:?} in models{closest}", r.model),
+            ));
+        }
+        if r.labels.is_empty() {
+            problems.push((
+                at("labels"),
+                "name the detector's labels to classify, e.g. [bird]".into(),
+            ));
+        }
+        if let Some(m) = r.min_score
+            && !(0.0..=1.0).contains(&m)
+        {
+            problems.push((at("min_score"), "min_score must be between 0 and 1".into()));
+        }
+        within(
+            problems,
+            at("min_size"),
+            "min_size",
+            r.min_size,
+            1,
+            MAX_INPUT_SIDE,
+        );
+        within(
+            problems,
+            at("max_attempts"),
+            "max_attempts",
+            r.max_attempts,
+            1,
+            MAX_ATTEMPTS,
+        );
+    }
+}
+
+/// `; did you mean "x"?` for the closest of `known`, or nothing.
+fn closest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> String {
+    known
+        .map(|k| {
+            (
+                strsim::jaro_winkler(&k.to_lowercase(), &name.to_lowercase()),
+                k,
+            )
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(score, _)| *score > 0.7)
+        .map(|(_, k)| format!("; did you mean {k:?}?"))
+        .unwrap_or_default()
+}
+
+/// The `classify` rules against the loaded models: each rule's model is a
+/// classifier, its classes are among the classifier's, a group has an
+/// ImageNet-1k classifier to pick from. `classes_of` gives a classifier's
+/// labels, `None` for a model that is not a classifier (or did not load).
+pub fn check_classify(
+    loaded: &Loaded,
+    classes_of: impl Fn(&str) -> Option<Option<Vec<String>>>,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (i, s) in loaded.config.streams.iter().enumerate() {
+        for (k, r) in s.classify.iter().enumerate() {
+            let at = |f: &str| {
+                loaded
+                    .locator
+                    .nearest(&format!("streams[{i}].classify[{k}].{f}"))
+            };
+            let Some(task) = classes_of(&r.model) else {
+                continue; // not loaded: said elsewhere
+            };
+            let Some(classes) = task else {
+                problems.push(Problem {
+                    file: loaded.file.clone(),
+                    pos: at("model"),
+                    message: format!(
+                        "{:?} is not a classifier: classify needs one (e.g. an ImageNet model)",
+                        r.model
+                    ),
+                });
+                continue;
+            };
+            if r.group.is_some() && classes.len() != 1000 {
+                problems.push(Problem {
+                    file: loaded.file.clone(),
+                    pos: at("group"),
+                    message: format!(
+                        "a group picks ImageNet-1k classes; {:?} has {} labels",
+                        r.model,
+                        classes.len()
+                    ),
+                });
+            }
+            for (j, c) in r.classes.iter().enumerate() {
+                if classes.iter().any(|x| x == c) {
+                    continue;
+                }
+                let hint = closest(c, classes.iter().map(String::as_str));
+                problems.push(Problem {
+                    file: loaded.file.clone(),
+                    pos: loaded
+                        .locator
+                        .nearest(&format!("streams[{i}].classify[{k}].classes[{j}]")),
+                    message: format!("{:?} has no class {c:?}{hint}", r.model),
+                });
+            }
+        }
+    }
+    problems
 }
 
 pub fn valid_name(s: &str) -> bool {
@@ -600,6 +742,10 @@ pub fn check_labels(
         for (k, l) in s.lines.iter().enumerate() {
             let ls = l.labels.as_ref().map(|v| v.iter().map(|l| &**l).collect());
             wanted.extend(items(format!("streams[{i}].lines[{k}]"), ls));
+        }
+        for (k, r) in s.classify.iter().enumerate() {
+            let ls = Some(r.labels.iter().map(String::as_str).collect());
+            wanted.extend(items(format!("streams[{i}].classify[{k}]"), ls));
         }
         if wanted.is_empty() {
             continue;

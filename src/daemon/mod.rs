@@ -61,14 +61,20 @@ pub fn label_problems(
     loaded: &Loaded,
     models: &HashMap<String, Vec<Model>>,
 ) -> Vec<crate::config::Problem> {
-    crate::config::check_labels(loaded, |name| {
+    let labels = |m: &Model| -> Vec<String> {
+        (0..m.labels.len())
+            .map(|i| m.labels.get(i).to_string())
+            .collect()
+    };
+    let mut problems = crate::config::check_labels(loaded, |name| {
         let m = models.get(name)?.first()?;
-        (!m.labels.is_empty()).then(|| {
-            (0..m.labels.len())
-                .map(|i| m.labels.get(i).to_string())
-                .collect()
-        })
-    })
+        (!m.labels.is_empty()).then(|| labels(m))
+    });
+    problems.extend(crate::config::check_classify(loaded, |name| {
+        let m = models.get(name)?.first()?;
+        Some((m.task == crate::config::Task::Classification).then(|| labels(m)))
+    }));
+    problems
 }
 
 /// Loads every model a stream uses, once, with its configured threads.
@@ -87,18 +93,23 @@ pub fn load_models(loaded: &Loaded) -> Result<HashMap<String, Vec<Model>>, Daemo
 /// define is left to the config's own problem.
 pub fn load_models_each(loaded: &Loaded) -> (HashMap<String, Vec<Model>>, Vec<DaemonError>) {
     let (mut models, mut failed) = (HashMap::new(), Vec::new());
-    for s in &loaded.config.streams {
-        let defined = loaded.config.models.iter().any(|m| m.name == s.model);
-        if !defined || models.contains_key(&s.model) {
+    let named = loaded
+        .config
+        .streams
+        .iter()
+        .flat_map(|s| std::iter::once(&s.model).chain(s.classify.iter().map(|r| &r.model)));
+    for name in named {
+        let defined = loaded.config.models.iter().any(|m| m.name == *name);
+        if !defined || models.contains_key(name) {
             continue;
         }
-        match load_model(loaded, &s.model) {
+        match load_model(loaded, name) {
             Ok(m) => {
-                models.insert(s.model.clone(), m);
+                models.insert(name.clone(), m);
             }
             // The first failure stands for every stream of that model.
             Err(e) => {
-                models.insert(s.model.clone(), Vec::new());
+                models.insert(name.clone(), Vec::new());
                 failed.push(e);
             }
         }
@@ -211,6 +222,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     };
     let snapshots = Arc::new(Snapshots::new(out));
     let tracking = Arc::new(Tracking::new(snapshots.clone()));
+    tracking.set_models(&loaded.config.models);
     let publisher: Arc<dyn Publish> = tracking.clone();
     let page = Arc::new(
         StatusPage::new(snapshots.clone(), Some(tracking.clone()))
@@ -409,6 +421,7 @@ fn reload(
         switches,
         homeassistant: new.config.homeassistant.is_some(),
     };
+    tracking.set_models(&new.config.models);
     let result = apply::apply(&mut live, running, loaded, &new, &plan);
     let failed = match result {
         Ok(r) => {

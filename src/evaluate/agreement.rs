@@ -125,6 +125,7 @@ mod tests {
                 h: 0.4,
             },
             track: None,
+            sub_label: None,
         }
     }
 

@@ -79,6 +79,7 @@ pub fn ssd_raw(
         score,
         bbox: corners_to_box(&b),
         track: None,
+        sub_label: None,
     }));
 }
 
@@ -132,6 +133,7 @@ pub fn ssd_postprocessed(
             score,
             bbox: corners_to_box(b),
             track: None,
+            sub_label: None,
         });
     }
     out.sort_by(|a, b| b.score.total_cmp(&a.score));

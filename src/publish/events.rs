@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use super::payload::rfc3339;
-use crate::frame::BBox;
+use crate::frame::{BBox, SubLabel};
 use crate::tracking::{Event, EventKind};
 
 /// Version of the event and count payloads.
@@ -38,6 +38,25 @@ struct EventPayload<'a> {
     entered_zones: Vec<&'a str>,
     changes: Vec<String>,
     lines: Vec<CrossingPayload<'a>>,
+    /// Once a `classify` rule named the object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub_label: Option<SubLabelPayload<'a>>,
+}
+
+/// `{"label": "goldfinch", "score": 0.83}`.
+#[derive(Serialize)]
+pub(super) struct SubLabelPayload<'a> {
+    label: &'a str,
+    score: f32,
+}
+
+impl<'a> SubLabelPayload<'a> {
+    pub(super) fn of(s: &'a SubLabel) -> Self {
+        Self {
+            label: &s.label,
+            score: unit(s.score),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -98,6 +117,7 @@ pub fn event(e: &Event, node: &str, stream: &str, session: &str) -> Vec<u8> {
                 at: rfc3339(c.at),
             })
             .collect(),
+        sub_label: e.sub_label.as_ref().map(SubLabelPayload::of),
     };
     serde_json::to_vec(&p).unwrap_or_default()
 }

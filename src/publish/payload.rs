@@ -77,6 +77,8 @@ struct PublishedDetection<'a> {
     bbox: UnitBox,
     #[serde(skip_serializing_if = "Option::is_none")]
     track: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub_label: Option<super::events::SubLabelPayload<'a>>,
 }
 
 #[derive(Serialize)]
@@ -98,6 +100,7 @@ impl Serialize for Objects<'_> {
             score: unit(d.score),
             bbox: UnitBox::from(&d.bbox),
             track: d.track.as_deref(),
+            sub_label: d.sub_label.as_ref().map(super::events::SubLabelPayload::of),
         }))
     }
 }
@@ -228,6 +231,7 @@ mod tests {
                     h: 0.4,
                 },
                 track: None,
+                sub_label: None,
             }]),
             inference_ms: 20.0,
         };
@@ -269,6 +273,7 @@ mod tests {
                 h: 0.1,
             },
             track: None,
+            sub_label: None,
         };
         let mut a = Analysis {
             meta: FrameMeta {

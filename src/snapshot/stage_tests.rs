@@ -63,6 +63,7 @@ fn analysis(seq: u64, x: f32, score: f32) -> Analysis {
                 h: 0.6,
             },
             track: None,
+            sub_label: None,
         }]),
         inference_ms: 1.0,
     }
@@ -79,6 +80,7 @@ fn stages() -> (Tracking, Arc<Snapshots>, Arc<Sent>) {
             geometry: Geometry::default(),
             min_score: 0.5,
             labels: vec!["person".into()],
+            classify: Vec::new(),
         },
     );
     (tracking, snaps, sent)
@@ -158,6 +160,7 @@ fn update(id: &str, stationary: bool, at: SystemTime) -> Event {
         stationary,
         zones: Vec::new(),
         entered_zones: Vec::new(),
+        sub_label: None,
         changes: vec![if stationary {
             crate::tracking::Change::Stationary
         } else {

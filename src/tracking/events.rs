@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::frame::BBox;
+use crate::frame::{BBox, SubLabel};
 
 /// The side an anchor moved to over a line (PRODUCT.md's rule).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -54,6 +54,8 @@ pub enum Change {
     Moving,
     /// The label (and label_id) changed; the event carries the new one.
     Label,
+    /// A `classify` rule named it more finely; the event carries it.
+    SubLabel,
 }
 
 impl fmt::Display for Change {
@@ -65,6 +67,7 @@ impl fmt::Display for Change {
             Change::Stationary => f.write_str("stationary"),
             Change::Moving => f.write_str("moving"),
             Change::Label => f.write_str("label"),
+            Change::SubLabel => f.write_str("sub_label"),
         }
     }
 }
@@ -128,6 +131,8 @@ pub struct Event {
     /// Its counted crossings, oldest first (the latest
     /// [`MAX_CROSSINGS`](super::MAX_CROSSINGS) kept).
     pub lines: Vec<Crossing>,
+    /// Its finer name, once a `classify` rule assigned one.
+    pub sub_label: Option<SubLabel>,
 }
 
 impl Event {

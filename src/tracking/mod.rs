@@ -295,6 +295,19 @@ impl From<&FrameMeta> for FrameInfo {
     }
 }
 
+/// A confirmed object seen in the latest frame, as the cascade reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectView {
+    pub id: Arc<str>,
+    pub label: Arc<str>,
+    /// The latest detected box, normalised.
+    pub bbox: crate::frame::BBox,
+    /// The latest detection's score.
+    pub score: f32,
+    pub stationary: bool,
+    pub sub_label: Option<crate::frame::SubLabel>,
+}
+
 /// What one frame changed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FrameOutput {

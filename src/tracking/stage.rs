@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use super::{Counts, EndReason, Event, FrameInfo, Geometry, LineCount, TrackSettings, Tracker};
-use crate::frame::{Analysis, Output};
+use crate::cascade::{Cascade, Classifiers};
+use crate::config::{ClassifyRule, ModelConfig};
+use crate::frame::{Analysis, Output, SubLabel};
 use crate::publish::{Publish, Tally};
 use crate::status::{StreamState, StreamStatus};
 
@@ -32,6 +34,8 @@ pub struct TrackSpec {
     /// Labels whose counts are set to 0 at start and stop even before one
     /// was seen: the stream's `labels` (zones' and lines' own are added).
     pub labels: Vec<Arc<str>>,
+    /// The stream's `classify` rules (the cascade).
+    pub classify: Vec<ClassifyRule>,
 }
 
 struct Stream {
@@ -45,6 +49,8 @@ struct Stream {
     /// The session of the latest tracker and how many came before it in
     /// that session (a pause ends one): object ids stay unique.
     resumed: Option<(Arc<str>, u32)>,
+    /// The `classify` rules at work, where the stream has some.
+    cascade: Option<Cascade>,
 }
 
 type Key = (u8, Arc<str>, Arc<str>);
@@ -207,6 +213,10 @@ fn tallies_of(c: &Counts) -> Vec<Tally> {
 pub struct Tracking {
     next: Arc<dyn Publish>,
     streams: Mutex<HashMap<Arc<str>, Arc<Mutex<Stream>>>>,
+    /// The config's models, for the streams' `classify` rules, and their
+    /// classifier sessions.
+    models: Mutex<Vec<ModelConfig>>,
+    classifiers: Classifiers,
     /// Set before the streams stop at shutdown: their objects end with
     /// `shutdown`, not `stream_stopped`.
     shutting_down: AtomicBool,
@@ -217,19 +227,44 @@ impl Tracking {
         Self {
             next,
             streams: Mutex::default(),
+            models: Mutex::default(),
+            classifiers: Classifiers::default(),
             shutting_down: AtomicBool::new(false),
         }
+    }
+
+    /// The models `classify` rules may name (at start and on reload,
+    /// before the streams are tracked).
+    pub fn set_models(&self, models: &[ModelConfig]) {
+        *locked(&self.models) = models.to_vec();
+    }
+
+    fn cascade(&self, stream: &str, spec: &TrackSpec) -> Option<Cascade> {
+        if spec.classify.is_empty() {
+            return None;
+        }
+        let models = locked(&self.models).clone();
+        let (cascade, problems) = Cascade::new(&spec.classify, &models, &self.classifiers);
+        for p in problems {
+            tracing::error!(stream, "{p}: the rule is left out");
+        }
+        cascade
     }
 
     /// Tracks `stream` from its next session on (a reload that keeps the
     /// stream running keeps its objects and takes the new zones and lines).
     pub fn track(&self, stream: &str, spec: TrackSpec) {
+        // Classifiers load outside the streams' lock: other streams go on.
+        let cascade = self.cascade(stream, &spec);
         let mut streams = locked(&self.streams);
         match streams.get(stream) {
             Some(s) => {
                 let mut s = locked(s);
                 if let Some((_, t)) = &mut s.tracker {
                     t.set_geometry(spec.geometry.clone());
+                }
+                if s.spec.classify != spec.classify {
+                    s.cascade = cascade;
                 }
                 s.spec = spec;
             }
@@ -240,6 +275,7 @@ impl Tracking {
                     lines_before: BTreeMap::new(),
                     published: BTreeMap::new(),
                     resumed: None,
+                    cascade,
                 };
                 streams.insert(stream.into(), Arc::new(Mutex::new(s)));
             }
@@ -331,10 +367,22 @@ impl Publish for Tracking {
             let tracker = Tracker::new(s.spec.settings.clone(), s.spec.geometry.clone(), &prefix);
             s.tracker = Some((a.meta.session.clone(), tracker));
         }
+        let s = &mut *s;
         let Some((_, tracker)) = s.tracker.as_mut() else {
             return;
         };
-        let out = tracker.update(&FrameInfo::from(&a.meta), dets);
+        let mut out = tracker.update(&FrameInfo::from(&a.meta), dets);
+        let objects = tracker.objects();
+        if let (Some(cascade), Some(full)) = (s.cascade.as_mut(), &a.meta.full) {
+            for (id, sub) in cascade.frame(&objects, full, tracker.now_ns()) {
+                out.events.extend(tracker.set_sub_label(&id, sub));
+            }
+        }
+        let sub_labels: HashMap<Arc<str>, SubLabel> = tracker
+            .objects()
+            .into_iter()
+            .filter_map(|o| Some((o.id, o.sub_label?)))
+            .collect();
         let min_score = s.spec.min_score;
         let published: Vec<_> = dets
             .iter()
@@ -343,6 +391,7 @@ impl Publish for Tracking {
             .map(|(d, track)| {
                 let mut d = d.clone();
                 d.track = track.clone();
+                d.sub_label = track.as_ref().and_then(|t| sub_labels.get(t).cloned());
                 d
             })
             .collect();

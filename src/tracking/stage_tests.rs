@@ -60,6 +60,7 @@ fn spec() -> TrackSpec {
         },
         min_score: 0.5,
         labels: vec!["person".into()],
+        classify: Vec::new(),
     }
 }
 
@@ -75,6 +76,7 @@ fn person(x: f32, score: f32) -> Detection {
             h: 0.6,
         },
         track: None,
+        sub_label: None,
     }
 }
 

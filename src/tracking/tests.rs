@@ -19,6 +19,7 @@ pub(super) fn det(label: &str, score: f32, x: f32, y: f32, w: f32, h: f32) -> De
         score,
         bbox: BBox { x, y, w, h },
         track: None,
+        sub_label: None,
     }
 }
 

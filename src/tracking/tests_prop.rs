@@ -64,6 +64,7 @@ fn detection() -> impl Strategy<Value = Detection> {
             score,
             bbox: BBox { x, y, w, h },
             track: None,
+            sub_label: None,
         })
 }
 

@@ -11,7 +11,7 @@ use super::events::{Change, Crossing, Direction};
 use super::geometry::Point;
 use super::lines::LineState;
 use super::zones::ZoneState;
-use crate::frame::BBox;
+use crate::frame::{BBox, SubLabel};
 
 /// A detection the tracker accepted: finite, clamped to the frame, score in
 /// [low_score, 1].
@@ -75,6 +75,8 @@ pub(crate) struct Track {
     pub changes: Vec<Change>,
     /// Matched in the current frame.
     pub matched: bool,
+    /// Assigned by the cascade (`classify`), for the rest of its life.
+    pub sub_label: Option<SubLabel>,
 }
 
 impl Track {
@@ -106,6 +108,7 @@ impl Track {
             uncounted: Vec::new(),
             changes: Vec::new(),
             matched: true,
+            sub_label: None,
         }
     }
 

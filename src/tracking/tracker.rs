@@ -10,8 +10,8 @@ use super::events::{Change, Counts, Crossing, Event, EventKind, InZone, LineCoun
 use super::geometry::Geometry;
 use super::track::{Obs, Track, anchor};
 use super::zones::Hysteresis;
-use super::{EndReason, FrameInfo, FrameOutput, MAX_CROSSINGS, Params, TrackSettings};
-use crate::frame::{BBox, Detection};
+use super::{EndReason, FrameInfo, FrameOutput, MAX_CROSSINGS, ObjectView, Params, TrackSettings};
+use crate::frame::{BBox, Detection, SubLabel};
 
 /// A gap between two frames counts as this much at most.
 const MAX_GAP_NS: u64 = 3_600_000_000_000;
@@ -227,6 +227,41 @@ impl Tracker {
         self.tracks.clear();
         self.refresh_counts();
         events
+    }
+
+    /// The confirmed objects as the last frame left them.
+    pub fn objects(&self) -> Vec<ObjectView> {
+        self.tracks
+            .iter()
+            .filter(|t| t.matched)
+            .filter_map(|t| {
+                Some(ObjectView {
+                    id: t.id.clone()?,
+                    label: t.label.clone(),
+                    bbox: t.bbox,
+                    score: t.score,
+                    stationary: t.stationary,
+                    sub_label: t.sub_label.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// The tracker's clock: stream ns since its first frame.
+    pub fn now_ns(&self) -> u64 {
+        self.now
+    }
+
+    /// Names object `id` more finely, for the rest of its life; the
+    /// `update` that says so (none for an unknown or ended object).
+    pub fn set_sub_label(&mut self, id: &str, sub: SubLabel) -> Option<Event> {
+        let t = self
+            .tracks
+            .iter()
+            .position(|t| t.id.as_deref() == Some(id))?;
+        self.tracks[t].sub_label = Some(sub);
+        let frame = self.last?;
+        Some(self.event(t, EventKind::Update, vec![Change::SubLabel], &frame))
     }
 
     /// The counts now (see [`Counts`]).
@@ -485,6 +520,7 @@ impl Tracker {
             entered_zones: track.entered.clone(),
             changes,
             lines: track.crossings.clone(),
+            sub_label: track.sub_label.clone(),
         }
     }
 }

@@ -86,6 +86,7 @@ fn detection_with(label: impl Strategy<Value = Arc<str>>) -> impl Strategy<Value
                 h: b[3],
             },
             track: None,
+            sub_label: None,
         })
 }
 
@@ -223,6 +224,7 @@ fn nan_and_infinite_numbers_are_published_within_the_contract() {
             h: -0.5,
         },
         track: None,
+        sub_label: None,
     };
     let a = Analysis {
         meta: FrameMeta {

@@ -1,0 +1,187 @@
+//! The cascade with real parts: the daemon, mosquitto, the real detector
+//! (SSD-MobileNetV2) and classifier (EfficientNet-Lite0), and cat.mp4, a
+//! clip the set-up makes from the chelsea photograph: a cat that comes
+//! closer for 6 s, then sits still for 13 s.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const CATS: [&str; 5] = [
+    "tabby",
+    "tiger cat",
+    "Persian cat",
+    "Siamese cat",
+    "Egyptian cat",
+];
+
+fn validator(name: &str) -> jsonschema::Validator {
+    let path = repo().join("docs/schema").join(name);
+    let schema: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("schema file")).expect("schema JSON");
+    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// One stream per rule on the same clip, paced like a camera.
+fn config(broker: &str, streams: &[(&str, &str)]) -> String {
+    let mut text = format!(
+        "node: cl\nmqtt:\n  url: {broker}\nmodels:\n  - name: coco\n    path: {}\n    labels: {}\n  - name: imagenet\n    path: {}\n    labels: {}\nstreams:\n",
+        model("ssd_mobilenet_v2_coco.onnx").display(),
+        model("coco_labels.txt").display(),
+        model("efficientnet_lite0.onnx").display(),
+        model("imagenet_labels.txt").display(),
+    );
+    for (name, rule) in streams {
+        text += &format!(
+            "  - name: {name}\n    source: file://{}\n    realtime: true\n    model: coco\n    fps: 5\n    labels: [cat]\n    classify:\n      - {rule}\n",
+            media("cat.mp4").display()
+        );
+    }
+    text
+}
+
+fn events(msgs: &[Msg], stream: &str) -> Vec<Value> {
+    msgs.iter()
+        .filter(|m| m.topic == format!("visiond/cl/{stream}/events"))
+        .map(Msg::json)
+        .collect()
+}
+
+/// Attempts the daemon logged for the objects of `stream`.
+fn attempts(log: &str, stream: &str) -> usize {
+    let id = format!("object={stream}-");
+    log.lines()
+        .filter(|l| l.contains(&id) && (l.contains("classify attempt") || l.contains("classified")))
+        .count()
+}
+
+#[test]
+fn a_cat_is_named_once_by_its_breed_and_small_or_still_ones_are_not_classified() {
+    let broker = Mosquitto::start();
+    let messages = subscribe(broker.port, "visiond/cl/#");
+    let cfg = config(
+        &broker.url(),
+        &[
+            ("named", "{labels: [cat], model: imagenet, group: cats}"),
+            // Larger than the cat ever is: never classified.
+            (
+                "small",
+                "{labels: [cat], model: imagenet, group: cats, min_size: 1000}",
+            ),
+            // A class the cat never scores: attempts go on while it comes
+            // closer, and stop when it sits still.
+            (
+                "unsure",
+                "{labels: [cat], model: imagenet, classes: [goldfinch], min_score: 0.9, max_attempts: 100}",
+            ),
+        ],
+    );
+    let mut daemon = Daemon::start(&cfg, &[]);
+    let mut msgs = Vec::new();
+    let mut unsure_at_still = None;
+    let mut stopped = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while stopped.len() < 3 && Instant::now() < deadline {
+        let Ok(m) = messages.recv_timeout(Duration::from_millis(100)) else {
+            continue;
+        };
+        if m.topic.ends_with("/status") && m.json()["state"] == "stopped" {
+            stopped.insert(m.topic.clone());
+        }
+        if m.topic == "visiond/cl/unsure/events"
+            && m.json()["changes"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c == "stationary"))
+        {
+            // Every attempt of the frames before this one is logged by now.
+            unsure_at_still = Some(attempts(&daemon.log_text(), "unsure"));
+        }
+        msgs.push(m);
+    }
+    let log = daemon.log_text();
+    assert_eq!(daemon.terminate().0, Some(0), "log:\n{log}");
+    assert_eq!(stopped.len(), 3, "all three streams ended:\n{log}");
+
+    let event_schema = validator("event.schema.json");
+    let detections_schema = validator("detections.schema.json");
+    for m in &msgs {
+        if m.topic.ends_with("/events") {
+            let v = m.json();
+            assert!(event_schema.is_valid(&v), "{v}");
+        } else if m.topic.ends_with("/detections") {
+            let v = m.json();
+            assert!(detections_schema.is_valid(&v), "{v}");
+        }
+    }
+
+    // One cat, named once, by a cat's class; every later event keeps it.
+    let named = events(&msgs, "named");
+    let ids: BTreeSet<&str> = named.iter().filter_map(|e| e["id"].as_str()).collect();
+    assert_eq!(ids.len(), 1, "one object: {named:?}");
+    let assigned: Vec<&Value> = named
+        .iter()
+        .filter(|e| {
+            e["changes"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c == "sub_label"))
+        })
+        .collect();
+    assert_eq!(assigned.len(), 1, "named once: {named:?}");
+    let sub = assigned[0]["sub_label"].clone();
+    let kind = sub["label"].as_str().expect("a sub_label");
+    assert!(CATS.contains(&kind), "{sub}");
+    let after = named
+        .iter()
+        .skip_while(|e| !std::ptr::eq(*e, assigned[0]))
+        .collect::<Vec<_>>();
+    assert!(after.len() >= 2, "events after the naming: {named:?}");
+    assert!(
+        after.iter().all(|e| e["sub_label"] == sub),
+        "never flapping"
+    );
+    assert!(named[0].get("sub_label").is_none(), "not named at `new`");
+    // Its detections carry it too, from then on.
+    let dets: Vec<Value> = msgs
+        .iter()
+        .filter(|m| m.topic == "visiond/cl/named/detections")
+        .map(Msg::json)
+        .collect();
+    let carried = dets
+        .iter()
+        .flat_map(|d| d["objects"].as_array().cloned().unwrap_or_default())
+        .filter(|o| o["sub_label"] == sub)
+        .count();
+    assert!(carried >= 10, "{carried} detections carry {sub}");
+    let calls = attempts(&log, "named");
+    assert!(
+        (2..=5).contains(&calls),
+        "{calls} classifier calls for one cat"
+    );
+
+    // Too small for its rule: never classified, never named.
+    assert_eq!(attempts(&log, "small"), 0);
+    assert!(
+        events(&msgs, "small")
+            .iter()
+            .all(|e| e.get("sub_label").is_none())
+    );
+
+    // Unsure: tried while it came closer, never once it sat still.
+    let still = unsure_at_still.expect("the unsure stream's cat became stationary");
+    let total = attempts(&log, "unsure");
+    assert!(still >= 2, "attempts while it came: {still}");
+    assert_eq!(total, still, "attempts after it sat still");
+    assert!(
+        events(&msgs, "unsure")
+            .iter()
+            .all(|e| e.get("sub_label").is_none())
+    );
+    println!(
+        "classify: named {kind} ({}), {calls} calls; unsure: {total} calls, all before it sat still",
+        sub["score"]
+    );
+}
