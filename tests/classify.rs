@@ -156,6 +156,20 @@ fn a_cat_is_named_once_by_its_breed_and_small_or_still_ones_are_not_classified()
         .filter(|o| o["sub_label"] == sub)
         .count();
     assert!(carried >= 10, "{carried} detections carry {sub}");
+    // The latest sub-label per detector label, retained for dashboards.
+    let latest: Vec<Value> = msgs
+        .iter()
+        .filter(|m| m.topic == "visiond/cl/named/sub_label/cat")
+        .map(Msg::json)
+        .collect();
+    assert_eq!(latest.len(), 1, "published once: {latest:?}");
+    assert!(
+        validator("sub_label.schema.json").is_valid(&latest[0]),
+        "{}",
+        latest[0]
+    );
+    assert_eq!(latest[0]["label"], sub["label"]);
+    assert_eq!(latest[0]["id"], assigned[0]["id"]);
     let calls = attempts(&log, "named");
     assert!(
         (2..=5).contains(&calls),

@@ -52,6 +52,7 @@ fn setup(names: &[&str], ha: bool) -> Setup {
                 model: "m".into(),
                 labels: vec!["person".into()],
                 zones: Vec::new(),
+                sub_labels: Vec::new(),
             })
             .collect();
         (d, streams)

@@ -41,6 +41,9 @@ pub struct StreamEntities {
     pub labels: Vec<String>,
     /// Zones and the labels counted in each.
     pub zones: Vec<(String, Vec<String>)>,
+    /// The detector's labels that `classify` rules name more finely: a
+    /// sensor each with the latest sub-label.
+    pub sub_labels: Vec<String>,
 }
 
 /// A topic level or id as Home Assistant takes it: `[A-Za-z0-9_-]`.
@@ -233,6 +236,22 @@ impl Discovery {
                     availability: self.online(),
                     image_topic: Some(format!("{stream_topics}snapshot/{}", level(label))),
                     content_type: Some("image/jpeg".into()),
+                    ..Component::default()
+                },
+            );
+        }
+        for label in &s.sub_labels {
+            c.add(
+                &format!("{}_sub_label", object_id(label)),
+                Component {
+                    platform: "sensor".into(),
+                    name: format!("{} sub-label", capitalise(label)),
+                    // The last one named stays worth seeing while paused.
+                    availability: self.online(),
+                    state_topic: Some(self.topics.sub_label(&s.name, label)),
+                    value_template: Some("{{ value_json.label }}".into()),
+                    json_attributes_topic: Some(self.topics.sub_label(&s.name, label)),
+                    icon: Some("mdi:tag-search".into()),
                     ..Component::default()
                 },
             );

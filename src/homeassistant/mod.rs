@@ -75,10 +75,19 @@ pub fn entities(s: &StreamConfig, task: Task, model_labels: &[String]) -> Stream
     } else {
         Vec::new()
     };
+    let mut sub_labels: Vec<String> = Vec::new();
+    if tracks {
+        for l in s.classify.iter().flat_map(|r| &r.labels) {
+            if !sub_labels.contains(l) {
+                sub_labels.push(l.clone());
+            }
+        }
+    }
     StreamEntities {
         name: s.name.clone(),
         model: s.model.clone(),
         labels: all,
         zones,
+        sub_labels,
     }
 }

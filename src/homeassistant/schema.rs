@@ -76,6 +76,9 @@ pub struct Component {
     pub state_topic: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_template: Option<String>,
+    /// A JSON object's keys as the entity's attributes (score, id, at).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_attributes_topic: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_topic: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

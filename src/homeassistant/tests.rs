@@ -311,6 +311,7 @@ fn labels_with_spaces_keep_their_topic_and_get_safe_ids() {
         model: "m".into(),
         labels: vec!["teddy bear".into(), "teddy_bear".into()],
         zones: Vec::new(),
+        sub_labels: Vec::new(),
     };
     let (_, cfg) = discovery().stream_config(&twins);
     assert!(cfg.components.contains_key("teddy_bear_count"));
@@ -366,4 +367,37 @@ fn slugs_and_object_ids_are_what_home_assistant_takes() {
     assert_eq!(object_id("teddy bear/é"), "teddy_bear__");
     assert!(entity_id_ok("sensor.a_b"));
     assert!(!entity_id_ok("sensor.a__b") && !entity_id_ok("sensor._a") && !entity_id_ok("a"));
+}
+
+#[test]
+fn classify_rules_get_a_sensor_of_the_latest_sub_label_per_label() {
+    let feeder = stream(
+        "{name: feeder, source: \"test://\", model: coco, labels: [bird, cat], \
+         classify: [{labels: [bird], model: imagenet, group: birds}, \
+                    {labels: [cat, bird], model: imagenet, group: cats}]}",
+    );
+    let e = entities(&feeder, Task::Detection, &coco());
+    assert_eq!(e.sub_labels, ["bird", "cat"]);
+    let (_, cfg) = discovery().stream_config(&e);
+    let bird = &cfg.components["bird_sub_label"];
+    assert_eq!(bird.platform, "sensor");
+    assert_eq!(bird.name, "Bird sub-label");
+    let topic = "visiond/edge-01/feeder/sub_label/bird";
+    assert_eq!(bird.state_topic.as_deref(), Some(topic));
+    assert_eq!(bird.json_attributes_topic.as_deref(), Some(topic));
+    assert_eq!(
+        bird.value_template.as_deref(),
+        Some("{{ value_json.label }}")
+    );
+    assert!(cfg.components.contains_key("cat_sub_label"));
+    // Without tracking there are no objects to name.
+    let off = stream(
+        "{name: f, source: \"test://\", model: coco, track: false, \
+         classify: [{labels: [bird], model: imagenet}]}",
+    );
+    assert!(
+        entities(&off, Task::Detection, &coco())
+            .sub_labels
+            .is_empty()
+    );
 }

@@ -158,3 +158,27 @@ pub fn line(into: u64, out: u64, since: SystemTime) -> Vec<u8> {
     })
     .unwrap_or_default()
 }
+
+#[derive(Serialize)]
+struct LatestSubLabel<'a> {
+    v: u32,
+    label: &'a str,
+    score: f32,
+    /// The object it was given to.
+    id: &'a str,
+    /// `captured_at` of the frame that settled it.
+    at: String,
+}
+
+/// One `P/N/S/sub_label/L` message, for an event that assigned one.
+pub fn latest_sub_label(e: &Event) -> Option<Vec<u8>> {
+    let s = e.sub_label.as_ref()?;
+    let p = LatestSubLabel {
+        v: VERSION,
+        label: &s.label,
+        score: unit(s.score),
+        id: &e.id,
+        at: rfc3339(e.captured_at),
+    };
+    serde_json::to_vec(&p).ok()
+}

@@ -110,6 +110,12 @@ impl Topics {
         format!("{}/{stream}/snapshot/{}", self.base, level(label))
     }
 
+    /// `P/N/S/sub_label/L`: the latest sub-label given to an object of
+    /// the detector's label `L` (retained).
+    pub fn sub_label(&self, stream: &str, label: &str) -> String {
+        format!("{}/{stream}/sub_label/{}", self.base, level(label))
+    }
+
     /// Every topic of the stream starts with it.
     pub fn stream(&self, stream: &str) -> String {
         format!("{}/{stream}/", self.base)

@@ -449,6 +449,15 @@ impl Publish for MqttPublisher {
             if !queued {
                 s.counters.dropped.fetch_add(1, Ordering::Relaxed);
             }
+            if e.changes.contains(&crate::tracking::Change::SubLabel)
+                && let Some(body) = super::events::latest_sub_label(e)
+            {
+                s.outbox().retain(
+                    &s.settings.topics.sub_label(stream, &e.label),
+                    body,
+                    &mut Qos1(&s.client),
+                );
+            }
         }
     }
 

@@ -67,9 +67,10 @@ pub fn frame(
         let b = d.bbox;
         let (x, y) = (b.x * sw, b.y * sh);
         c.rect(x, y, b.w * sw, b.h * sh, thick, colour);
-        let text = match &d.track {
-            Some(id) => format!("{id} {} {:.2}", d.label, d.score),
-            None => format!("{} {:.2}", d.label, d.score),
+        let text = match (&d.track, &d.sub_label) {
+            (Some(id), Some(sub)) => format!("{id} {} ({}) {:.2}", sub.label, d.label, d.score),
+            (Some(id), None) => format!("{id} {} {:.2}", d.label, d.score),
+            (None, _) => format!("{} {:.2}", d.label, d.score),
         };
         c.label(x, y - TEXT_HEIGHT as f32, &text, INK, colour);
     }

@@ -52,6 +52,8 @@ struct Stream {
     status: Option<StreamStatus>,
     /// Open objects: ID -> label.
     open: HashMap<Arc<str>, Arc<str>>,
+    /// Open objects a `classify` rule named: ID -> sub-label, for captions.
+    named: HashMap<Arc<str>, Arc<str>>,
     policy: Policy<FullView>,
 }
 
@@ -61,6 +63,7 @@ impl Default for Stream {
             latest: None,
             status: None,
             open: HashMap::new(),
+            named: HashMap::new(),
             policy: Policy::new(INTERVAL),
         }
     }
@@ -126,7 +129,13 @@ impl Snapshots {
     fn send(&self, stream: &str, shots: Vec<Shot<FullView>>) {
         for s in shots {
             let started = Instant::now();
-            let caption = format!("{} {} {:.2}", s.id, s.label, s.view.score);
+            let named = locked(&self.streams)
+                .get(stream)
+                .and_then(|st| st.named.get(&s.id).cloned());
+            let caption = match named {
+                Some(sub) => format!("{} {} ({}) {:.2}", s.id, sub, s.label, s.view.score),
+                None => format!("{} {} {:.2}", s.id, s.label, s.view.score),
+            };
             let jpeg =
                 overlay::snapshot(&*s.frame.0, s.view.bbox, &caption).and_then(|c| c.jpeg(QUALITY));
             let us = started.elapsed().as_micros() as u64;
@@ -211,10 +220,14 @@ impl Publish for Snapshots {
                         if let Some(label) = s.open.get_mut(&e.id) {
                             *label = e.label.clone();
                         }
+                        if let Some(sub) = &e.sub_label {
+                            s.named.insert(e.id.clone(), sub.label.clone());
+                        }
                         s.policy.stationary(&e.id, e.stationary);
                     }
                     EventKind::End { .. } => {
                         s.open.remove(&e.id);
+                        s.named.remove(&e.id);
                         s.policy.ended(&e.id);
                     }
                 }
@@ -235,6 +248,7 @@ impl Publish for Snapshots {
                 // Its objects end; waiting views (and their frames) go now.
                 s.policy.clear();
                 s.open.clear();
+                s.named.clear();
             }
             s.status = Some(status.clone());
         }
