@@ -241,6 +241,7 @@ pub fn stream(
     // with snapshots (made, not sent) unless it says `snapshots: false`.
     let snapshots = Arc::new(crate::snapshot::Snapshots::new(counting.clone()));
     let tracking = Arc::new(crate::tracking::Tracking::new(snapshots.clone()));
+    tracking.set_models(&only.config.models);
     let publisher: Arc<dyn Publish> = tracking.clone();
     let cpu_before = cpu_time();
     let started = Instant::now();

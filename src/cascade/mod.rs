@@ -154,15 +154,17 @@ impl Cascade {
                 continue;
             }
             self.calls += 1;
+            let started = std::time::Instant::now();
             let answer = classify(rule, full, o);
+            let ms = started.elapsed().as_secs_f32() * 1e3;
             if let Some((class, score)) =
                 attempts.record(&view, answer.map(|a| (a.0, a.1)), &rule.limits, now_ns)
             {
                 let label = locked(&rule.classifier).labels.get(class as usize);
-                tracing::info!(object = %o.id, sub_label = %label, score, attempts = attempts.made(), "classified");
+                tracing::info!(object = %o.id, sub_label = %label, score, attempts = attempts.made(), ms, "classified");
                 named.push((o.id.clone(), SubLabel { label, score }));
             } else if let Some((class, p)) = answer {
-                tracing::debug!(object = %o.id, class, p, attempt = attempts.made(), "classify attempt");
+                tracing::debug!(object = %o.id, class, p, attempt = attempts.made(), ms, "classify attempt");
             }
         }
         named
