@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use crate::config::{ClassGroup, ClassifyRule, ModelConfig, Task};
-use crate::frame::{Crop, FullView, Output, SubLabel};
+use crate::frame::{Class, Crop, FullView, Output, SubLabel};
 use crate::inference::Model;
 use crate::sync::locked;
 use crate::tracking::ObjectView;
@@ -240,10 +240,7 @@ fn classify(rule: &Rule, full: &FullView, o: &ObjectView) -> Option<(u32, f32)> 
         .map_err(|e| tracing::warn!(object = %o.id, "classify: the crop: {e}"))
         .ok()?;
     match model.infer(&image, 0.0) {
-        Ok(Output::Classes(classes)) => classes
-            .iter()
-            .find(|c| rule.subset.as_ref().is_none_or(|s| s.contains(&c.label_id)))
-            .map(|c| (c.label_id, c.score)),
+        Ok(Output::Classes(classes)) => best_within(&classes, rule.subset.as_ref()),
         Ok(Output::Detections(_)) => None,
         Err(e) => {
             tracing::warn!(object = %o.id, "classify: {e}");
@@ -252,10 +249,35 @@ fn classify(rule: &Rule, full: &FullView, o: &ObjectView) -> Option<(u32, f32)> 
     }
 }
 
+/// The first of `classes` (best first) within `subset`: the answer is
+/// restricted to the rule's classes, not renormalised.
+fn best_within(classes: &[Class], subset: Option<&HashSet<u32>>) -> Option<(u32, f32)> {
+    classes
+        .iter()
+        .find(|c| subset.is_none_or(|s| s.contains(&c.label_id)))
+        .map(|c| (c.label_id, c.score))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::frame::BBox;
+
+    #[test]
+    fn the_answer_is_the_best_class_within_the_subset() {
+        let class = |id: u32, score: f32| Class {
+            label: "x".into(),
+            label_id: id,
+            score,
+        };
+        // Best first, as the classifier returns them.
+        let classes = [class(285, 0.6), class(281, 0.2), class(11, 0.1)];
+        assert_eq!(best_within(&classes, None), Some((285, 0.6)));
+        let birds: HashSet<u32> = group_classes(ClassGroup::Birds).into_iter().collect();
+        assert_eq!(best_within(&classes, Some(&birds)), Some((11, 0.1)));
+        let dogs: HashSet<u32> = group_classes(ClassGroup::Dogs).into_iter().collect();
+        assert_eq!(best_within(&classes, Some(&dogs)), None);
+    }
 
     fn object(x: f32, y: f32, w: f32, h: f32) -> ObjectView {
         ObjectView {
