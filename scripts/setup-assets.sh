@@ -11,7 +11,7 @@
 #     calibrated on OpenCV's sample footage (Debian opencv-doc), checked on the photographs
 #   $CACHE/media/{chelsea,coffee,astronaut}.png, photos.mp4, photos.mkv, chelsea.mp4,
 #     walk.mp4 (a person crossing the frame, for the tracking tests),
-#     cat.mp4 (a cat coming closer, then still, for the classify tests)
+#     cat.mp4 (two cats coming closer, then still, for the classify tests)
 #   $CACHE/media/opencv/  OpenCV's sample footage and photos from Debian's opencv-doc:
 #     vtest.avi (people walking in a hall: the compression evaluation's footage),
 #     Megamind.avi and photographs (the int8 model's calibration)
@@ -383,34 +383,30 @@ if [ -n "$stale" ]; then
   mv "$WORK/reference" "$REFERENCE"
 fi
 
+# scene OUT SCRIPT PHOTO SECONDS: a 1280x720 30 fps clip whose frames
+# scripts/assets/SCRIPT draws from a photograph (made again when the script
+# changes).
+scene() {
+  local out="$1" script="$2" photo="$3" secs="$4" name="${1%.mp4}" why
+  if [ -f "$MEDIA/$out" ] && [ "$MEDIA/$out" -nt "$ASSETS/$script" ] \
+    && check_clip "$MEDIA/$out" 1280 720 "$secs" >/dev/null; then
+    return 0
+  fi
+  log "making $out"
+  "$CACHE/venv-ref/bin/python" "$ASSETS/$script" "$MEDIA/$photo" 2>"$LOGS/media-$name.log" \
+    | gst-launch-1.0 -q fdsrc ! rawvideoparse width=1280 height=720 format=rgb framerate=30/1 \
+      ! videoconvert ! video/x-raw,format=I420 \
+      ! x264enc speed-preset=fast key-int-max=30 bframes=0 bitrate=4000 \
+      ! video/x-h264,profile=main ! h264parse ! mp4mux ! filesink location="$WORK/$out" \
+      >>"$LOGS/media-$name.log" 2>&1 || { cat "$LOGS/media-$name.log" >&2; die "making $out failed"; }
+  why="$(check_clip "$WORK/$out" 1280 720 "$secs")" || die "$out: $why"
+  mv "$WORK/$out" "$MEDIA/$out"
+}
 # A person walking across the frame and leaving (the tracking tests): the
 # astronaut photograph's figure, cut out, moved over a plain wall.
-WALK="$MEDIA/walk.mp4"
-if [ ! -f "$WALK" ] || [ "$WALK" -ot "$ASSETS/walk_clip.py" ] || ! check_clip "$WALK" 1280 720 10 >/dev/null; then
-  log "making walk.mp4"
-  "$CACHE/venv-ref/bin/python" "$ASSETS/walk_clip.py" "$MEDIA/astronaut.png" 2>"$LOGS/media-walk.log" \
-    | gst-launch-1.0 -q fdsrc ! rawvideoparse width=1280 height=720 format=rgb framerate=30/1 \
-      ! videoconvert ! video/x-raw,format=I420 \
-      ! x264enc speed-preset=fast key-int-max=30 bframes=0 bitrate=4000 \
-      ! video/x-h264,profile=main ! h264parse ! mp4mux ! filesink location="$WORK/walk.mp4" \
-      >>"$LOGS/media-walk.log" 2>&1 || { cat "$LOGS/media-walk.log" >&2; die "making walk.mp4 failed"; }
-  why="$(check_clip "$WORK/walk.mp4" 1280 720 10)" || die "walk.mp4: $why"
-  mv "$WORK/walk.mp4" "$WALK"
-fi
-
-# The chelsea cat coming closer, then sitting still (the classify tests).
-CAT="$MEDIA/cat.mp4"
-if [ ! -f "$CAT" ] || [ "$CAT" -ot "$ASSETS/cat_clip.py" ] || ! check_clip "$CAT" 1280 720 20 >/dev/null; then
-  log "making cat.mp4"
-  "$CACHE/venv-ref/bin/python" "$ASSETS/cat_clip.py" "$MEDIA/chelsea.png" 2>"$LOGS/media-cat.log" \
-    | gst-launch-1.0 -q fdsrc ! rawvideoparse width=1280 height=720 format=rgb framerate=30/1 \
-      ! videoconvert ! video/x-raw,format=I420 \
-      ! x264enc speed-preset=fast key-int-max=30 bframes=0 bitrate=4000 \
-      ! video/x-h264,profile=main ! h264parse ! mp4mux ! filesink location="$WORK/cat.mp4" \
-      >>"$LOGS/media-cat.log" 2>&1 || { cat "$LOGS/media-cat.log" >&2; die "making cat.mp4 failed"; }
-  why="$(check_clip "$WORK/cat.mp4" 1280 720 20)" || die "cat.mp4: $why"
-  mv "$WORK/cat.mp4" "$CAT"
-fi
+scene walk.mp4 walk_clip.py astronaut.png 10
+# Two chelsea cats coming closer, then sitting still (the classify tests).
+scene cat.mp4 cat_clip.py chelsea.png 20
 
 printf 'ORT_DYLIB_PATH=%s\nVISIOND_MEDIA=%s\n' "$CACHE/onnxruntime/libonnxruntime.so" "$MEDIA" >"$WORK/ENV"
 mv "$WORK/ENV" "$CACHE/ENV"

@@ -68,7 +68,10 @@ impl Classifiers {
             top_k: Some(usize::MAX),
             ..cfg.clone()
         };
+        let started = std::time::Instant::now();
         let model = Model::load(&every, 1).map_err(|e| e.to_string())?;
+        let ms = started.elapsed().as_secs_f32() * 1e3;
+        tracing::info!(model = %cfg.name, ms, "classifier loaded");
         if model.task != Task::Classification {
             return Err(format!("model {:?} is not a classifier", cfg.name));
         }
@@ -130,11 +133,11 @@ impl Cascade {
         now_ns: u64,
     ) -> Vec<(Arc<str>, SubLabel)> {
         let (fw, fh) = (full.0.width() as f32, full.0.height() as f32);
-        // Ended objects are forgotten.
+        // Ended objects are forgotten; one missed for a frame is not.
         self.objects
             .retain(|id, _| objects.iter().any(|o| o.id == *id));
         let mut named = Vec::new();
-        for o in objects.iter().filter(|o| o.sub_label.is_none()) {
+        for o in objects.iter().filter(|o| o.seen && o.sub_label.is_none()) {
             let Some(r) = self.rules.iter().position(|r| r.labels.contains(&o.label)) else {
                 continue;
             };
@@ -286,6 +289,7 @@ mod tests {
             bbox: BBox { x, y, w, h },
             score: 0.8,
             stationary: false,
+            seen: true,
             sub_label: None,
         }
     }

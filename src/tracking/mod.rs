@@ -305,6 +305,9 @@ pub struct ObjectView {
     /// The latest detection's score.
     pub score: f32,
     pub stationary: bool,
+    /// Detected in the latest frame (else carried through a miss, its box
+    /// the last detected one).
+    pub seen: bool,
     pub sub_label: Option<crate::frame::SubLabel>,
 }
 

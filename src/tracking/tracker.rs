@@ -229,11 +229,10 @@ impl Tracker {
         events
     }
 
-    /// The confirmed objects as the last frame left them.
+    /// The confirmed objects, not ended, as the last frame left them.
     pub fn objects(&self) -> Vec<ObjectView> {
         self.tracks
             .iter()
-            .filter(|t| t.matched)
             .filter_map(|t| {
                 Some(ObjectView {
                     id: t.id.clone()?,
@@ -241,6 +240,7 @@ impl Tracker {
                     bbox: t.bbox,
                     score: t.score,
                     stationary: t.stationary,
+                    seen: t.matched,
                     sub_label: t.sub_label.clone(),
                 })
             })
