@@ -211,11 +211,37 @@ pub struct FrameMeta {
     pub full: Option<FullView>,
 }
 
+impl FrameMeta {
+    /// A 1x1 frame of stream `s`, session `a`, at `pts` (for tests).
+    #[cfg(test)]
+    pub fn test(pts: u64) -> Self {
+        Self {
+            stream: "s".into(),
+            session: "a".into(),
+            seq: 0,
+            pts_ns: Some(pts),
+            captured_at: SystemTime::UNIX_EPOCH,
+            source_width: 1,
+            source_height: 1,
+            full: None,
+        }
+    }
+}
+
 /// One decoded frame on its way to inference.
 #[derive(Debug)]
 pub struct Frame {
     pub meta: FrameMeta,
     pub image: Image,
+}
+
+/// What a stream hands inference, in its order: frames, and its status
+/// changes behind the frames they follow (as GStreamer sends EOS behind the
+/// last buffer). Inference releases both in that order, so a file's last
+/// results go out before its `stopped` and nothing has to wait and see.
+pub enum Item {
+    Frame(Frame),
+    Status(crate::status::StreamStatus),
 }
 
 /// A box normalised to the source frame, origin top-left.

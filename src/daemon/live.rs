@@ -10,7 +10,7 @@ use super::{DaemonError, load_model};
 use crate::config::{Loaded, StreamConfig, StreamSettings, Task};
 use crate::inference::{Engine, Heartbeat, Input, Model};
 use crate::publish::Publish;
-use crate::source::{PipelineSettings, StreamHandle, StreamSetup, fps_phase, spawn_stream};
+use crate::source::{Inlet, PipelineSettings, StreamHandle, StreamSetup, fps_phase, spawn_stream};
 use crate::tracking::Tracking;
 
 /// The real engines and streams.
@@ -186,18 +186,15 @@ fn start_stream(
             None => t.untrack(&settings.name),
         }
     }
-    let publisher = live.publisher;
     let name: Arc<str> = settings.name.as_str().into();
     let stats = Arc::new(crate::source::StreamStats {
         paused: live.switches.flag(&settings.name),
         ..Default::default()
     });
-    // One frame in flight per stream: a live source replaces it when the
-    // model is busy, a file waits.
-    let (tx, rx) = crossbeam_channel::bounded(1);
+    let (inlet, items) = Inlet::new(stats.clone());
     engine.add(Input {
         stream: name.clone(),
-        frames: rx.clone(),
+        items,
         filter: settings.filter(),
         stats: Arc::clone(&stats),
     });
@@ -217,5 +214,5 @@ fn start_stream(
         stats,
         looping: settings.looping,
     };
-    Ok(spawn_stream(setup, tx, rx, publisher.clone())?)
+    Ok(spawn_stream(setup, inlet)?)
 }

@@ -26,7 +26,7 @@ pub use model::{
     Colour, DType, Decoder, InputSpec, Layout, MAX_INPUT_SIDE, MAX_TENSOR_VALUES, Model, tensor_len,
 };
 
-use crate::frame::{Frame, Output};
+use crate::frame::{Item, Output};
 use crate::publish::Publish;
 use crate::source::StreamStats;
 
@@ -73,7 +73,8 @@ impl Filter {
 /// A stream's connection to a model's worker.
 pub struct Input {
     pub stream: Arc<str>,
-    pub frames: Receiver<Frame>,
+    /// The stream's frames and statuses, in its order.
+    pub items: Receiver<Item>,
     pub filter: Filter,
     pub stats: Arc<StreamStats>,
 }

@@ -1,5 +1,6 @@
 //! A model's worker: takes frames from the streams it serves, runs the
-//! model, and releases each stream's results in the source's order.
+//! model, and releases each stream's results in the source's order, with
+//! the stream's statuses in their places between them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -11,8 +12,9 @@ use crossbeam_channel::{Receiver, Select, TryRecvError};
 use tracing::{debug, error, warn};
 
 use super::{Heartbeat, Input, InputSpec, Model, ModelError, geometry};
-use crate::frame::{Analysis, Frame, Image, Output};
+use crate::frame::{Analysis, Frame, Image, Item, Output};
 use crate::publish::Publish;
+use crate::status::StreamStatus;
 
 /// What a worker runs: a loaded model in the daemon, a fake in tests.
 pub(super) trait Runner {
@@ -57,11 +59,17 @@ struct Order {
     /// Key of the next frame taken from the channel: the source's order.
     next: u64,
     in_flight: BTreeSet<u64>,
-    /// Finished results waiting for earlier frames; `None`: inference failed.
-    done: BTreeMap<u64, Option<Analysis>>,
+    /// What waits for earlier frames' results.
+    done: BTreeMap<u64, Done>,
     session: Option<Arc<str>>,
     /// Published frames in the current session.
     analysed: u64,
+}
+
+enum Done {
+    Analysis(Analysis),
+    Failed,
+    Status(StreamStatus),
 }
 
 enum Take {
@@ -86,7 +94,8 @@ struct Ticket {
 impl Ticket {
     fn finish(mut self, result: Option<Analysis>, publisher: &dyn Publish) {
         self.open = false;
-        self.served.finish(self.key, result, publisher);
+        let done = result.map_or(Done::Failed, Done::Analysis);
+        self.served.finish(self.key, done, publisher);
     }
 }
 
@@ -115,11 +124,25 @@ impl Served {
     }
 
     /// Takes the stream's next frame and its release key in one step, so
-    /// keys follow the channel's order whichever worker takes a frame.
-    fn take(self: &Arc<Self>) -> Take {
+    /// keys follow the channel's order whichever worker takes a frame. A
+    /// status on the way takes its key too and is released as soon as the
+    /// frames before it are.
+    fn take(self: &Arc<Self>, publisher: &dyn Publish) -> Take {
         let mut o = self.order();
-        match self.input.frames.try_recv() {
-            Ok(frame) => {
+        loop {
+            let frame = match self.input.items.try_recv() {
+                Ok(Item::Frame(frame)) => frame,
+                Ok(Item::Status(status)) => {
+                    let key = o.next;
+                    o.next += 1;
+                    o.done.insert(key, Done::Status(status));
+                    self.release(&mut o, publisher);
+                    continue;
+                }
+                Err(TryRecvError::Empty) => return Take::Empty,
+                Err(TryRecvError::Disconnected) => return Take::Closed,
+            };
+            {
                 let key = o.next;
                 o.next += 1;
                 o.in_flight.insert(key);
@@ -128,19 +151,17 @@ impl Served {
                     key,
                     open: true,
                 };
-                Take::Frame(ticket, frame)
+                return Take::Frame(ticket, frame);
             }
-            Err(TryRecvError::Empty) => Take::Empty,
-            Err(TryRecvError::Disconnected) => Take::Closed,
         }
     }
 
     /// Records a result and publishes every result no earlier frame is
     /// still waiting for, in the source's order.
-    fn finish(&self, key: u64, result: Option<Analysis>, publisher: &dyn Publish) {
+    fn finish(&self, key: u64, done: Done, publisher: &dyn Publish) {
         let mut o = self.order();
         o.in_flight.remove(&key);
-        o.done.insert(key, result);
+        o.done.insert(key, done);
         self.release(&mut o, publisher);
     }
 
@@ -148,7 +169,7 @@ impl Served {
     fn abandon(&self, key: u64) {
         let mut o = self.order();
         if o.in_flight.remove(&key) {
-            o.done.insert(key, None);
+            o.done.insert(key, Done::Failed);
         }
     }
 
@@ -164,12 +185,19 @@ impl Served {
             if *entry.key() >= limit {
                 break;
             }
-            let Some(mut analysis) = entry.remove() else {
-                self.input
-                    .stats
-                    .frames_failed
-                    .fetch_add(1, Ordering::Relaxed);
-                continue;
+            let mut analysis = match entry.remove() {
+                Done::Analysis(a) => a,
+                Done::Failed => {
+                    self.input
+                        .stats
+                        .frames_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                Done::Status(status) => {
+                    publisher.status(&self.input.stream, &status);
+                    continue;
+                }
             };
             if o.session.as_ref() != Some(&analysis.meta.session) {
                 o.session = Some(analysis.meta.session.clone());
@@ -178,9 +206,6 @@ impl Served {
             analysis.meta.seq = o.analysed;
             o.analysed += 1;
             publisher.analysis(&analysis);
-            // Counted once handed to the publisher: a file stream reports
-            // `stopped` when every frame is counted, and its last results
-            // must be queued before that status.
             self.input
                 .stats
                 .frames_analysed
@@ -219,7 +244,7 @@ pub(super) fn work<R: Runner>(
         let mut sel = Select::new();
         let control_index = control_open.then(|| sel.recv(&control));
         for s in &served {
-            sel.recv(&s.input.frames);
+            sel.recv(&s.input.items);
         }
         let i = if control_open {
             sel.ready()
@@ -246,7 +271,7 @@ pub(super) fn work<R: Runner>(
         let Some(s) = served.get(k).cloned() else {
             continue;
         };
-        let first = match s.take() {
+        let first = match s.take(publisher) {
             Take::Frame(ticket, frame) => (ticket, frame),
             // Another worker took it.
             Take::Empty => continue,
@@ -262,7 +287,7 @@ pub(super) fn work<R: Runner>(
             for j in 1..=served.len() {
                 let other = &served[(k + j) % served.len()];
                 if batch.len() < model.max_batch()
-                    && let Take::Frame(ticket, frame) = other.take()
+                    && let Take::Frame(ticket, frame) = other.take(publisher)
                 {
                     batch.push((ticket, frame));
                 }

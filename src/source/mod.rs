@@ -3,6 +3,7 @@
 
 pub mod full;
 mod gate;
+mod inlet;
 mod pipeline;
 mod probe;
 mod spec;
@@ -16,11 +17,12 @@ use crate::status::StreamState;
 use std::sync::atomic::Ordering::Relaxed;
 
 pub use gate::FpsGate;
+pub use inlet::Inlet;
 pub use pipeline::{BusEvent, Deliver, Pipeline, PipelineSettings, RawFrame};
 pub use probe::{ProbeReport, probe};
 pub use spec::SourceSpec;
 pub use supervisor::{
-    Clock, Kind, Opener, Policy, Session, StreamHandle, StreamSetup, SystemClock, now_ms,
+    Clock, Kind, Opener, Policy, Report, Session, StreamHandle, StreamSetup, SystemClock, now_ms,
     spawn_stream, supervise,
 };
 
@@ -115,14 +117,6 @@ impl StreamStats {
         if let Ok(mut st) = self.state_at.lock() {
             *st = Some((state, at));
         }
-    }
-
-    /// Whether every kept frame has been analysed, failed or dropped.
-    pub fn drained(&self) -> bool {
-        let done = self.frames_analysed.load(Relaxed)
-            + self.frames_failed.load(Relaxed)
-            + self.frames_dropped.load(Relaxed);
-        done >= self.frames_kept.load(Relaxed)
     }
 }
 

@@ -6,17 +6,13 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError, select};
+use crossbeam_channel::{Receiver, Sender};
 use tracing::{debug, error, info, info_span, warn};
 
-use super::{BusEvent, Deliver, Pipeline, PipelineSettings, RawFrame, StreamStats};
+use super::{BusEvent, Deliver, Inlet, Pipeline, PipelineSettings, RawFrame, StreamStats};
 use crate::backoff::Backoff;
 use crate::frame::{Frame, FrameMeta};
-use crate::publish::Publish;
 use crate::status::{StreamState, StreamStatus};
-
-/// How long a pause waits for the frames already on their way to the model.
-const PAUSE_DRAIN: Duration = Duration::from_secs(1);
 
 /// The supervisor's rules. Defaults suit cameras on flaky networks.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,8 +27,6 @@ pub struct Policy {
     pub good_run: Duration,
     /// How often the status (with its rates) is republished while playing.
     pub status_every: Duration,
-    /// How long the end of a file waits for its last frames' results.
-    pub drain: Duration,
 }
 
 impl Default for Policy {
@@ -43,7 +37,6 @@ impl Default for Policy {
             stall: Duration::from_secs(10),
             good_run: Duration::from_secs(10),
             status_every: Duration::from_secs(10),
-            drain: Duration::from_secs(10),
         }
     }
 }
@@ -112,6 +105,18 @@ fn describe_decoders(decoders: &[(String, Option<i32>)]) -> String {
     named.join(", ")
 }
 
+/// Where a stream's statuses go: in the daemon its [`Inlet`], in band
+/// behind the frames they follow.
+pub trait Report {
+    fn status(&self, status: StreamStatus);
+}
+
+impl Report for Inlet {
+    fn status(&self, status: StreamStatus) {
+        Inlet::status(self, status);
+    }
+}
+
 /// Starts source sessions for a stream.
 pub trait Opener {
     /// `session` is the new session's id.
@@ -164,15 +169,9 @@ impl StreamHandle {
     }
 }
 
-/// Starts the stream's supervisor thread. Frames go to `frames`; when the
-/// source is live and the channel is full, the oldest waiting frame is
-/// taken back through `taken_back` so the newest wins.
-pub fn spawn_stream(
-    setup: StreamSetup,
-    frames: Sender<Frame>,
-    taken_back: Receiver<Frame>,
-    publisher: Arc<dyn Publish>,
-) -> std::io::Result<StreamHandle> {
+/// Starts the stream's supervisor thread. Frames and statuses go to inference
+/// through `inlet`.
+pub fn spawn_stream(setup: StreamSetup, inlet: Inlet) -> std::io::Result<StreamHandle> {
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
     let name = setup.name.clone();
     let stats = setup.stats.clone();
@@ -181,7 +180,7 @@ pub fn spawn_stream(
         .spawn(move || {
             let span = info_span!("stream", stream = %setup.name);
             let _enter = span.enter();
-            supervise_pipeline(&setup, &frames, &taken_back, &stop_rx, &*publisher);
+            supervise_pipeline(&setup, &Arc::new(inlet), &stop_rx);
         })?;
     Ok(StreamHandle {
         name,
@@ -207,14 +206,13 @@ struct Ended {
 /// Opens real pipelines for a stream.
 struct PipelineOpener<'a> {
     setup: &'a StreamSetup,
-    frames: &'a Sender<Frame>,
-    taken_back: &'a Receiver<Frame>,
+    inlet: &'a Arc<Inlet>,
     stop: &'a Receiver<()>,
 }
 
 impl Opener for PipelineOpener<'_> {
     fn open(&self, session: Arc<str>) -> Result<Box<dyn Session>, String> {
-        let deliver = deliverer(self.setup, session, self.frames, self.taken_back, self.stop);
+        let deliver = deliverer(self.setup, session, self.inlet, self.stop);
         Pipeline::start(&self.setup.settings, self.setup.stats.clone(), deliver)
             .map(|p| Box::new(p) as Box<dyn Session>)
             // The error goes to the log and the status: no credentials.
@@ -222,13 +220,7 @@ impl Opener for PipelineOpener<'_> {
     }
 }
 
-fn supervise_pipeline(
-    setup: &StreamSetup,
-    frames: &Sender<Frame>,
-    taken_back: &Receiver<Frame>,
-    stop: &Receiver<()>,
-    publisher: &dyn Publish,
-) {
+fn supervise_pipeline(setup: &StreamSetup, inlet: &Arc<Inlet>, stop: &Receiver<()>) {
     info!(source = %setup.settings.spec, "starting");
     let kind = match setup.settings.spec {
         super::SourceSpec::File { .. } => Kind::File {
@@ -236,36 +228,29 @@ fn supervise_pipeline(
         },
         _ => Kind::Live,
     };
-    let opener = PipelineOpener {
-        setup,
-        frames,
-        taken_back,
-        stop,
-    };
+    let opener = PipelineOpener { setup, inlet, stop };
     supervise(
-        &setup.name,
         kind,
         &setup.stats,
         &opener,
         &SystemClock,
         stop,
-        publisher,
+        &**inlet,
         &Policy::default(),
     );
 }
 
 /// Runs a stream until `stop` closes (or a file ends): opens a session,
 /// watches it, and on failure reports `reconnecting` and retries after a
-/// capped, jittered backoff. File errors are final (`failed`).
-#[allow(clippy::too_many_arguments)]
+/// capped, jittered backoff. File errors are final (`failed`). Every
+/// status goes to `out`, behind the frames sent before it.
 pub fn supervise(
-    name: &str,
     kind: Kind,
     stats: &StreamStats,
     opener: &dyn Opener,
     clock: &dyn Clock,
     stop: &Receiver<()>,
-    publisher: &dyn Publish,
+    out: &dyn Report,
     policy: &Policy,
 ) {
     let mut backoff = Backoff::new(policy.backoff_min, policy.backoff_max);
@@ -274,7 +259,7 @@ pub fn supervise(
         let mut s = StreamStatus::new(state);
         s.error = error;
         stats.set_state(state, clock.now());
-        publisher.status(name, &s);
+        out.status(s);
     };
     loop {
         // While an incident lasts, the status stays `reconnecting`.
@@ -289,16 +274,7 @@ pub fn supervise(
                 outcome: Outcome::Error(e),
                 played: Duration::ZERO,
             },
-            Ok(mut running) => watch(
-                name,
-                &mut *running,
-                stats,
-                clock,
-                stop,
-                publisher,
-                policy,
-                &session,
-            ),
+            Ok(mut running) => watch(&mut *running, stats, clock, stop, out, policy, &session),
         };
         if stats.frames_in.load(Ordering::Relaxed) > frames_before {
             // It played (and said so): a new failure is a new incident.
@@ -315,13 +291,7 @@ pub fn supervise(
                 continue;
             }
             (Outcome::Eos, Kind::File { looping: false }) => {
-                // Results of the last frames come before `stopped`.
-                let deadline = clock.now() + policy.drain;
-                while !stats.drained() && clock.now() < deadline {
-                    if clock.sleep(Duration::from_millis(5), stop) {
-                        break;
-                    }
-                }
+                // Behind the last frames: their results go out first.
                 report(StreamState::Stopped, None);
                 info!("end of file");
                 return;
@@ -365,14 +335,12 @@ pub fn supervise(
 
 /// Watches a running session until it ends, fails, stalls or is stopped;
 /// reports `playing` at its first frame and the rates every `status_every`.
-#[allow(clippy::too_many_arguments)]
 fn watch(
-    name: &str,
     running: &mut dyn Session,
     stats: &StreamStats,
     clock: &dyn Clock,
     stop: &Receiver<()>,
-    publisher: &dyn Publish,
+    out: &dyn Report,
     policy: &Policy,
     session: &str,
 ) -> Ended {
@@ -433,26 +401,18 @@ fn watch(
             None if frames_in > frames_at_start => {
                 let status = StreamStatus::new(want);
                 stats.set_state(want, now);
-                publisher.status(name, &status);
+                out.status(status.clone());
                 let decoders = describe_decoders(&running.decoders());
                 info!(session, %decoders, "playing");
                 playing = Some(status);
                 window = (now, frames_in, analysed);
             }
             Some(status) if status.state != want => {
-                if want == StreamState::Paused {
-                    // The frames already past the gate are published
-                    // before `paused`: nothing is analysed after it.
-                    let deadline = clock.now() + PAUSE_DRAIN;
-                    while !stats.drained() && clock.now() < deadline {
-                        if clock.sleep(Duration::from_millis(5), stop) {
-                            break;
-                        }
-                    }
-                }
+                // `paused` goes behind the frames already past the gate,
+                // and the inlet lets none through after it.
                 *status = StreamStatus::new(want);
                 stats.set_state(want, now);
-                publisher.status(name, status);
+                out.status(status.clone());
                 info!(session, state = ?want, "detect switch");
                 window = (now, frames_in, analysed);
             }
@@ -463,7 +423,7 @@ fn watch(
                     .max(1e-9);
                 status.fps_in = frames_in.saturating_sub(window.1) as f64 / secs;
                 status.fps_analysed = analysed.saturating_sub(window.2) as f64 / secs;
-                publisher.status(name, status);
+                out.status(status.clone());
                 window = (now, frames_in, analysed);
             }
             _ => {}
@@ -475,12 +435,10 @@ fn watch(
 fn deliverer(
     setup: &StreamSetup,
     session: Arc<str>,
-    frames: &Sender<Frame>,
-    taken_back: &Receiver<Frame>,
+    inlet: &Arc<Inlet>,
     stop: &Receiver<()>,
 ) -> Deliver {
-    let (frames, taken_back, stop) = (frames.clone(), taken_back.clone(), stop.clone());
-    let stats = setup.stats.clone();
+    let (inlet, stop) = (inlet.clone(), stop.clone());
     let stream = setup.name.clone();
     Box::new(move |raw: RawFrame| {
         let frame = Frame {
@@ -497,26 +455,10 @@ fn deliverer(
             image: raw.image,
         };
         if raw.live {
-            match frames.try_send(frame) {
-                Ok(()) => true,
-                Err(TrySendError::Full(frame)) => {
-                    // Inference is busy: the waiting frame is stale, replace it.
-                    if taken_back.try_recv().is_ok() {
-                        stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                    if frames.try_send(frame).is_err() {
-                        stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                    true
-                }
-                Err(TrySendError::Disconnected(_)) => false,
-            }
+            inlet.live(frame)
         } else {
             // A file waits for the analysis: every kept frame is analysed.
-            select! {
-                send(frames, frame) -> r => r.is_ok(),
-                recv(stop) -> _ => false,
-            }
+            inlet.wait(frame, &stop)
         }
     })
 }

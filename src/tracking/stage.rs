@@ -4,6 +4,8 @@
 //! object's ID, and hands on the lifecycle events and the counts that
 //! changed; everything else passes through unchanged.
 //!
+//! Statuses arrive in band, behind the results of the frames before them
+//! (see `source::Inlet`), so what a status resets is reset in its place.
 //! A stream's tracker lives for one source session: a new session (the
 //! source came back) or a stopped stream ends its objects with
 //! `stream_stopped`, and counts go to 0 when a stream starts and when it

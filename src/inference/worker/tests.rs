@@ -1,7 +1,6 @@
 //! The worker with a fake model: ordering, counting, and panics.
 
 use std::sync::Mutex;
-use std::time::SystemTime;
 
 use super::*;
 use crate::frame::FrameMeta;
@@ -10,12 +9,22 @@ use crate::source::StreamStats;
 use crate::status::StreamStatus;
 
 /// Records how many results the stream had counted when each was
-/// published, and the frames' timestamps.
-struct Seen(Arc<StreamStats>, Mutex<Vec<u64>>, Mutex<Vec<Option<u64>>>);
+/// published, the frames' timestamps, and everything in order.
+struct Seen(
+    Arc<StreamStats>,
+    Mutex<Vec<u64>>,
+    Mutex<Vec<Option<u64>>>,
+    Mutex<Vec<String>>,
+);
 
 impl Seen {
     fn new(stats: &Arc<StreamStats>) -> Self {
-        Self(stats.clone(), Mutex::default(), Mutex::default())
+        Self(
+            stats.clone(),
+            Mutex::default(),
+            Mutex::default(),
+            Mutex::default(),
+        )
     }
 }
 
@@ -27,21 +36,19 @@ impl Publish for Seen {
         if let Ok(mut v) = self.2.lock() {
             v.push(a.meta.pts_ns);
         }
+        if let Ok(mut v) = self.3.lock() {
+            v.push(format!("frame {}", a.meta.pts_ns.unwrap_or_default()));
+        }
     }
-    fn status(&self, _: &str, _: &StreamStatus) {}
+    fn status(&self, _: &str, s: &StreamStatus) {
+        if let Ok(mut v) = self.3.lock() {
+            v.push(format!("{:?}", s.state));
+        }
+    }
 }
 
 fn meta(pts: u64) -> FrameMeta {
-    FrameMeta {
-        stream: "s".into(),
-        session: "a".into(),
-        seq: 0,
-        pts_ns: Some(pts),
-        captured_at: SystemTime::UNIX_EPOCH,
-        source_width: 1,
-        source_height: 1,
-        full: None,
-    }
+    FrameMeta::test(pts)
 }
 
 fn analysis() -> Analysis {
@@ -53,10 +60,10 @@ fn analysis() -> Analysis {
     }
 }
 
-fn input(frames: Receiver<Frame>, stats: &Arc<StreamStats>) -> Input {
+fn input(items: Receiver<Item>, stats: &Arc<StreamStats>) -> Input {
     Input {
         stream: "s".into(),
-        frames,
+        items,
         filter: Filter {
             min_score: 0.0,
             labels: None,
@@ -74,8 +81,8 @@ fn a_result_is_counted_only_once_handed_to_the_publisher() {
     let served = Served::new(input(crossbeam_channel::never(), &stats));
     served.order().in_flight.extend([0, 1]);
     let seen = Seen::new(&stats);
-    served.finish(1, Some(analysis()), &seen);
-    served.finish(0, Some(analysis()), &seen);
+    served.finish(1, Done::Analysis(analysis()), &seen);
+    served.finish(0, Done::Analysis(analysis()), &seen);
     assert_eq!(*seen.1.lock().unwrap(), vec![0, 1]);
     assert_eq!(stats.frames_analysed.load(Ordering::Relaxed), 2);
 }
@@ -139,9 +146,19 @@ fn frame(pts: u64, first_byte: u8) -> Frame {
 /// Runs `frames` (pts, first byte) through `workers` workers of a Fragile
 /// model; returns the published timestamps in order and the stream's stats.
 fn run_fragile(frames: &[(u64, u8)], workers: usize) -> (Vec<Option<u64>>, Arc<StreamStats>) {
+    let items = frames
+        .iter()
+        .map(|(pts, byte)| Item::Frame(frame(*pts, *byte)));
+    let (seen, stats) = run_items(items.collect(), workers);
+    let published = seen.2.lock().unwrap().clone();
+    (published, stats)
+}
+
+/// Runs `items` through `workers` workers of a Fragile model.
+fn run_items(items: Vec<Item>, workers: usize) -> (Arc<Seen>, Arc<StreamStats>) {
     let stats = Arc::new(StreamStats::default());
     let seen = Arc::new(Seen::new(&stats));
-    let (tx, rx) = crossbeam_channel::bounded(frames.len());
+    let (tx, rx) = crossbeam_channel::bounded(items.len());
     let served = Arc::new(Served::new(input(rx, &stats)));
     let threads: Vec<_> = (0..workers)
         .map(|_| {
@@ -155,15 +172,46 @@ fn run_fragile(frames: &[(u64, u8)], workers: usize) -> (Vec<Option<u64>>, Arc<S
             })
         })
         .collect();
-    for (pts, byte) in frames {
-        tx.send(frame(*pts, *byte)).unwrap();
+    for item in items {
+        tx.send(item).unwrap();
     }
     drop(tx);
     for t in threads {
         assert!(t.join().is_ok(), "a worker died");
     }
-    let published = seen.2.lock().unwrap().clone();
-    (published, stats)
+    (seen, stats)
+}
+
+#[test]
+fn statuses_are_released_behind_the_frames_before_them() {
+    use crate::status::StreamState::{Playing, Stopped};
+    let status = |s| Item::Status(StreamStatus::new(s));
+    let mut items = vec![status(Playing)];
+    // Frame 5 panics: its place is kept all the same.
+    items.extend((0..10).map(|pts| Item::Frame(frame(pts, if pts == 5 { 0xFF } else { 0 }))));
+    items.push(status(Stopped));
+    for workers in [1, 3] {
+        let (seen, _) = run_items(items_again(&items), workers);
+        let log = seen.3.lock().unwrap().clone();
+        assert_eq!(log.first().map(String::as_str), Some("Playing"), "{log:?}");
+        assert_eq!(log.last().map(String::as_str), Some("Stopped"), "{log:?}");
+        assert!(log.contains(&"frame 9".to_string()), "{log:?}");
+    }
+}
+
+/// The same items again (frames are not `Clone`: their pixels may be
+/// GStreamer's).
+fn items_again(items: &[Item]) -> Vec<Item> {
+    items
+        .iter()
+        .map(|i| match i {
+            Item::Frame(f) => Item::Frame(Frame {
+                meta: meta(f.meta.pts_ns.unwrap_or_default()),
+                image: Image::from_vec(1, 1, 4, f.image.bytes().to_vec()),
+            }),
+            Item::Status(s) => Item::Status(s.clone()),
+        })
+        .collect()
 }
 
 #[test]
@@ -184,7 +232,6 @@ fn a_panicking_model_fails_its_frames_and_later_results_still_flow() {
         assert!(published.windows(2).all(|w| w[0] < w[1]), "{published:?}");
         assert!(published.contains(&Some(11)), "{published:?}");
         assert!(!published.contains(&Some(3)) && !published.contains(&Some(7)));
-        assert!(stats.drained());
         // Every analysed frame's run time is in the histogram.
         let (counts, sum) = stats.inference.read();
         assert_eq!(counts.last().copied(), Some(load(&stats.frames_analysed)));
@@ -198,16 +245,16 @@ fn an_abandoned_ticket_releases_the_results_behind_it() {
     let (tx, rx) = crossbeam_channel::unbounded();
     let served = Arc::new(Served::new(input(rx, &stats)));
     for pts in 0..3 {
-        tx.send(frame(pts, 0)).unwrap();
+        tx.send(Item::Frame(frame(pts, 0))).unwrap();
     }
-    let take = || match served.take() {
+    let seen = Seen::new(&stats);
+    let take = || match served.take(&seen) {
         Take::Frame(t, f) => (t, f),
         _ => panic!("no frame"),
     };
     let (t0, _) = take();
     let (t1, f1) = take();
     let (t2, f2) = take();
-    let seen = Seen::new(&stats);
     t1.finish(
         Some(Analysis {
             meta: f1.meta,

@@ -5,7 +5,6 @@ mod supervise {
     use std::sync::Mutex;
 
     use super::super::*;
-    use crate::frame::Analysis;
 
     /// Time that passes only when the supervisor waits.
     struct SimClock {
@@ -111,9 +110,8 @@ mod supervise {
         at: Mutex<Vec<Duration>>,
     }
 
-    impl Publish for Statuses {
-        fn analysis(&self, _: &Analysis) {}
-        fn status(&self, _: &str, s: &StreamStatus) {
+    impl Report for Statuses {
+        fn status(&self, s: StreamStatus) {
             self.seen.lock().unwrap().push((s.state, s.error.clone()));
             let t = self.clock.now() - self.start;
             self.at.lock().unwrap().push(t);
@@ -149,7 +147,6 @@ mod supervise {
             at: Mutex::default(),
         };
         supervise(
-            "s",
             kind,
             &stats,
             &opener,
@@ -212,7 +209,6 @@ mod supervise {
             at: Mutex::default(),
         };
         supervise(
-            "s",
             Kind::File { looping: false },
             &stats,
             &opener,
@@ -412,8 +408,15 @@ mod delivery {
     use std::time::SystemTime;
 
     use super::super::*;
-    use crate::frame::Image;
+    use crate::frame::{Image, Item};
     use crate::source::SourceSpec;
+
+    fn pts(item: Item) -> Option<u64> {
+        match item {
+            Item::Frame(f) => f.meta.pts_ns,
+            Item::Status(_) => None,
+        }
+    }
 
     fn setup(spec: &str) -> StreamSetup {
         StreamSetup {
@@ -449,38 +452,38 @@ mod delivery {
     #[test]
     fn a_live_source_never_queues_the_newest_frame_wins() {
         let setup = setup("test://");
-        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (inlet, rx) = Inlet::new(setup.stats.clone());
         let (_stop_tx, stop_rx) = crossbeam_channel::bounded(0);
-        let mut deliver = deliverer(&setup, "a".into(), &tx, &rx, &stop_rx);
+        let mut deliver = deliverer(&setup, "a".into(), &Arc::new(inlet), &stop_rx);
         // Inference is stuck: nobody takes frames.
         for pts in 0..5 {
             assert!(deliver(raw(pts, true)));
         }
         assert_eq!(rx.len(), 1);
-        assert_eq!(rx.try_recv().unwrap().meta.pts_ns, Some(4));
+        assert_eq!(pts(rx.try_recv().unwrap()), Some(4));
         assert_eq!(setup.stats.frames_dropped.load(Ordering::Relaxed), 4);
     }
 
     #[test]
     fn a_file_waits_for_the_analysis_and_stops_when_asked() {
         let setup = setup("file:///clip.mp4");
-        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (inlet, rx) = Inlet::new(setup.stats.clone());
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
-        let mut deliver = deliverer(&setup, "a".into(), &tx, &rx, &stop_rx);
+        let mut deliver = deliverer(&setup, "a".into(), &Arc::new(inlet), &stop_rx);
         assert!(deliver(raw(0, false)));
         // The channel is full: the next frame waits until it is taken.
         let taker = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(100));
             let first = rx.recv().unwrap();
             let second = rx.recv().unwrap();
-            (first.meta.pts_ns, second.meta.pts_ns)
+            (pts(first), pts(second))
         });
         assert!(deliver(raw(1, false)));
         assert_eq!(taker.join().unwrap(), (Some(0), Some(1)));
         assert_eq!(setup.stats.frames_dropped.load(Ordering::Relaxed), 0);
         // Blocked on a full channel, a stop releases it.
-        let (tx2, _rx2) = crossbeam_channel::bounded(1);
-        let mut deliver = deliverer(&setup, "a".into(), &tx2, &_rx2, &stop_rx);
+        let (inlet2, _rx2) = Inlet::new(setup.stats.clone());
+        let mut deliver = deliverer(&setup, "a".into(), &Arc::new(inlet2), &stop_rx);
         assert!(deliver(raw(2, false)));
         drop(stop_tx);
         assert!(!deliver(raw(3, false)));
