@@ -38,6 +38,7 @@ fn analysis(seq: u64) -> Analysis {
             seq,
             pts_ns: Some(seq * 33_000_000),
             captured_at: SystemTime::now(),
+            delivered: std::time::Instant::now(),
             source_width: 1280,
             source_height: 720,
             full: None,

@@ -3,7 +3,7 @@
 //! [`Analysis`]). None of them knows about GStreamer, ONNX Runtime or MQTT.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 /// Packed RGB pixels of one frame at the model's input size. Rows may be
 /// padded: `stride` is the byte distance between rows (GStreamer aligns RGB
@@ -204,6 +204,10 @@ pub struct FrameMeta {
     pub pts_ns: Option<u64>,
     /// Wall clock when the frame left the source.
     pub captured_at: SystemTime,
+    /// Monotonic time when the source handed the frame on: what compares
+    /// with other instants of this process (a wall clock stepped by NTP
+    /// must not make an old frame look new).
+    pub delivered: Instant,
     /// The source's frame size (before scaling to the model's input).
     pub source_width: u32,
     pub source_height: u32,
@@ -221,6 +225,7 @@ impl FrameMeta {
             seq: 0,
             pts_ns: Some(pts),
             captured_at: SystemTime::UNIX_EPOCH,
+            delivered: Instant::now(),
             source_width: 1,
             source_height: 1,
             full: None,

@@ -15,6 +15,7 @@ pub mod frame;
 pub mod homeassistant;
 pub mod http;
 pub mod inference;
+pub mod limits;
 pub mod notify;
 pub mod page;
 pub mod publish;

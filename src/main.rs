@@ -406,10 +406,11 @@ fn check(path: &std::path::Path) -> ExitCode {
             .iter()
             .filter_map(|s| {
                 let m = models.get(&s.model)?.first()?;
-                let labels: Vec<String> = (0..m.labels.len())
-                    .map(|i| m.labels.get(i).to_string())
-                    .collect();
-                Some(visiond::homeassistant::entities(s, m.task, &labels))
+                Some(visiond::homeassistant::entities(
+                    s,
+                    m.task,
+                    &m.labels.names(),
+                ))
             })
             .collect();
         for (s, (topic, config)) in streams
@@ -504,7 +505,7 @@ fn bench(
 ) -> anyhow::Result<()> {
     use visiond::bench;
     let loaded = config::load(path)?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = visiond::config::cores();
     if let Some(stream) = stream {
         let r = bench::stream(
             &loaded,

@@ -275,10 +275,7 @@ fn out_of_range_values_are_problems_naming_the_field() {
         ("    fps: 1.0e12\n", "fps must be at most 1000"),
         ("    fps: .nan\n", "fps must be a positive number"),
         ("    min_score: 1.5\n", "min_score must be between 0 and 1"),
-        (
-            "    max_objects: 0\n",
-            "max_objects must be from 1 to 10000",
-        ),
+        ("    max_objects: 0\n", "max_objects must be from 1 to 1000"),
         (
             "    options: {latency_ms: 600000}\n",
             "latency_ms must be from 0 to 60000",

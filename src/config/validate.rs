@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
 
 use super::{Config, Loaded, Problem};
+use crate::limits::{MAX_INPUT_SIDE, MAX_OBJECTS};
 use crate::source::SourceSpec;
 
 // Bounds. Each is far beyond any sensible setting and short of where a value
@@ -14,9 +15,6 @@ use crate::source::SourceSpec;
 /// Analysed frames per second: no camera delivers more; the fps gate
 /// divides by it, so 1e12 makes a period of zero and 0 divides by zero.
 const MAX_FPS: f64 = 1000.0;
-/// Model input side in pixels: MobileNet-family inputs are 96 to 640; a
-/// float 8192x8192 input is already 800 MB per frame.
-const MAX_INPUT_SIDE: u32 = 8192;
 /// Frames per run: each waits for the run; past 64 latency and memory grow
 /// with no throughput gain on edge devices (docs/BENCHMARKS.md).
 const MAX_BATCH: usize = 64;
@@ -28,9 +26,6 @@ const MAX_THREADS: usize = 256;
 const MAX_ATTEMPTS: u32 = 100;
 /// Classes published per frame: ImageNet has 1000.
 const MAX_TOP_K: usize = 1000;
-/// Objects published per frame: SSD heads keep 100 after NMS; a frame of
-/// 10000 is a message of about a megabyte.
-const MAX_OBJECTS: usize = 10_000;
 /// MQTT's keep-alive is a 16-bit number of seconds; 0 would turn pings off
 /// and the link's timeout (3 keep-alives) with them.
 const MAX_KEEP_ALIVE: u64 = u16::MAX as u64;

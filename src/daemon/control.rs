@@ -65,7 +65,7 @@ pub struct Switches(Mutex<HashMap<String, Arc<AtomicBool>>>);
 
 impl Switches {
     fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<AtomicBool>>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::locked(&self.0)
     }
 
     /// The stream's flag (a new stream's is on, not paused).

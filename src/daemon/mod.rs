@@ -61,11 +61,7 @@ pub fn label_problems(
     loaded: &Loaded,
     models: &HashMap<String, Vec<Model>>,
 ) -> Vec<crate::config::Problem> {
-    let labels = |m: &Model| -> Vec<String> {
-        (0..m.labels.len())
-            .map(|i| m.labels.get(i).to_string())
-            .collect()
-    };
+    let labels = |m: &Model| m.labels.names();
     let mut problems = crate::config::check_labels(loaded, |name| {
         let m = models.get(name)?.first()?;
         (!m.labels.is_empty()).then(|| labels(m))
@@ -184,10 +180,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     let switches = Arc::new(Switches::default());
     let setup = control_setup(&loaded, |m| {
         let first = models.get(m)?.first()?;
-        let labels = (0..first.labels.len())
-            .map(|i| first.labels.get(i).to_string())
-            .collect();
-        Some((first.task, labels))
+        Some((first.task, first.labels.names()))
     });
     let control = ControlThread::start(mqtt.clone(), topics, setup, switches.clone())?;
     if !mqtt.wait_connected(BROKER_GRACE) {

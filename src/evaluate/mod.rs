@@ -162,9 +162,7 @@ fn load(loaded: &Loaded, name: &str) -> Result<(Model, f64), EvalError> {
     Ok((model, (bench::memory_mib().0 - before).max(0.0)))
 }
 
-pub fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
+pub use crate::config::cores;
 
 impl Report {
     /// The best frames/s of a model over the layouts measured.

@@ -25,9 +25,11 @@ pub struct Fence {
     /// Milliseconds after `base`; 0: closed.
     until_ms: AtomicU64,
     /// Fleet cameras: every one this node has run, and those it may publish
-    /// now with when each was allowed (a frame captured before that is
-    /// from an earlier run of the camera here, still in the model).
-    cameras: Mutex<(BTreeSet<String>, BTreeMap<String, SystemTime>)>,
+    /// now with when each was allowed (a frame delivered before that is
+    /// from an earlier run of the camera here, still in the model). On the
+    /// monotonic clock: a wall clock stepped back by NTP would make such a
+    /// frame look new.
+    cameras: Mutex<(BTreeSet<String>, BTreeMap<String, Instant>)>,
     /// Messages held back.
     pub dropped: AtomicU64,
 }
@@ -79,7 +81,7 @@ impl Fence {
     pub fn allow(&self, names: BTreeSet<String>) {
         let mut c = crate::sync::locked(&self.cameras);
         c.0.extend(names.iter().cloned());
-        let now = SystemTime::now();
+        let now = Instant::now();
         let before = std::mem::take(&mut c.1);
         c.1 = names
             .into_iter()
@@ -96,14 +98,14 @@ impl Fence {
         c.0.retain(|n| !names.contains(n));
     }
 
-    /// Whether messages of `stream` (of a frame captured at `captured`) may
-    /// leave now: a stream of the file always, a fleet camera while the
-    /// lease lives and it runs here.
-    pub fn passes(&self, stream: &str, captured: Option<SystemTime>) -> bool {
+    /// Whether messages of `stream` (of a frame its source delivered at
+    /// `delivered`) may leave now: a stream of the file always, a fleet
+    /// camera while the lease lives and it runs here.
+    pub fn passes(&self, stream: &str, delivered: Option<Instant>) -> bool {
         let c = crate::sync::locked(&self.cameras);
         let since = c.1.get(stream);
         let pass = !c.0.contains(stream)
-            || (since.is_some_and(|s| captured.is_none_or(|t| t >= *s))
+            || (since.is_some_and(|s| delivered.is_none_or(|t| t >= *s))
                 && self.is_open(Instant::now()));
         if !pass
             && self
@@ -135,7 +137,7 @@ pub struct Fenced {
 
 impl Publish for Fenced {
     fn analysis(&self, a: &Analysis) {
-        if self.fence.passes(&a.meta.stream, Some(a.meta.captured_at)) {
+        if self.fence.passes(&a.meta.stream, Some(a.meta.delivered)) {
             self.next.analysis(a);
         }
     }
@@ -194,9 +196,9 @@ mod tests {
         f.extend_to(Instant::now() + Duration::from_secs(60));
         assert!(f.passes("cam1", None));
         // A frame from before it was allowed: an earlier run's.
-        let old = SystemTime::now() - Duration::from_secs(1);
+        let old = Instant::now() - Duration::from_secs(1);
         assert!(!f.passes("cam1", Some(old)));
-        assert!(f.passes("cam1", Some(SystemTime::now())));
+        assert!(f.passes("cam1", Some(Instant::now())));
         // Moved away: its stragglers stay here, lease or not.
         f.allow(BTreeSet::new());
         assert!(!f.passes("cam1", None));

@@ -28,6 +28,11 @@ impl Labels {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Every label, by index.
+    pub fn names(&self) -> Vec<String> {
+        self.0.iter().map(|l| l.to_string()).collect()
+    }
 }
 
 /// SSD with raw outputs: per-anchor class scores `[A, C]` (already

@@ -139,9 +139,7 @@ impl Engine {
         let name = first.name.clone();
         let input_size = (first.input.width, first.input.height);
         let resize = first.input.resize;
-        let labels = (0..first.labels.len())
-            .map(|i| first.labels.get(i).to_string())
-            .collect();
+        let labels = first.labels.names();
         let mut workers = Vec::new();
         let mut heartbeats = Vec::new();
         for (i, model) in models.into_iter().enumerate() {

@@ -363,8 +363,7 @@ impl Model {
     }
 }
 
-/// Sides of a model input at most: 16384 px (a 16K frame).
-pub const MAX_INPUT_SIDE: u32 = 16_384;
+pub use crate::limits::MAX_INPUT_SIDE;
 /// Values in an input tensor (all its frames) at most: 2^28, 1 GiB as float32.
 pub const MAX_TENSOR_VALUES: usize = 1 << 28;
 
@@ -575,14 +574,10 @@ mod tests {
             assert!(e.is_err(), "{w}x{h}x{b}: {e:?}");
         }
         assert!(
-            tensor_len(16_384, 16_384, 1)
+            tensor_len(8_192, 8_192, 2)
                 .unwrap_err()
                 .contains("exceeds 268435456 input values")
         );
-        assert!(
-            tensor_len(70_000, 10, 1)
-                .unwrap_err()
-                .contains("1 to 16384")
-        );
+        assert!(tensor_len(70_000, 10, 1).unwrap_err().contains("1 to 8192"));
     }
 }

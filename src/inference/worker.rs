@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Select, TryRecvError};
@@ -120,7 +120,7 @@ impl Served {
     /// The order survives a panic while it was held: its data is consistent
     /// between statements, and a poisoned lock must not end the stream.
     fn order(&self) -> MutexGuard<'_, Order> {
-        self.order.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::locked(&self.order)
     }
 
     /// Takes the stream's next frame and its release key in one step, so

@@ -1,6 +1,7 @@
 //! The publishing stage: one interface ([`Publish`]) for everything the
 //! daemon tells the outside world; MQTT is its implementation.
 
+mod counters;
 pub mod events;
 mod link;
 mod mqtt;
@@ -17,7 +18,8 @@ use crate::frame::Analysis;
 use crate::status::StreamStatus;
 use crate::tracking::Event;
 
-pub use mqtt::{Incoming, MqttCounters, MqttPublisher, MqttSettings, Protocol, TlsFiles};
+pub use counters::MqttCounters;
+pub use mqtt::{Incoming, MqttPublisher, MqttSettings, Protocol, TlsFiles};
 
 /// Where results and stream health go. Implementations never block the
 /// caller on the network.

@@ -7,7 +7,7 @@
 //! thread) and hands them to the client through the [`Outbox`].
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -15,14 +15,16 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, Sender};
 use tracing::{info, warn};
 
+use super::counters::MqttCounters;
 use super::link::{self, Client, Connection, Ev};
 use super::outbox::{Outbox, Submit};
 use super::retry::Retry;
 use super::spool::{Recovery, Spool};
-use super::spooler::{self, Spooler, count, lock};
+use super::spooler::{self, Spooler, count};
 use super::{Publish, Topics, payload};
 use crate::frame::Analysis;
 use crate::status::StreamStatus;
+use crate::sync::locked;
 
 pub use link::Protocol;
 
@@ -118,22 +120,6 @@ impl MqttSettings {
     }
 }
 
-/// What went out and what did not.
-#[derive(Debug, Default)]
-pub struct MqttCounters {
-    /// Messages written to the broker (QoS 0) or acknowledged by it (QoS 1).
-    pub published: AtomicU64,
-    /// Messages lost: QoS 0 while the broker was unreachable or the queue
-    /// full; QoS 1 when the spool's bound was reached.
-    pub dropped: AtomicU64,
-    /// QoS 1 messages in the spool, not yet acknowledged.
-    pub spooled: AtomicU64,
-    pub connected: AtomicBool,
-    /// When the connection loop last turned (ms since the Unix epoch): it
-    /// turns at least every keep-alive while connected, every backoff while not.
-    pub last_turn_ms: AtomicU64,
-}
-
 /// What the connection hands to whoever listens ([`MqttPublisher::listen`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Incoming {
@@ -146,11 +132,6 @@ pub enum Incoming {
         payload: Vec<u8>,
         retain: bool,
     },
-}
-
-/// A lock that a panic elsewhere does not poison for the publisher.
-fn held<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Incoming messages waiting for the listener, at most; more are dropped.
@@ -181,13 +162,13 @@ impl Shared {
     /// Hands an incoming message on; a full inbox drops it (a flood from
     /// the broker must not stall the connection).
     fn tell(&self, m: Incoming) {
-        if let Some(tx) = held(&self.inbox).as_ref() {
+        if let Some(tx) = locked(&self.inbox).as_ref() {
             let _ = tx.try_send(m);
         }
     }
 
     fn outbox(&self) -> MutexGuard<'_, Outbox> {
-        lock(&self.outbox)
+        locked(&self.outbox)
     }
 
     /// Counted as published when the client writes it (`Ev::Sent(0)`), as
@@ -315,14 +296,14 @@ impl MqttPublisher {
         if self.shared.counters.connected.load(Ordering::Relaxed) {
             let _ = tx.try_send(Incoming::Connected);
         }
-        *held(&self.shared.inbox) = Some(tx);
+        *locked(&self.shared.inbox) = Some(tx);
         rx
     }
 
     /// Subscribes now (when connected) and after every connect.
     pub fn subscribe(&self, filter: &str) {
         let s = &self.shared;
-        let mut subs = held(&s.subscriptions);
+        let mut subs = locked(&s.subscriptions);
         if !subs.iter().any(|f| f == filter) {
             subs.push(filter.to_string());
             if s.counters.connected.load(Ordering::Relaxed) {
@@ -333,7 +314,7 @@ impl MqttPublisher {
 
     pub fn unsubscribe(&self, filter: &str) {
         let s = &self.shared;
-        held(&s.subscriptions).retain(|f| f != filter);
+        locked(&s.subscriptions).retain(|f| f != filter);
         if s.counters.connected.load(Ordering::Relaxed) {
             s.client.unsubscribe(filter);
         }
@@ -512,7 +493,7 @@ fn poll(mut connection: Connection, s: &Shared, closing: &Receiver<()>) {
                 retry.connected();
                 if !is_closing {
                     s.outbox().connected(c);
-                    for f in held(&s.subscriptions).iter() {
+                    for f in locked(&s.subscriptions).iter() {
                         s.client.subscribe(f);
                     }
                     s.tell(Incoming::Connected);

@@ -10,9 +10,7 @@ use crate::status::{StreamState, StreamStatus};
 /// Version of the detections payload.
 pub const VERSION: u32 = 1;
 
-/// Objects per message at most (about 100 bytes each): far below any
-/// broker's packet limit. More are cut, best kept, and the message says so.
-pub const MAX_OBJECTS: usize = 1000;
+pub use crate::limits::MAX_OBJECTS;
 
 #[derive(Serialize)]
 struct DetectionsPayload<'a> {
@@ -215,6 +213,7 @@ mod tests {
                 seq: 1234,
                 pts_ns: Some(41_000_000_000),
                 captured_at: captured,
+                delivered: std::time::Instant::now(),
                 source_width: 1280,
                 source_height: 720,
                 full: None,
@@ -282,6 +281,7 @@ mod tests {
                 seq: 0,
                 pts_ns: None,
                 captured_at: SystemTime::now(),
+                delivered: std::time::Instant::now(),
                 source_width: 1,
                 source_height: 1,
                 full: None,

@@ -3,27 +3,23 @@
 //! on the disk), hands them to the outbox, and persists the acknowledgement
 //! watermark on a timer whatever the traffic.
 
+use std::sync::Mutex;
 use std::sync::atomic::Ordering;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use tracing::{info, warn};
 
-use super::mqtt::MqttCounters;
+use super::counters::MqttCounters;
 use super::outbox::{Outbox, Submit};
 use super::spool::Spool;
+use crate::sync::locked as lock;
 
 /// Messages appended with one sync, at most.
 const GROUP: usize = 256;
 /// How often the watermark is persisted (and the log compacted), whatever
 /// the traffic, and a full client queue retried.
 pub const TICK: Duration = Duration::from_millis(200);
-
-pub fn lock(outbox: &Mutex<Outbox>) -> MutexGuard<'_, Outbox> {
-    // A panic elsewhere must not stop publishing: the outbox stays usable.
-    outbox.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Keeps the spool's counters current (called with the outbox locked).
 pub fn count(counters: &MqttCounters, o: &Outbox, dropped_before: u64) {

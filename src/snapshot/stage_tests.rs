@@ -47,6 +47,7 @@ fn analysis(seq: u64, x: f32, score: f32) -> Analysis {
             seq,
             pts_ns: Some(seq * 200_000_000),
             captured_at: UNIX_EPOCH + Duration::from_millis(1_000_000 + seq * 200),
+            delivered: std::time::Instant::now(),
             source_width: 1280,
             source_height: 720,
             full: Some(full(x)),

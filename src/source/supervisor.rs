@@ -448,6 +448,7 @@ fn deliverer(
                 seq: 0,
                 pts_ns: raw.pts_ns,
                 captured_at: raw.captured_at,
+                delivered: std::time::Instant::now(),
                 source_width: raw.source_width,
                 source_height: raw.source_height,
                 full: raw.full,

@@ -88,6 +88,7 @@ fn frame(session: &str, seq: u64, dets: Vec<Detection>) -> Analysis {
             seq,
             pts_ns: Some(seq * 200_000_000),
             captured_at: SystemTime::UNIX_EPOCH + Duration::from_millis(seq * 200),
+            delivered: std::time::Instant::now(),
             source_width: 1280,
             source_height: 720,
             full: None,
