@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use visiond::frame::{Analysis, BBox, Detection, FrameMeta, Output};
 use visiond::publish::spool::Spool;
-use visiond::publish::{MqttPublisher, MqttSettings, Protocol, Publish, Topics};
+use visiond::publish::{MqttPublisher, MqttSettings, Protocol, Publish, Topics, Wire};
 
 fn analysis(seq: u64) -> Analysis {
     let person = Detection {
@@ -111,7 +111,9 @@ fn through_broker(port: u16, qos: u8, spool: Option<PathBuf>, n: u64) -> f64 {
         spool,
         spool_max_bytes: 1 << 30,
     };
-    let p = MqttPublisher::start(settings).expect("publisher");
+    let p = Arc::new(MqttPublisher::start(settings).expect("publisher"));
+    // The daemon's path: the contract's message made, then handed to MQTT.
+    let wire = Wire::new(Topics::new("visiond", "bench"), "bench", p.clone());
     assert!(p.wait_connected(Duration::from_secs(5)));
     let c = p.counters();
     // `online` is one acknowledged message before ours.
@@ -124,7 +126,7 @@ fn through_broker(port: u16, qos: u8, spool: Option<PathBuf>, n: u64) -> f64 {
         // As fast as the path takes them, no faster: a full queue is
         // back-pressure here, so the message is offered again.
         loop {
-            p.analysis(&analysis(seq));
+            wire.analysis(&analysis(seq));
             let now = c.dropped.load(Ordering::Relaxed);
             if now == refused {
                 break;
@@ -137,6 +139,10 @@ fn through_broker(port: u16, qos: u8, spool: Option<PathBuf>, n: u64) -> f64 {
         std::thread::sleep(Duration::from_micros(200));
     }
     let rate = n as f64 / t.elapsed().as_secs_f64();
+    drop(wire);
+    let Ok(p) = Arc::try_unwrap(p) else {
+        panic!("the publisher is still shared")
+    };
     p.close(Duration::from_secs(2));
     rate
 }

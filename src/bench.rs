@@ -213,6 +213,12 @@ impl Publish for Counting {
             s.insert(stream.to_string(), status.state);
         }
     }
+
+    // What the rest would send is not counted: bench measures frames.
+    fn removed(&self, _: &str) {}
+    fn events(&self, _: &str, _: &str, _: &[crate::tracking::Event]) {}
+    fn tallies(&self, _: &str, _: &[crate::publish::Tally], _: std::time::SystemTime) {}
+    fn snapshot(&self, _: &str, _: &str, _: &[u8]) {}
 }
 
 /// Runs one configured stream through source, inference and payload
@@ -237,16 +243,15 @@ pub fn stream(
     }
     let models = crate::daemon::load_models(&only)?;
     let counting = Arc::new(Counting::default());
-    // The stream as the daemon runs it: tracked when its config says so,
-    // with snapshots (made, not sent) unless it says `snapshots: false`.
-    let snapshots = Arc::new(crate::snapshot::Snapshots::new(counting.clone()));
-    let tracking = Arc::new(crate::tracking::Tracking::new(snapshots.clone()));
-    tracking.set_models(&only.config.models);
-    let publisher: Arc<dyn Publish> = tracking.clone();
+    // The stream as the daemon runs it, on the daemon's route: tracked when
+    // its config says so, with snapshots (made, not sent) unless it says
+    // `snapshots: false`.
+    let routes = crate::route::Routes::new(counting.clone());
+    routes.set_models(&only.config.models);
     let cpu_before = cpu_time();
     let started = Instant::now();
     let switches = Arc::default();
-    let running = Running::start(&only, models, &publisher, Some(&tracking), &switches)?;
+    let running = Running::start(&only, models, &routes, &switches)?;
     while started.elapsed() < limit && counting.analysed.load(Ordering::Relaxed) < frames {
         let stopped = counting
             .states
@@ -274,8 +279,8 @@ pub fn stream(
         .unwrap_or_default();
     lat.sort_by(f64::total_cmp);
     let (rss, peak) = memory_mib();
-    let sent = snapshots.counters().sent.load(Ordering::Relaxed);
-    let c = snapshots.counters();
+    let sent = routes.counters().sent.load(Ordering::Relaxed);
+    let c = routes.counters();
     let render_us = c.render_us.load(Ordering::Relaxed);
     let seen = c.frames.load(Ordering::Relaxed);
     Ok(StreamReport {

@@ -246,7 +246,12 @@ pub struct Frame {
 /// results go out before its `stopped` and nothing has to wait and see.
 pub enum Item {
     Frame(Frame),
-    Status(crate::status::StreamStatus),
+    /// A status, and where given a sender that is dropped once the status
+    /// is published: a stream's last status, which stopping waits for.
+    Status(
+        crate::status::StreamStatus,
+        Option<crossbeam_channel::Sender<()>>,
+    ),
 }
 
 /// A box normalised to the source frame, origin top-left.

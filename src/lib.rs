@@ -1,8 +1,10 @@
 //! visiond: camera streams in, MobileNet-family inference, MQTT events out.
 //!
 //! The stages, each in its own module, meet at plain data types ([`frame`]):
-//! [`source`] (GStreamer) -> bounded channels -> [`inference`] (ONNX
-//! Runtime) -> [`publish`] (MQTT). [`daemon`] wires them from a [`config`].
+//! [`source`] (GStreamer) -> one bounded channel per stream, frames and
+//! statuses in band -> [`inference`] (ONNX Runtime) -> the stream's
+//! [`route`] ([`tracking`], [`cascade`], [`snapshot`]) -> [`publish`] (MQTT).
+//! [`daemon`] wires them from a [`config`].
 
 pub mod backoff;
 pub mod bench;
@@ -21,6 +23,7 @@ pub mod page;
 pub mod publish;
 pub mod redact;
 pub mod render;
+pub mod route;
 pub mod snapshot;
 pub mod source;
 pub mod status;

@@ -8,16 +8,14 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::snapshot::Snapshots;
+use crate::route::Routes;
 use crate::source::StreamStats;
-use crate::tracking::Tracking;
 
 /// Seconds between reloads of the page.
 const REFRESH_S: u32 = 3;
 
 pub struct StatusPage {
-    snapshots: Arc<Snapshots>,
-    tracking: Option<Arc<Tracking>>,
+    routes: Arc<Routes>,
     fleet: Option<Arc<crate::fleet::FleetState>>,
 }
 
@@ -25,10 +23,9 @@ pub struct StatusPage {
 pub type Reply = (u16, Vec<u8>, &'static str);
 
 impl StatusPage {
-    pub fn new(snapshots: Arc<Snapshots>, tracking: Option<Arc<Tracking>>) -> Self {
+    pub fn new(routes: Arc<Routes>) -> Self {
         Self {
-            snapshots,
-            tracking,
+            routes,
             fleet: None,
         }
     }
@@ -59,7 +56,7 @@ impl StatusPage {
             out.push_str("<p>No streams.</p>\n");
         }
         for (name, stats) in streams {
-            let view = self.snapshots.view(name).unwrap_or_default();
+            let view = self.routes.view(name).unwrap_or_default();
             let state = view
                 .status
                 .as_ref()
@@ -126,8 +123,7 @@ impl StatusPage {
         if !known {
             return text(404, "no such stream\n");
         }
-        let geometry = self.tracking.as_ref().and_then(|t| t.geometry(stream));
-        match self.snapshots.latest_jpeg(stream, geometry.as_ref()) {
+        match self.routes.latest_jpeg(stream) {
             None => text(503, "no frame analysed yet\n"),
             Some(Ok(jpeg)) => (200, jpeg, "image/jpeg"),
             Some(Err(e)) => text(500, &format!("cannot render the frame: {e}\n")),
@@ -220,6 +216,10 @@ mod tests {
     impl Publish for Nowhere {
         fn analysis(&self, _: &crate::frame::Analysis) {}
         fn status(&self, _: &str, _: &StreamStatus) {}
+        fn removed(&self, _: &str) {}
+        fn events(&self, _: &str, _: &str, _: &[crate::tracking::Event]) {}
+        fn tallies(&self, _: &str, _: &[crate::publish::Tally], _: std::time::SystemTime) {}
+        fn snapshot(&self, _: &str, _: &str, _: &[u8]) {}
     }
 
     #[test]
@@ -242,12 +242,12 @@ mod tests {
 
     #[test]
     fn the_page_lists_streams_with_their_states_and_escapes_their_names() {
-        let snaps = Arc::new(Snapshots::new(Arc::new(Nowhere)));
+        let routes = Arc::new(Routes::new(Arc::new(Nowhere)));
         let mut st = StreamStatus::new(StreamState::Reconnecting);
         st.error = Some("<script>alert(1)</script>".into());
         st.fps_in = 12.5;
-        snaps.status("<b>cam</b>", &st);
-        let page = StatusPage::new(snaps, None);
+        routes.status("<b>cam</b>", st);
+        let page = StatusPage::new(routes);
         let idle = Arc::new(StreamStats::default());
         idle.set_state(StreamState::Playing, std::time::Instant::now());
         let html = page.html(&[("<b>cam</b>".into(), Arc::default()), ("yard".into(), idle)]);

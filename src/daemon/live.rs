@@ -9,15 +9,13 @@ use super::control::Switches;
 use super::{DaemonError, load_model};
 use crate::config::{Loaded, StreamConfig, StreamSettings, Task};
 use crate::inference::{Engine, Heartbeat, Input, Model};
-use crate::publish::Publish;
+use crate::route::Routes;
 use crate::source::{Inlet, PipelineSettings, StreamHandle, StreamSetup, fps_phase, spawn_stream};
-use crate::tracking::Tracking;
 
 /// The real engines and streams.
 pub(super) struct Live<'a> {
-    pub(super) publisher: &'a Arc<dyn Publish>,
-    /// Where streams that track are registered (none in `visiond bench`).
-    pub(super) tracking: Option<&'a Tracking>,
+    /// Every stream's route from inference to the publisher.
+    pub(super) routes: &'a Routes,
     /// Each stream's detect switch.
     pub(super) switches: &'a Arc<Switches>,
     /// Discovery is on: streams without `labels` count the default ones.
@@ -29,7 +27,7 @@ impl Stages for Live<'_> {
     type Stream = StreamHandle;
 
     fn load(&mut self, config: &Loaded, model: &str) -> Result<(Engine, Task), DaemonError> {
-        start_engine(load_model(config, model)?, self.publisher)
+        start_engine(load_model(config, model)?)
     }
 
     fn start(
@@ -59,14 +57,12 @@ impl Running {
     pub fn start(
         loaded: &Loaded,
         models: HashMap<String, Vec<Model>>,
-        publisher: &Arc<dyn Publish>,
-        tracking: Option<&Tracking>,
+        routes: &Routes,
         switches: &Arc<Switches>,
     ) -> Result<Self, DaemonError> {
         let mut running = Self::default();
         let live = Live {
-            publisher,
-            tracking,
+            routes,
             switches,
             homeassistant: loaded.config.homeassistant.is_some(),
         };
@@ -87,8 +83,7 @@ impl Running {
         mut live: Live<'_>,
     ) -> Result<(), DaemonError> {
         for (name, sessions) in models {
-            self.engines
-                .insert(name, start_engine(sessions, live.publisher)?);
+            self.engines.insert(name, start_engine(sessions)?);
         }
         for (i, s) in loaded.config.streams.iter().enumerate() {
             let engine = self
@@ -139,12 +134,9 @@ fn stop_streams(mut streams: Vec<StreamHandle>) {
     }
 }
 
-fn start_engine(
-    sessions: Vec<Model>,
-    publisher: &Arc<dyn Publish>,
-) -> Result<(Engine, Task), DaemonError> {
+fn start_engine(sessions: Vec<Model>) -> Result<(Engine, Task), DaemonError> {
     let task = sessions.first().map(|m| m.task);
-    let engine = Engine::start(sessions, publisher.clone())?;
+    let engine = Engine::start(sessions)?;
     match task {
         Some(task) => Ok((engine, task)),
         // Engine::start refuses no sessions; this is not reached.
@@ -180,11 +172,9 @@ fn start_stream(
     live: &Live<'_>,
 ) -> Result<StreamHandle, DaemonError> {
     let settings = StreamSettings::resolve(s, task)?;
-    if let Some(t) = live.tracking {
-        match track_spec(s, task, &engine.labels, live.homeassistant) {
-            Some(spec) => t.track(&settings.name, spec),
-            None => t.untrack(&settings.name),
-        }
+    match track_spec(s, task, &engine.labels, live.homeassistant) {
+        Some(spec) => live.routes.track(&settings.name, spec),
+        None => live.routes.untrack(&settings.name),
     }
     let name: Arc<str> = settings.name.as_str().into();
     let stats = Arc::new(crate::source::StreamStats {
@@ -195,6 +185,7 @@ fn start_stream(
     engine.add(Input {
         stream: name.clone(),
         items,
+        out: live.routes.route(&settings.name),
         filter: settings.filter(),
         stats: Arc::clone(&stats),
     });

@@ -24,9 +24,8 @@ pub use plan::{Inventory, Plan, RestartSetting};
 use crate::config::{HttpSettings, Loaded, ModelSettings, SettingsError, Task};
 use crate::inference::{Model, ModelError, runtime};
 use crate::page::StatusPage;
-use crate::publish::{MqttPublisher, MqttSettings, Publish};
-use crate::snapshot::Snapshots;
-use crate::tracking::Tracking;
+use crate::publish::{MqttPublisher, MqttSettings, Sink, Wire};
+use crate::route::Routes;
 use control::{ControlThread, Switches};
 use fleet::Command;
 pub use live::Running;
@@ -182,7 +181,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         let first = models.get(m)?.first()?;
         Some((first.task, first.labels.names()))
     });
-    let control = ControlThread::start(mqtt.clone(), topics, setup, switches.clone())?;
+    let control = ControlThread::start(mqtt.clone(), topics.clone(), setup, switches.clone())?;
     if !mqtt.wait_connected(BROKER_GRACE) {
         warn!("MQTT broker not reachable yet; starting the streams anyway");
     } else if !control.wait_ready(BROKER_GRACE) {
@@ -205,24 +204,23 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         None => None,
     };
     drop(commands);
-    // Inference -> tracking -> snapshots -> (the fleet's fence) -> MQTT.
-    let out: Arc<dyn Publish> = match &fleet {
+    // Inference -> each stream's route -> the contract's messages -> (the
+    // fleet's fence) -> MQTT.
+    let sink: Arc<dyn Sink> = match &fleet {
         Some(f) => Arc::new(crate::fleet::Fenced {
             next: mqtt.clone(),
             fence: f.fence.clone(),
         }),
         None => mqtt.clone(),
     };
-    let snapshots = Arc::new(Snapshots::new(out));
-    let tracking = Arc::new(Tracking::new(snapshots.clone()));
-    tracking.set_models(&loaded.config.models);
-    let publisher: Arc<dyn Publish> = tracking.clone();
+    let wire = Wire::new(topics, &loaded.node, sink);
+    let routes = Arc::new(Routes::new(Arc::new(wire)));
+    routes.set_models(&loaded.config.models);
     let page = Arc::new(
-        StatusPage::new(snapshots.clone(), Some(tracking.clone()))
-            .with_fleet(fleet.as_ref().map(|f| f.state.clone())),
+        StatusPage::new(routes.clone()).with_fleet(fleet.as_ref().map(|f| f.state.clone())),
     );
 
-    let mut running = Running::start(&loaded, models, &publisher, Some(&tracking), &switches)?;
+    let mut running = Running::start(&loaded, models, &routes, &switches)?;
     let mut http = endpoint::Http::start(
         HttpSettings::resolve(loaded.config.http.as_ref()),
         mqtt.counters(),
@@ -252,8 +250,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
 
     for command in inbox.iter() {
         let ctx = Ctx {
-            publisher: &publisher,
-            tracking: &tracking,
+            routes: &routes,
             switches: &switches,
             control: &control,
         };
@@ -281,7 +278,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
                             )));
                         }
                     }
-                    Err(why) => tell_reload_refused(&running, &publisher, &why),
+                    Err(why) => tell_reload_refused(&running, &routes, &why),
                 }
             }
             Command::Signal(_) => break,
@@ -317,16 +314,14 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     crate::notify::notify("STOPPING=1");
     drop(watchdog);
     // Every open object ends with `shutdown` before `offline`.
-    tracking.shutting_down();
+    routes.shutting_down();
     running.stop();
     // The lease goes with the cameras: the others take them at once.
     drop(fleet);
-    tracking.finish();
+    routes.finish();
     drop(control);
-    drop(publisher);
     drop(http);
-    drop(tracking);
-    drop(snapshots);
+    drop(routes);
     let mqtt =
         Arc::try_unwrap(mqtt).map_err(|_| DaemonError::Mqtt("publisher still in use".into()))?;
     mqtt.close(deadline.saturating_duration_since(Instant::now()));
@@ -336,7 +331,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
 
 /// Puts a refused reload on every stream's status (state unchanged), where
 /// the people watching the streams will see it.
-fn tell_reload_refused(running: &Running, publisher: &Arc<dyn Publish>, why: &str) {
+fn tell_reload_refused(running: &Running, routes: &Routes, why: &str) {
     for (name, stats) in running.stats() {
         let Some((state, since_ms)) = stats.state.lock().ok().and_then(|s| *s) else {
             continue;
@@ -346,15 +341,14 @@ fn tell_reload_refused(running: &Running, publisher: &Arc<dyn Publish>, why: &st
         status.error = Some(format!(
             "config reload refused, running the previous config: {why}"
         ));
-        publisher.status(&name, &status);
+        routes.status(&name, status);
     }
 }
 
 /// What a reload works with, besides the config and the running parts.
 #[derive(Clone, Copy)]
 struct Ctx<'a> {
-    publisher: &'a Arc<dyn Publish>,
-    tracking: &'a Tracking,
+    routes: &'a Routes,
     switches: &'a Arc<Switches>,
     control: &'a ControlThread,
 }
@@ -398,8 +392,7 @@ fn reload(
     started: Instant,
 ) -> Result<(), String> {
     let Ctx {
-        publisher,
-        tracking,
+        routes,
         switches,
         control,
     } = ctx;
@@ -409,12 +402,11 @@ fn reload(
         warn!("{notice}");
     }
     let mut live = Live {
-        publisher,
-        tracking: Some(tracking),
+        routes,
         switches,
         homeassistant: new.config.homeassistant.is_some(),
     };
-    tracking.set_models(&new.config.models);
+    routes.set_models(&new.config.models);
     let result = apply::apply(&mut live, running, loaded, &new, &plan);
     let failed = match result {
         Ok(r) => {
@@ -431,7 +423,7 @@ fn reload(
             }
             // What is retained for a removed stream goes with it.
             for name in &plan.remove {
-                publisher.removed(name);
+                routes.removed(name);
             }
             // New zones and lines on a running stream: its objects stay.
             // Discovery turned on or off changes which labels a stream
@@ -447,7 +439,7 @@ fn reload(
                     .get(&s.model)
                     .and_then(|(e, t)| track_spec(s, *t, &e.labels, ha))
                 {
-                    tracking.track(&s.name, spec);
+                    routes.track(&s.name, spec);
                 }
             }
             info!(

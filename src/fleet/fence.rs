@@ -7,12 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use crate::frame::Analysis;
-use crate::publish::{Publish, Tally};
-use crate::status::StreamStatus;
-use crate::tracking::Event;
+use crate::publish::{Message, Sink};
 
 /// Until when the lease is surely alive, as this node can tell.
 ///
@@ -127,42 +124,22 @@ impl Fence {
     }
 }
 
-/// A publisher in front of `next` that drops fleet cameras' messages while
-/// the fence is closed. `removed` always passes: it clears what this node
+/// A sink in front of `next` that holds fleet cameras' messages back while
+/// the fence is closed. Clearing always passes: it clears what this node
 /// retained for a camera it no longer runs.
 pub struct Fenced {
-    pub next: Arc<dyn Publish>,
+    pub next: Arc<dyn Sink>,
     pub fence: Arc<Fence>,
 }
 
-impl Publish for Fenced {
-    fn analysis(&self, a: &Analysis) {
-        if self.fence.passes(&a.meta.stream, Some(a.meta.delivered)) {
-            self.next.analysis(a);
+impl Sink for Fenced {
+    fn publish(&self, m: Message) {
+        if self.fence.passes(&m.stream, m.delivered) {
+            self.next.publish(m);
         }
     }
-    fn status(&self, stream: &str, status: &StreamStatus) {
-        if self.fence.passes(stream, None) {
-            self.next.status(stream, status);
-        }
-    }
-    fn removed(&self, stream: &str) {
-        self.next.removed(stream);
-    }
-    fn events(&self, stream: &str, session: &str, events: &[Event]) {
-        if self.fence.passes(stream, None) {
-            self.next.events(stream, session, events);
-        }
-    }
-    fn tallies(&self, stream: &str, tallies: &[Tally], at: SystemTime) {
-        if self.fence.passes(stream, None) {
-            self.next.tallies(stream, tallies, at);
-        }
-    }
-    fn snapshot(&self, stream: &str, label: &str, jpeg: &[u8]) {
-        if self.fence.passes(stream, None) {
-            self.next.snapshot(stream, label, jpeg);
-        }
+    fn clear(&self, stream: &str, prefix: &str) {
+        self.next.clear(stream, prefix);
     }
 }
 

@@ -26,9 +26,9 @@ pub use model::{
     Colour, DType, Decoder, InputSpec, Layout, MAX_INPUT_SIDE, MAX_TENSOR_VALUES, Model, tensor_len,
 };
 
-use crate::frame::{Item, Output};
-use crate::publish::Publish;
+use crate::frame::{Analysis, Item, Output};
 use crate::source::StreamStats;
+use crate::status::StreamStatus;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ModelError {
@@ -70,11 +70,21 @@ impl Filter {
     }
 }
 
+/// Where a stream's results go from inference, one at a time and in the
+/// source's order, statuses in their places between them: the stream's
+/// route in the daemon.
+pub trait Outlet: Send + Sync {
+    fn analysis(&self, analysis: Analysis);
+    fn status(&self, status: StreamStatus);
+}
+
 /// A stream's connection to a model's worker.
 pub struct Input {
     pub stream: Arc<str>,
     /// The stream's frames and statuses, in its order.
     pub items: Receiver<Item>,
+    /// Where its results and statuses go, in that order.
+    pub out: Arc<dyn Outlet>,
     pub filter: Filter,
     pub stats: Arc<StreamStats>,
 }
@@ -132,7 +142,7 @@ pub struct Engine {
 
 impl Engine {
     /// Starts one worker per loaded session of the same model.
-    pub fn start(models: Vec<Model>, publisher: Arc<dyn Publish>) -> std::io::Result<Self> {
+    pub fn start(models: Vec<Model>) -> std::io::Result<Self> {
         let first = models
             .first()
             .ok_or_else(|| std::io::Error::other("an engine needs at least one session"))?;
@@ -146,13 +156,12 @@ impl Engine {
             let (control, control_rx) = crossbeam_channel::unbounded();
             let heartbeat = Arc::new(Heartbeat::new());
             heartbeats.push(heartbeat.clone());
-            let publisher = publisher.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("infer-{name}-{i}"))
                 .spawn(move || {
                     let span = info_span!("model", model = %model.name, worker = i);
                     let _enter = span.enter();
-                    work(model, control_rx, &*publisher, &heartbeat);
+                    work(model, control_rx, &heartbeat);
                 })?;
             workers.push((control, thread));
         }

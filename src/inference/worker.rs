@@ -13,7 +13,6 @@ use tracing::{debug, error, warn};
 
 use super::{Heartbeat, Input, InputSpec, Model, ModelError, geometry};
 use crate::frame::{Analysis, Frame, Image, Item, Output};
-use crate::publish::Publish;
 use crate::status::StreamStatus;
 
 /// What a worker runs: a loaded model in the daemon, a fake in tests.
@@ -69,7 +68,8 @@ struct Order {
 enum Done {
     Analysis(Analysis),
     Failed,
-    Status(StreamStatus),
+    /// Its sender, where there is one, is dropped once it is published.
+    Status(StreamStatus, Option<crossbeam_channel::Sender<()>>),
 }
 
 enum Take {
@@ -92,10 +92,10 @@ struct Ticket {
 }
 
 impl Ticket {
-    fn finish(mut self, result: Option<Analysis>, publisher: &dyn Publish) {
+    fn finish(mut self, result: Option<Analysis>) {
         self.open = false;
         let done = result.map_or(Done::Failed, Done::Analysis);
-        self.served.finish(self.key, done, publisher);
+        self.served.finish(self.key, done);
     }
 }
 
@@ -127,16 +127,16 @@ impl Served {
     /// keys follow the channel's order whichever worker takes a frame. A
     /// status on the way takes its key too and is released as soon as the
     /// frames before it are.
-    fn take(self: &Arc<Self>, publisher: &dyn Publish) -> Take {
+    fn take(self: &Arc<Self>) -> Take {
         let mut o = self.order();
         loop {
             let frame = match self.input.items.try_recv() {
                 Ok(Item::Frame(frame)) => frame,
-                Ok(Item::Status(status)) => {
+                Ok(Item::Status(status, published)) => {
                     let key = o.next;
                     o.next += 1;
-                    o.done.insert(key, Done::Status(status));
-                    self.release(&mut o, publisher);
+                    o.done.insert(key, Done::Status(status, published));
+                    self.release(&mut o);
                     continue;
                 }
                 Err(TryRecvError::Empty) => return Take::Empty,
@@ -158,11 +158,11 @@ impl Served {
 
     /// Records a result and publishes every result no earlier frame is
     /// still waiting for, in the source's order.
-    fn finish(&self, key: u64, done: Done, publisher: &dyn Publish) {
+    fn finish(&self, key: u64, done: Done) {
         let mut o = self.order();
         o.in_flight.remove(&key);
         o.done.insert(key, done);
-        self.release(&mut o, publisher);
+        self.release(&mut o);
     }
 
     /// Marks a frame failed without publishing anything.
@@ -174,12 +174,12 @@ impl Served {
     }
 
     /// Publishes what [`Served::abandon`] left waiting.
-    fn release_waiting(&self, publisher: &dyn Publish) {
+    fn release_waiting(&self) {
         let mut o = self.order();
-        self.release(&mut o, publisher);
+        self.release(&mut o);
     }
 
-    fn release(&self, o: &mut Order, publisher: &dyn Publish) {
+    fn release(&self, o: &mut Order) {
         let limit = o.in_flight.first().copied().unwrap_or(u64::MAX);
         while let Some(entry) = o.done.first_entry() {
             if *entry.key() >= limit {
@@ -194,8 +194,9 @@ impl Served {
                         .fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                Done::Status(status) => {
-                    publisher.status(&self.input.stream, &status);
+                Done::Status(status, published) => {
+                    self.input.out.status(status);
+                    drop(published);
                     continue;
                 }
             };
@@ -205,7 +206,7 @@ impl Served {
             }
             analysis.meta.seq = o.analysed;
             o.analysed += 1;
-            publisher.analysis(&analysis);
+            self.input.out.analysis(analysis);
             self.input
                 .stats
                 .frames_analysed
@@ -228,12 +229,7 @@ struct Streaks {
     panics: u64,
 }
 
-pub(super) fn work<R: Runner>(
-    mut model: R,
-    control: Receiver<Control>,
-    publisher: &dyn Publish,
-    heartbeat: &Heartbeat,
-) {
+pub(super) fn work<R: Runner>(mut model: R, control: Receiver<Control>, heartbeat: &Heartbeat) {
     let mut served: Vec<Arc<Served>> = Vec::new();
     let mut control_open = true;
     let mut streaks = Streaks::default();
@@ -271,7 +267,7 @@ pub(super) fn work<R: Runner>(
         let Some(s) = served.get(k).cloned() else {
             continue;
         };
-        let first = match s.take(publisher) {
+        let first = match s.take() {
             Take::Frame(ticket, frame) => (ticket, frame),
             // Another worker took it.
             Take::Empty => continue,
@@ -287,7 +283,7 @@ pub(super) fn work<R: Runner>(
             for j in 1..=served.len() {
                 let other = &served[(k + j) % served.len()];
                 if batch.len() < model.max_batch()
-                    && let Take::Frame(ticket, frame) = other.take(publisher)
+                    && let Take::Frame(ticket, frame) = other.take()
                 {
                     batch.push((ticket, frame));
                 }
@@ -301,7 +297,7 @@ pub(super) fn work<R: Runner>(
         // A panic in the model, its decoding or the geometry costs these
         // frames, not the worker: its tickets drop as failed while unwinding.
         let run = catch_unwind(AssertUnwindSafe(|| {
-            analyse(&mut model, batch, publisher, &mut streaks.failures)
+            analyse(&mut model, batch, &mut streaks.failures)
         }));
         heartbeat.idle();
         match run {
@@ -326,7 +322,7 @@ pub(super) fn work<R: Runner>(
                     warn!(model = %model.name(), panics = streaks.panics, "inference still panicking");
                 }
                 for s in &streams {
-                    s.release_waiting(publisher);
+                    s.release_waiting();
                 }
             }
         }
@@ -334,12 +330,7 @@ pub(super) fn work<R: Runner>(
 }
 
 /// Runs one batch and finishes its tickets.
-fn analyse<R: Runner>(
-    model: &mut R,
-    batch: Vec<(Ticket, Frame)>,
-    publisher: &dyn Publish,
-    failures: &mut u64,
-) {
+fn analyse<R: Runner>(model: &mut R, batch: Vec<(Ticket, Frame)>, failures: &mut u64) {
     let started = Instant::now();
     if stall_for_tests() {
         // Fault injection (VISIOND_FAULT=stall-inference): a stuck stage,
@@ -375,7 +366,7 @@ fn analyse<R: Runner>(
     for (ticket, frame) in batch {
         // A model that returns fewer outputs than frames fails the rest.
         let Some(mut output) = outputs.next() else {
-            ticket.finish(None, publisher);
+            ticket.finish(None);
             continue;
         };
         geometry::output_to_source(
@@ -396,7 +387,7 @@ fn analyse<R: Runner>(
             output,
             inference_ms,
         };
-        ticket.finish(Some(analysis), publisher);
+        ticket.finish(Some(analysis));
     }
 }
 

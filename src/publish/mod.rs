@@ -1,5 +1,6 @@
 //! The publishing stage: one interface ([`Publish`]) for everything the
-//! daemon tells the outside world; MQTT is its implementation.
+//! daemon tells the outside world about its streams; MQTT is its
+//! implementation.
 
 mod counters;
 pub mod events;
@@ -10,53 +11,37 @@ pub mod payload;
 mod retry;
 pub mod spool;
 mod spooler;
+mod wire;
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::frame::Analysis;
 use crate::status::StreamStatus;
 use crate::tracking::Event;
 
+pub use crate::tracking::Tally;
 pub use counters::MqttCounters;
 pub use mqtt::{Incoming, MqttPublisher, MqttSettings, Protocol, TlsFiles};
+pub use wire::{Keep, Message, Sink, Wire};
 
-/// Where results and stream health go. Implementations never block the
-/// caller on the network.
+/// Where results and stream health go: MQTT, the fleet's fence in front of
+/// it, or `visiond bench`'s counter. Every stream's route
+/// (`crate::route`) publishes through one. Every method is required: a
+/// publisher that forgot one would drop what it carries without a word.
+/// Implementations never block the caller on the network.
 pub trait Publish: Send + Sync {
     /// One analysed frame.
     fn analysis(&self, analysis: &Analysis);
     /// A stream's state changed (or its rates are due).
     fn status(&self, stream: &str, status: &StreamStatus);
     /// A stream was removed from the config: what is retained for it goes.
-    /// Publishers that retain nothing have nothing to do.
-    fn removed(&self, _stream: &str) {}
+    fn removed(&self, stream: &str);
     /// Lifecycle events of a stream's objects, in order (QoS 1).
-    fn events(&self, _stream: &str, _session: &str, _events: &[Event]) {}
+    fn events(&self, stream: &str, session: &str, events: &[Event]);
     /// Counts that changed (retained).
-    fn tallies(&self, _stream: &str, _tallies: &[Tally], _at: SystemTime) {}
+    fn tallies(&self, stream: &str, tallies: &[Tally], at: SystemTime);
     /// A JPEG of the best recent view of an object of `label` (retained).
-    fn snapshot(&self, _stream: &str, _label: &str, _jpeg: &[u8]) {}
-}
-
-/// One count of the contract, as it is now.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Tally {
-    /// `P/N/S/count/L`: confirmed objects of the label in view.
-    Objects { label: Arc<str>, count: u32 },
-    /// `P/N/S/zones/Z/count/L`: those whose anchor is in the zone.
-    Zone {
-        zone: Arc<str>,
-        label: Arc<str>,
-        count: u32,
-    },
-    /// `P/N/S/lines/X/L`: crossings since the daemon started.
-    Line {
-        line: Arc<str>,
-        label: Arc<str>,
-        into: u64,
-        out: u64,
-    },
+    fn snapshot(&self, stream: &str, label: &str, jpeg: &[u8]);
 }
 
 /// A label or name as one topic level: MQTT's wildcards and separator

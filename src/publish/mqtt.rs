@@ -10,20 +10,19 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use tracing::{info, warn};
 
+use super::Topics;
 use super::counters::MqttCounters;
 use super::link::{self, Client, Connection, Ev};
 use super::outbox::{Outbox, Submit};
 use super::retry::Retry;
 use super::spool::{Recovery, Spool};
 use super::spooler::{self, Spooler, count};
-use super::{Publish, Topics, payload};
-use crate::frame::Analysis;
-use crate::status::StreamStatus;
+use super::wire::{Keep, Message, Sink};
 use crate::sync::locked;
 
 pub use link::Protocol;
@@ -142,8 +141,6 @@ struct Shared {
     /// Subscribed again after every connect (clean sessions keep none).
     subscriptions: Mutex<Vec<String>>,
     inbox: Mutex<Option<Sender<Incoming>>>,
-    /// Line counters count from here (`since`).
-    started: SystemTime,
     settings: MqttSettings,
     counters: Arc<MqttCounters>,
     outbox: Mutex<Outbox>,
@@ -229,7 +226,6 @@ impl MqttPublisher {
             client,
             subscriptions: Mutex::default(),
             inbox: Mutex::default(),
-            started: SystemTime::now(),
             settings,
             counters: Arc::default(),
             outbox: Mutex::new(outbox),
@@ -382,95 +378,42 @@ impl MqttPublisher {
     }
 }
 
-impl Publish for MqttPublisher {
-    fn analysis(&self, analysis: &Analysis) {
+impl Sink for MqttPublisher {
+    fn publish(&self, m: Message) {
         let s = &self.shared;
-        let body = payload::detections(analysis, &s.settings.node, SystemTime::now());
-        let topic = s.settings.topics.detections(&analysis.meta.stream);
-        if s.settings.qos == 0 {
-            s.send_qos0(&topic, &body);
-            return;
-        }
-        let queued = self
-            .spool_tx
-            .as_ref()
-            .is_some_and(|tx| tx.try_send((topic, body)).is_ok());
-        if !queued {
-            s.counters.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn status(&self, stream: &str, status: &StreamStatus) {
-        let s = &self.shared;
-        let body = payload::status(status);
-        s.outbox().retain(
-            &s.settings.topics.status(stream),
-            body,
-            &mut Qos1(&s.client),
-        );
-    }
-
-    fn removed(&self, stream: &str) {
-        let s = &self.shared;
-        s.outbox()
-            .clear_under(&s.settings.topics.stream(stream), &mut Qos1(&s.client));
-    }
-
-    fn events(&self, stream: &str, session: &str, events: &[crate::tracking::Event]) {
-        let s = &self.shared;
-        let topic = s.settings.topics.events(stream);
-        for e in events {
-            let body = super::events::event(e, &s.settings.node, stream, session);
-            // Events are rare and kept: wait a moment for a full queue
-            // rather than drop one.
-            let queued = self.spool_tx.as_ref().is_some_and(|tx| {
-                tx.send_timeout((topic.clone(), body), Duration::from_millis(500))
-                    .is_ok()
-            });
-            if !queued {
-                s.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            if e.changes.contains(&crate::tracking::Change::SubLabel)
-                && let Some(body) = super::events::latest_sub_label(e)
-            {
-                s.outbox().retain(
-                    &s.settings.topics.sub_label(stream, &e.label),
-                    body,
-                    &mut Qos1(&s.client),
-                );
-            }
-        }
-    }
-
-    fn tallies(&self, stream: &str, tallies: &[super::Tally], at: SystemTime) {
-        let s = &self.shared;
-        let mut o = s.outbox();
-        for t in tallies {
-            let body = match t {
-                super::Tally::Objects { count, .. } | super::Tally::Zone { count, .. } => {
-                    super::events::count(*count, at)
+        match m.keep {
+            Keep::Frame if s.settings.qos == 0 => s.send_qos0(&m.topic, &m.payload),
+            Keep::Frame => {
+                let queued = self
+                    .spool_tx
+                    .as_ref()
+                    .is_some_and(|tx| tx.try_send((m.topic, m.payload)).is_ok());
+                if !queued {
+                    s.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 }
-                super::Tally::Line { into, out, .. } => super::events::line(*into, *out, s.started),
-            };
-            o.retain(
-                &s.settings.topics.tally(stream, t),
-                body,
-                &mut Qos1(&s.client),
-            );
+            }
+            Keep::Event => {
+                // Events are rare and kept: wait a moment for a full queue
+                // rather than drop one.
+                let queued = self.spool_tx.as_ref().is_some_and(|tx| {
+                    tx.send_timeout((m.topic, m.payload), Duration::from_millis(500))
+                        .is_ok()
+                });
+                if !queued {
+                    s.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            // Kept in memory, one per topic, sent now and again after a
+            // reconnect, never spooled: an outage would fill the spool with
+            // values nobody wants late, and the spool's bound would then
+            // drop events, which matter.
+            Keep::Latest => s.outbox().retain(&m.topic, m.payload, &mut Qos1(&s.client)),
         }
     }
 
-    /// Snapshots are retained "latest views": kept in memory, one per
-    /// topic, sent now and again after a reconnect, never spooled. An
-    /// outage would fill the spool with pictures nobody wants late, and
-    /// the spool's bound would then drop events, which matter.
-    fn snapshot(&self, stream: &str, label: &str, jpeg: &[u8]) {
+    fn clear(&self, _stream: &str, prefix: &str) {
         let s = &self.shared;
-        s.outbox().retain(
-            &s.settings.topics.snapshot(stream, label),
-            jpeg.to_vec(),
-            &mut Qos1(&s.client),
-        );
+        s.outbox().clear_under(prefix, &mut Qos1(&s.client));
     }
 }
 

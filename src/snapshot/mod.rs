@@ -1,5 +1,5 @@
-//! The snapshot stage: a [`Publish`] between tracking and the publisher.
-//! It keeps each stream's latest analysed frame (a reference to the full
+//! The snapshot stage of a stream's route (`crate::route`): it keeps the
+//! stream's latest analysed frame (a reference to the full
 //! decoded frame, no copy) and status for the status page, and sends a
 //! JPEG of an object's best recent view on `P/N/S/snapshot/L` as the
 //! [`policy`] decides. Pixels are converted, drawn and encoded only when a
@@ -7,16 +7,14 @@
 
 pub mod policy;
 
-use crate::sync::locked;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use tracing::warn;
 
 use crate::frame::{Analysis, FullView, Output};
-use crate::publish::{Publish, Tally};
 use crate::render::{RenderError, overlay};
 use crate::status::{StreamState, StreamStatus};
 use crate::tracking::{Event, EventKind, Geometry};
@@ -47,7 +45,9 @@ pub struct StreamView {
     pub has_frame: bool,
 }
 
-struct Stream {
+/// One stream's snapshots: its latest analysed frame and status for the
+/// page, its open objects, and the policy that picks their views.
+pub struct StreamShots {
     latest: Option<Analysis>,
     status: Option<StreamStatus>,
     /// Open objects: ID -> label.
@@ -57,7 +57,7 @@ struct Stream {
     policy: Policy<FullView>,
 }
 
-impl Default for Stream {
+impl Default for StreamShots {
     fn default() -> Self {
         Self {
             latest: None,
@@ -69,206 +69,169 @@ impl Default for Stream {
     }
 }
 
-pub struct Snapshots {
-    next: Arc<dyn Publish>,
-    streams: Mutex<HashMap<Arc<str>, Stream>>,
-    counters: SnapshotCounters,
+/// A snapshot ready to send: the label's topic and its JPEG.
+pub struct Snapshot {
+    pub label: Arc<str>,
+    pub jpeg: Vec<u8>,
 }
 
-impl Snapshots {
-    pub fn new(next: Arc<dyn Publish>) -> Self {
-        Self {
-            next,
-            streams: Mutex::default(),
-            counters: SnapshotCounters::default(),
-        }
-    }
-
-    pub fn counters(&self) -> &SnapshotCounters {
-        &self.counters
-    }
-
-    /// What the page shows of `stream`; `None` before anything was seen.
-    pub fn view(&self, stream: &str) -> Option<StreamView> {
-        let streams = locked(&self.streams);
-        let s = streams.get(stream)?;
+impl StreamShots {
+    /// What the page shows of the stream.
+    pub fn view(&self) -> StreamView {
         let mut open = BTreeMap::new();
-        for label in s.open.values() {
+        for label in self.open.values() {
             *open.entry(label.clone()).or_insert(0) += 1;
         }
-        Some(StreamView {
-            status: s.status.clone(),
+        StreamView {
+            status: self.status.clone(),
             open,
-            has_frame: s.latest.as_ref().is_some_and(|a| a.meta.full.is_some()),
-        })
+            has_frame: self.latest.as_ref().is_some_and(|a| a.meta.full.is_some()),
+        }
     }
 
-    /// The latest analysed frame of `stream` as a JPEG, with its boxes,
-    /// track IDs and `geometry` drawn; `None` before a frame was analysed.
-    pub fn latest_jpeg(
+    /// The latest analysed frame and its detections, to draw; `None`
+    /// before a frame was analysed or without kept frames.
+    pub fn latest(&self) -> Option<(FullView, Vec<crate::frame::Detection>)> {
+        let a = self.latest.as_ref()?;
+        let dets = match &a.output {
+            Output::Detections(d) => d.clone(),
+            Output::Classes(_) => Vec::new(),
+        };
+        Some((a.meta.full.clone()?, dets))
+    }
+
+    /// A published frame: kept as the latest; its tracked objects' views
+    /// offered to the policy. Returns the snapshots due.
+    pub fn frame(&mut self, a: &Analysis, counters: &SnapshotCounters) -> Vec<Snapshot> {
+        let started = Instant::now();
+        let at = a.meta.captured_at;
+        self.latest = Some(a.clone());
+        let mut shots = Vec::new();
+        if let (Some(full), Output::Detections(dets)) = (&a.meta.full, &a.output) {
+            for d in dets {
+                if let Some(id) = &d.track {
+                    let view = View {
+                        score: d.score,
+                        bbox: d.bbox,
+                    };
+                    shots.extend(self.policy.seen(id, view, full.clone(), at));
+                }
+            }
+        }
+        shots.extend(self.policy.due(at));
+        counters.frames.fetch_add(1, Ordering::Relaxed);
+        counters
+            .frame_ns
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.render(&a.meta.stream, shots, counters)
+    }
+
+    /// Events of the latest frame (it is the one they are about: the
+    /// route hands the frame on first). Returns the snapshots due.
+    pub fn events(
+        &mut self,
+        stream: &str,
+        events: &[Event],
+        counters: &SnapshotCounters,
+    ) -> Vec<Snapshot> {
+        let full = self.latest.as_ref().and_then(|a| a.meta.full.clone());
+        let mut shots = Vec::new();
+        for e in events {
+            match e.kind {
+                EventKind::New => {
+                    self.open.insert(e.id.clone(), e.label.clone());
+                    let view = View {
+                        score: e.score,
+                        bbox: e.bbox,
+                    };
+                    if let Some(f) = &full {
+                        let shot = self.policy.confirmed(
+                            &e.id,
+                            &e.label,
+                            view,
+                            e.stationary,
+                            f.clone(),
+                            e.captured_at,
+                        );
+                        shots.extend(shot);
+                    }
+                }
+                EventKind::Update => {
+                    if let Some(label) = self.open.get_mut(&e.id) {
+                        *label = e.label.clone();
+                    }
+                    if let Some(sub) = &e.sub_label {
+                        self.named.insert(e.id.clone(), sub.label.clone());
+                    }
+                    self.policy.stationary(&e.id, e.stationary);
+                }
+                EventKind::End { .. } => {
+                    self.open.remove(&e.id);
+                    self.named.remove(&e.id);
+                    self.policy.ended(&e.id);
+                }
+            }
+        }
+        self.render(stream, shots, counters)
+    }
+
+    /// A status: kept for the page; when the stream stops, its objects end
+    /// and waiting views (and their frames) go now.
+    pub fn status(&mut self, status: &StreamStatus) {
+        if matches!(
+            status.state,
+            StreamState::Stopped | StreamState::Failed | StreamState::Reconnecting
+        ) {
+            self.policy.clear();
+            self.open.clear();
+            self.named.clear();
+        }
+        self.status = Some(status.clone());
+    }
+
+    fn render(
         &self,
         stream: &str,
-        geometry: Option<&Geometry>,
-    ) -> Option<Result<Vec<u8>, RenderError>> {
-        // Render outside the lock: the stream's frames keep flowing.
-        let (full, dets) = {
-            let streams = locked(&self.streams);
-            let a = streams.get(stream)?.latest.as_ref()?;
-            let dets = match &a.output {
-                Output::Detections(d) => d.clone(),
-                Output::Classes(_) => Vec::new(),
-            };
-            (a.meta.full.clone()?, dets)
-        };
-        Some(
-            overlay::frame(&*full.0, overlay::FRAME_MAX_WIDTH, &dets, geometry)
-                .and_then(|c| c.jpeg(QUALITY)),
-        )
-    }
-
-    fn send(&self, stream: &str, shots: Vec<Shot<FullView>>) {
+        shots: Vec<Shot<FullView>>,
+        counters: &SnapshotCounters,
+    ) -> Vec<Snapshot> {
+        let mut out = Vec::new();
         for s in shots {
             let started = Instant::now();
-            let named = locked(&self.streams)
-                .get(stream)
-                .and_then(|st| st.named.get(&s.id).cloned());
-            let caption = match named {
+            let caption = match self.named.get(&s.id) {
                 Some(sub) => format!("{} {} ({}) {:.2}", s.id, sub, s.label, s.view.score),
                 None => format!("{} {} {:.2}", s.id, s.label, s.view.score),
             };
             let jpeg =
                 overlay::snapshot(&*s.frame.0, s.view.bbox, &caption).and_then(|c| c.jpeg(QUALITY));
             let us = started.elapsed().as_micros() as u64;
-            self.counters.render_us.fetch_add(us, Ordering::Relaxed);
+            counters.render_us.fetch_add(us, Ordering::Relaxed);
             match jpeg {
                 Ok(jpeg) => {
-                    self.counters.sent.fetch_add(1, Ordering::Relaxed);
-                    self.next.snapshot(stream, &s.label, &jpeg);
+                    counters.sent.fetch_add(1, Ordering::Relaxed);
+                    out.push(Snapshot {
+                        label: s.label,
+                        jpeg,
+                    });
                 }
                 Err(e) => {
                     // Once per kind of failure would be nicer; snapshots are
                     // rare enough (one per label per 5 s) for a line each.
-                    self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                    counters.failed.fetch_add(1, Ordering::Relaxed);
                     warn!(stream, label = %s.label, error = %e, "snapshot not sent");
                 }
             }
         }
+        out
     }
 }
 
-impl Publish for Snapshots {
-    fn analysis(&self, a: &Analysis) {
-        self.next.analysis(a);
-        let started = Instant::now();
-        let at = a.meta.captured_at;
-        let shots = {
-            let mut streams = locked(&self.streams);
-            let s = streams.entry(a.meta.stream.clone()).or_default();
-            s.latest = Some(a.clone());
-            let mut shots = Vec::new();
-            if let (Some(full), Output::Detections(dets)) = (&a.meta.full, &a.output) {
-                for d in dets {
-                    if let Some(id) = &d.track {
-                        let view = View {
-                            score: d.score,
-                            bbox: d.bbox,
-                        };
-                        shots.extend(s.policy.seen(id, view, full.clone(), at));
-                    }
-                }
-            }
-            shots.extend(s.policy.due(at));
-            shots
-        };
-        let c = &self.counters;
-        c.frames.fetch_add(1, Ordering::Relaxed);
-        c.frame_ns
-            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        self.send(&a.meta.stream, shots);
-    }
-
-    fn events(&self, stream: &str, session: &str, events: &[Event]) {
-        self.next.events(stream, session, events);
-        let shots = {
-            let mut streams = locked(&self.streams);
-            let s = streams.entry(stream.into()).or_default();
-            // Tracking hands on the frame before its events: the latest
-            // frame is the one the events are about.
-            let full = s.latest.as_ref().and_then(|a| a.meta.full.clone());
-            let mut shots = Vec::new();
-            for e in events {
-                match e.kind {
-                    EventKind::New => {
-                        s.open.insert(e.id.clone(), e.label.clone());
-                        let view = View {
-                            score: e.score,
-                            bbox: e.bbox,
-                        };
-                        if let Some(f) = &full {
-                            let shot = s.policy.confirmed(
-                                &e.id,
-                                &e.label,
-                                view,
-                                e.stationary,
-                                f.clone(),
-                                e.captured_at,
-                            );
-                            shots.extend(shot);
-                        }
-                    }
-                    EventKind::Update => {
-                        if let Some(label) = s.open.get_mut(&e.id) {
-                            *label = e.label.clone();
-                        }
-                        if let Some(sub) = &e.sub_label {
-                            s.named.insert(e.id.clone(), sub.label.clone());
-                        }
-                        s.policy.stationary(&e.id, e.stationary);
-                    }
-                    EventKind::End { .. } => {
-                        s.open.remove(&e.id);
-                        s.named.remove(&e.id);
-                        s.policy.ended(&e.id);
-                    }
-                }
-            }
-            shots
-        };
-        self.send(stream, shots);
-    }
-
-    fn status(&self, stream: &str, status: &StreamStatus) {
-        {
-            let mut streams = locked(&self.streams);
-            let s = streams.entry(stream.into()).or_default();
-            if matches!(
-                status.state,
-                StreamState::Stopped | StreamState::Failed | StreamState::Reconnecting
-            ) {
-                // Its objects end; waiting views (and their frames) go now.
-                s.policy.clear();
-                s.open.clear();
-                s.named.clear();
-            }
-            s.status = Some(status.clone());
-        }
-        self.next.status(stream, status);
-    }
-
-    fn removed(&self, stream: &str) {
-        locked(&self.streams).remove(stream);
-        self.next.removed(stream);
-    }
-
-    fn tallies(&self, stream: &str, tallies: &[Tally], at: SystemTime) {
-        self.next.tallies(stream, tallies, at);
-    }
-
-    fn snapshot(&self, stream: &str, label: &str, jpeg: &[u8]) {
-        self.next.snapshot(stream, label, jpeg);
-    }
+/// The latest frame with its boxes, track IDs and `geometry` drawn, as a
+/// JPEG for the status page.
+pub fn latest_jpeg(
+    full: &FullView,
+    dets: &[crate::frame::Detection],
+    geometry: Option<&Geometry>,
+) -> Result<Vec<u8>, RenderError> {
+    overlay::frame(&*full.0, overlay::FRAME_MAX_WIDTH, dets, geometry).and_then(|c| c.jpeg(QUALITY))
 }
-
-#[cfg(test)]
-#[path = "stage_tests.rs"]
-mod tests;

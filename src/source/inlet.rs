@@ -13,7 +13,7 @@ use tracing::warn;
 
 use super::StreamStats;
 use crate::frame::{Frame, Item};
-use crate::status::StreamStatus;
+use crate::status::{StreamState, StreamStatus};
 use crate::sync::locked;
 
 /// How long a status waits for room: only a model stuck on one frame for
@@ -73,7 +73,7 @@ impl Inlet {
         match self.back.try_recv() {
             Ok(Item::Frame(_)) => {}
             // A status keeps its place; the new frame is the one dropped.
-            Ok(status @ Item::Status(_)) => {
+            Ok(status @ Item::Status(..)) => {
                 self.stats.frames_dropped.fetch_add(1, Relaxed);
                 return self.tx.try_send(status).is_ok();
             }
@@ -104,18 +104,38 @@ impl Inlet {
     }
 
     /// A status, behind every frame sent before it. Waits for room: a
-    /// status is never dropped for a frame.
+    /// status is never dropped for a frame. A stream's last status
+    /// (`stopped`, `failed`) also waits until it is published, so that a
+    /// stream has said everything once it has stopped: a stream started
+    /// again or removed right after cannot be overtaken by it.
     pub fn status(&self, status: StreamStatus) {
-        let _sending = locked(&self.sending);
         let state = status.state;
-        match self.tx.send_timeout(Item::Status(status), STATUS_WAIT) {
-            Ok(()) | Err(SendTimeoutError::Disconnected(_)) => {}
-            Err(SendTimeoutError::Timeout(_)) => {
-                warn!(
-                    ?state,
-                    "status not published: the model took no frame for 5 s"
-                );
+        let last = matches!(state, StreamState::Stopped | StreamState::Failed);
+        let (published, heard) = match last {
+            true => {
+                let (tx, rx) = crossbeam_channel::bounded::<()>(0);
+                (Some(tx), Some(rx))
             }
+            false => (None, None),
+        };
+        {
+            let _sending = locked(&self.sending);
+            match self
+                .tx
+                .send_timeout(Item::Status(status, published), STATUS_WAIT)
+            {
+                Ok(()) | Err(SendTimeoutError::Disconnected(_)) => {}
+                Err(SendTimeoutError::Timeout(_)) => {
+                    warn!(
+                        ?state,
+                        "status not published: the model took no frame for 5 s"
+                    );
+                }
+            }
+        }
+        // The sender goes when the status is published (or dropped unsent).
+        if let Some(heard) = heard {
+            let _ = heard.recv_timeout(STATUS_WAIT);
         }
     }
 
@@ -136,7 +156,6 @@ impl Inlet {
 mod tests {
     use super::*;
     use crate::frame::{FrameMeta, Image};
-    use crate::status::StreamState;
 
     fn frame(pts: u64) -> Frame {
         Frame {
@@ -148,7 +167,7 @@ mod tests {
     fn what(item: Item) -> String {
         match item {
             Item::Frame(f) => format!("frame {}", f.meta.pts_ns.unwrap_or_default()),
-            Item::Status(s) => format!("{:?}", s.state),
+            Item::Status(s, _) => format!("{:?}", s.state),
         }
     }
 

@@ -1,11 +1,8 @@
-//! The tracking stage in the pipeline: a [`Publish`] between inference and
-//! the publisher. For every stream that tracks it follows the objects
-//! across analysed frames, marks each published detection with its
-//! object's ID, and hands on the lifecycle events and the counts that
-//! changed; everything else passes through unchanged.
+//! The tracking stage of a stream's route (`crate::route`): follows the
+//! objects across analysed frames, marks each published detection with its
+//! object's ID, and returns the lifecycle events and the counts that
+//! changed. Plain functions with typed outputs; the route publishes them.
 //!
-//! Statuses arrive in band, behind the results of the frames before them
-//! (see `source::Inlet`), so what a status resets is reset in its place.
 //! A stream's tracker lives for one source session: a new session (the
 //! source came back) or a stopped stream ends its objects with
 //! `stream_stopped`, and counts go to 0 when a stream starts and when it
@@ -13,18 +10,34 @@
 //! `stream_stopped` and counts go to 0; after it a new tracker starts in
 //! the same session, its ids marked `-rN`. Line counters add up over sessions, since the daemon started.
 
-use crate::sync::locked;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::{Counts, EndReason, Event, FrameInfo, Geometry, LineCount, TrackSettings, Tracker};
-use crate::cascade::{Cascade, Classifiers};
-use crate::config::{ClassifyRule, ModelConfig};
-use crate::frame::{Analysis, Output, SubLabel};
-use crate::publish::{Publish, Tally};
-use crate::status::{StreamState, StreamStatus};
+use crate::cascade::Cascade;
+use crate::config::ClassifyRule;
+use crate::frame::{Analysis, Detection, Output, SubLabel};
+
+/// One count of the contract, as it is now.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tally {
+    /// `P/N/S/count/L`: confirmed objects of the label in view.
+    Objects { label: Arc<str>, count: u32 },
+    /// `P/N/S/zones/Z/count/L`: those whose anchor is in the zone.
+    Zone {
+        zone: Arc<str>,
+        label: Arc<str>,
+        count: u32,
+    },
+    /// `P/N/S/lines/X/L`: crossings since the daemon started.
+    Line {
+        line: Arc<str>,
+        label: Arc<str>,
+        into: u64,
+        out: u64,
+    },
+}
 
 /// How one stream is tracked.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +53,9 @@ pub struct TrackSpec {
     pub classify: Vec<ClassifyRule>,
 }
 
-struct Stream {
+/// One stream's tracking: its tracker, the counts it published, and its
+/// classifier rules at work.
+pub struct StreamTracking {
     spec: TrackSpec,
     /// The session the tracker follows, and the tracker.
     tracker: Option<(Arc<str>, Tracker)>,
@@ -65,7 +80,7 @@ fn key(t: &Tally) -> Key {
     }
 }
 
-impl Stream {
+impl StreamTracking {
     /// Every count as it is now: the tracker's, lines with their earlier
     /// sessions, and zeros for what the spec names and nothing counts.
     fn tallies(&self) -> BTreeMap<Key, Tally> {
@@ -212,170 +227,83 @@ fn tallies_of(c: &Counts) -> Vec<Tally> {
     out
 }
 
-pub struct Tracking {
-    next: Arc<dyn Publish>,
-    streams: Mutex<HashMap<Arc<str>, Arc<Mutex<Stream>>>>,
-    /// The config's models, for the streams' `classify` rules, and their
-    /// classifier sessions.
-    models: Mutex<Vec<ModelConfig>>,
-    classifiers: Classifiers,
-    /// Set before the streams stop at shutdown: their objects end with
-    /// `shutdown`, not `stream_stopped`.
-    shutting_down: AtomicBool,
+/// What one frame changed.
+pub struct Tracked {
+    /// The frame as published: detections below `min_score` left out, the
+    /// rest marked with their object's ID and sub-label.
+    pub analysis: Analysis,
+    /// Lifecycle events, of the frame's session.
+    pub events: Vec<Event>,
+    /// Counts that changed.
+    pub tallies: Vec<Tally>,
 }
 
-impl Tracking {
-    pub fn new(next: Arc<dyn Publish>) -> Self {
+/// What a boundary (a stop, a pause, a new session) ended.
+#[derive(Default)]
+pub struct Ended {
+    /// The ended objects' session and their `end` events.
+    pub events: Option<(Arc<str>, Vec<Event>)>,
+    /// Counts set to 0.
+    pub tallies: Vec<Tally>,
+}
+
+impl StreamTracking {
+    pub fn new(spec: TrackSpec, cascade: Option<Cascade>) -> Self {
         Self {
-            next,
-            streams: Mutex::default(),
-            models: Mutex::default(),
-            classifiers: Classifiers::default(),
-            shutting_down: AtomicBool::new(false),
+            spec,
+            tracker: None,
+            lines_before: BTreeMap::new(),
+            published: BTreeMap::new(),
+            resumed: None,
+            cascade,
         }
     }
 
-    /// The models `classify` rules may name (at start and on reload,
-    /// before the streams are tracked).
-    pub fn set_models(&self, models: &[ModelConfig]) {
-        *locked(&self.models) = models.to_vec();
+    pub fn spec(&self) -> &TrackSpec {
+        &self.spec
     }
 
-    fn cascade(&self, stream: &str, spec: &TrackSpec) -> Option<Cascade> {
-        if spec.classify.is_empty() {
-            return None;
+    /// New zones, lines or rules for a stream that keeps running: its
+    /// objects stay; `cascade` is the new rules' (when they changed).
+    pub fn respec(&mut self, spec: TrackSpec, cascade: Option<Cascade>) {
+        if let Some((_, t)) = &mut self.tracker {
+            t.set_geometry(spec.geometry.clone());
         }
-        let models = locked(&self.models).clone();
-        let (cascade, problems) = Cascade::new(&spec.classify, &models, &self.classifiers);
-        for p in problems {
-            tracing::error!(stream, "{p}: the rule is left out");
+        if self.spec.classify != spec.classify {
+            self.cascade = cascade;
         }
-        cascade
+        self.spec = spec;
     }
 
-    /// Tracks `stream` from its next session on (a reload that keeps the
-    /// stream running keeps its objects and takes the new zones and lines).
-    pub fn track(&self, stream: &str, spec: TrackSpec) {
-        // Classifiers load outside the streams' lock: other streams go on.
-        let cascade = self.cascade(stream, &spec);
-        let mut streams = locked(&self.streams);
-        match streams.get(stream) {
-            Some(s) => {
-                let mut s = locked(s);
-                if let Some((_, t)) = &mut s.tracker {
-                    t.set_geometry(spec.geometry.clone());
-                }
-                if s.spec.classify != spec.classify {
-                    s.cascade = cascade;
-                }
-                s.spec = spec;
-            }
-            None => {
-                let s = Stream {
-                    spec,
-                    tracker: None,
-                    lines_before: BTreeMap::new(),
-                    published: BTreeMap::new(),
-                    resumed: None,
-                    cascade,
-                };
-                streams.insert(stream.into(), Arc::new(Mutex::new(s)));
-            }
-        }
-    }
-
-    /// Stops tracking `stream` (tracking turned off, or the stream removed).
-    pub fn untrack(&self, stream: &str) {
-        locked(&self.streams).remove(stream);
-    }
-
-    fn stream(&self, name: &str) -> Option<Arc<Mutex<Stream>>> {
-        locked(&self.streams).get(name).cloned()
-    }
-
-    /// The zones and lines of a tracked stream (for the status page).
-    pub fn geometry(&self, stream: &str) -> Option<super::Geometry> {
-        self.stream(stream)
-            .map(|s| locked(&s).spec.geometry.clone())
-    }
-
-    /// From now on a stopping stream's objects end with `shutdown`.
-    pub fn shutting_down(&self) {
-        self.shutting_down.store(true, Ordering::Relaxed);
-    }
-
-    /// Ends every object still open (frames analysed after their stream
-    /// stopped) with `shutdown`; call once the engines are drained.
-    pub fn finish(&self) {
-        let now = SystemTime::now();
-        let streams: Vec<(Arc<str>, Arc<Mutex<Stream>>)> = locked(&self.streams)
-            .iter()
-            .map(|(n, s)| (n.clone(), s.clone()))
-            .collect();
-        for (name, s) in streams {
-            let mut s = locked(&s);
-            if let Some((session, events)) = s.end(EndReason::Shutdown, now) {
-                self.next.events(&name, &session, &events);
-            }
-            let zeros = s.all_zero();
-            self.next.tallies(&name, &zeros, now);
-        }
-    }
-
-    fn stopped(&self, stream: &str, s: &mut Stream, at: SystemTime) {
-        let reason = if self.shutting_down.load(Ordering::Relaxed) {
-            EndReason::Shutdown
-        } else {
-            EndReason::StreamStopped
-        };
-        if let Some((session, events)) = s.end(reason, at) {
-            self.next.events(stream, &session, &events);
-        }
-        let zeros = s.all_zero();
-        self.next.tallies(stream, &zeros, at);
-    }
-}
-
-impl Publish for Tracking {
-    fn analysis(&self, a: &Analysis) {
-        let (Some(s), Output::Detections(dets)) = (self.stream(&a.meta.stream), &a.output) else {
-            return self.next.analysis(a);
-        };
-        let mut s = locked(&s);
-        let stream = &*a.meta.stream;
-        if s.tracker
+    /// Follows the objects into frame `a` (of detections). A frame of a new
+    /// session (the source came back) first ends the objects of the old
+    /// one: that is the [`Ended`].
+    pub fn frame(&mut self, a: &Analysis, dets: &[Detection]) -> (Ended, Tracked) {
+        let mut ended = Ended::default();
+        if self
+            .tracker
             .as_ref()
             .is_some_and(|(session, _)| *session != a.meta.session)
         {
             // The source came back: its objects are not the ones of before.
-            self.stopped(stream, &mut s, a.meta.captured_at);
+            ended = self.stopped(EndReason::StreamStopped, a.meta.captured_at);
         }
-        if s.tracker.is_none() {
-            let short: String = a.meta.session.chars().take(4).collect();
-            let n = match &mut s.resumed {
-                Some((session, n)) if *session == a.meta.session => {
-                    *n += 1;
-                    *n
-                }
-                _ => {
-                    s.resumed = Some((a.meta.session.clone(), 0));
-                    0
-                }
-            };
-            let prefix = match n {
-                0 => format!("{stream}-{short}"),
-                n => format!("{stream}-{short}-r{n}"),
-            };
-            let tracker = Tracker::new(s.spec.settings.clone(), s.spec.geometry.clone(), &prefix);
-            s.tracker = Some((a.meta.session.clone(), tracker));
-        }
-        let s = &mut *s;
-        let Some((_, tracker)) = s.tracker.as_mut() else {
-            return;
+        let stream = &*a.meta.stream;
+        let tracker = match &mut self.tracker {
+            Some((_, t)) => t,
+            None => {
+                let prefix = self.next_prefix(stream, &a.meta.session);
+                let t = Tracker::new(
+                    self.spec.settings.clone(),
+                    self.spec.geometry.clone(),
+                    &prefix,
+                );
+                &mut self.tracker.insert((a.meta.session.clone(), t)).1
+            }
         };
         let mut out = tracker.update(&FrameInfo::from(&a.meta), dets);
-        let objects = tracker.objects();
-        if let (Some(cascade), Some(full)) = (s.cascade.as_mut(), &a.meta.full) {
+        if let (Some(cascade), Some(full)) = (self.cascade.as_mut(), &a.meta.full) {
+            let objects = tracker.objects();
             for (id, sub) in cascade.frame(&objects, full, tracker.now_ns()) {
                 out.events.extend(tracker.set_sub_label(&id, sub));
             }
@@ -385,7 +313,7 @@ impl Publish for Tracking {
             .into_iter()
             .filter_map(|o| Some((o.id, o.sub_label?)))
             .collect();
-        let min_score = s.spec.min_score;
+        let min_score = self.spec.min_score;
         let published: Vec<_> = dets
             .iter()
             .zip(out.track_of.iter().chain(std::iter::repeat(&None)))
@@ -397,66 +325,59 @@ impl Publish for Tracking {
                 d
             })
             .collect();
-        let tracked = Analysis {
+        let analysis = Analysis {
             meta: a.meta.clone(),
             model: a.model.clone(),
             output: Output::Detections(published),
             inference_ms: a.inference_ms,
         };
-        self.next.analysis(&tracked);
-        if !out.events.is_empty() {
-            self.next.events(stream, &a.meta.session, &out.events);
-        }
-        if out.counts_changed || s.published.is_empty() {
-            let now = s.tallies();
-            let changed = s.changed(now);
-            if !changed.is_empty() {
-                self.next.tallies(stream, &changed, a.meta.captured_at);
+        let tallies = if out.counts_changed || self.published.is_empty() {
+            let now = self.tallies();
+            self.changed(now)
+        } else {
+            Vec::new()
+        };
+        let tracked = Tracked {
+            analysis,
+            events: out.events,
+            tallies,
+        };
+        (ended, tracked)
+    }
+
+    /// The object-id prefix of a new tracker: the stream and session, and
+    /// `-rN` after N pauses in the same session, so no id is used twice.
+    fn next_prefix(&mut self, stream: &str, session: &Arc<str>) -> String {
+        let short: String = session.chars().take(4).collect();
+        let n = match &mut self.resumed {
+            Some((s, n)) if s == session => {
+                *n += 1;
+                *n
             }
-        }
-    }
-
-    fn status(&self, stream: &str, status: &StreamStatus) {
-        if let Some(s) = self.stream(stream) {
-            let mut s = locked(&s);
-            match status.state {
-                StreamState::Starting => {
-                    // A subscriber that comes late never sees a stale count.
-                    let zeros = s.all_zero();
-                    self.next.tallies(stream, &zeros, status.since);
-                }
-                // Paused: nothing is watched, so nothing is known to be in
-                // view; a count kept would go stale.
-                StreamState::Stopped
-                | StreamState::Failed
-                | StreamState::Reconnecting
-                | StreamState::Paused => {
-                    self.stopped(stream, &mut s, status.since);
-                }
-                _ => {}
+            _ => {
+                self.resumed = Some((session.clone(), 0));
+                0
             }
+        };
+        match n {
+            0 => format!("{stream}-{short}"),
+            n => format!("{stream}-{short}-r{n}"),
         }
-        self.next.status(stream, status);
     }
 
-    fn removed(&self, stream: &str) {
-        self.untrack(stream);
-        self.next.removed(stream);
+    /// The stream starts: every count at 0, so a subscriber that comes
+    /// late never sees a stale one.
+    pub fn starting(&mut self) -> Vec<Tally> {
+        self.all_zero()
     }
 
-    fn events(&self, stream: &str, session: &str, events: &[Event]) {
-        self.next.events(stream, session, events);
-    }
-
-    fn tallies(&self, stream: &str, tallies: &[Tally], at: SystemTime) {
-        self.next.tallies(stream, tallies, at);
-    }
-
-    fn snapshot(&self, stream: &str, label: &str, jpeg: &[u8]) {
-        self.next.snapshot(stream, label, jpeg);
+    /// The stream stopped, failed, lost its source or was paused: nothing
+    /// is watched, so nothing is known to be in view. Its objects end with
+    /// `reason` and its counts go to 0 (a count kept would go stale).
+    pub fn stopped(&mut self, reason: EndReason, at: SystemTime) -> Ended {
+        Ended {
+            events: self.end(reason, at),
+            tallies: self.all_zero(),
+        }
     }
 }
-
-#[cfg(test)]
-#[path = "stage_tests.rs"]
-mod tests;

@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use super::*;
 use crate::frame::FrameMeta;
-use crate::inference::{Colour, DType, Filter, Layout, ResizeMode};
+use crate::inference::{Colour, DType, Filter, Layout, Outlet, ResizeMode};
 use crate::source::StreamStats;
 use crate::status::StreamStatus;
 
@@ -28,8 +28,8 @@ impl Seen {
     }
 }
 
-impl Publish for Seen {
-    fn analysis(&self, a: &Analysis) {
+impl Outlet for Seen {
+    fn analysis(&self, a: Analysis) {
         if let Ok(mut v) = self.1.lock() {
             v.push(self.0.frames_analysed.load(Ordering::Relaxed));
         }
@@ -40,7 +40,7 @@ impl Publish for Seen {
             v.push(format!("frame {}", a.meta.pts_ns.unwrap_or_default()));
         }
     }
-    fn status(&self, _: &str, s: &StreamStatus) {
+    fn status(&self, s: StreamStatus) {
         if let Ok(mut v) = self.3.lock() {
             v.push(format!("{:?}", s.state));
         }
@@ -60,10 +60,11 @@ fn analysis() -> Analysis {
     }
 }
 
-fn input(items: Receiver<Item>, stats: &Arc<StreamStats>) -> Input {
+fn input(items: Receiver<Item>, stats: &Arc<StreamStats>, seen: &Arc<Seen>) -> Input {
     Input {
         stream: "s".into(),
         items,
+        out: seen.clone(),
         filter: Filter {
             min_score: 0.0,
             labels: None,
@@ -78,11 +79,11 @@ fn a_result_is_counted_only_once_handed_to_the_publisher() {
     // A file stream says `stopped` once every frame is counted; its last
     // results must be on their way by then.
     let stats = Arc::new(StreamStats::default());
-    let served = Served::new(input(crossbeam_channel::never(), &stats));
+    let seen = Arc::new(Seen::new(&stats));
+    let served = Served::new(input(crossbeam_channel::never(), &stats, &seen));
     served.order().in_flight.extend([0, 1]);
-    let seen = Seen::new(&stats);
-    served.finish(1, Done::Analysis(analysis()), &seen);
-    served.finish(0, Done::Analysis(analysis()), &seen);
+    served.finish(1, Done::Analysis(analysis()));
+    served.finish(0, Done::Analysis(analysis()));
     assert_eq!(*seen.1.lock().unwrap(), vec![0, 1]);
     assert_eq!(stats.frames_analysed.load(Ordering::Relaxed), 2);
 }
@@ -159,16 +160,15 @@ fn run_items(items: Vec<Item>, workers: usize) -> (Arc<Seen>, Arc<StreamStats>) 
     let stats = Arc::new(StreamStats::default());
     let seen = Arc::new(Seen::new(&stats));
     let (tx, rx) = crossbeam_channel::bounded(items.len());
-    let served = Arc::new(Served::new(input(rx, &stats)));
+    let served = Arc::new(Served::new(input(rx, &stats, &seen)));
     let threads: Vec<_> = (0..workers)
         .map(|_| {
             let (control, control_rx) = crossbeam_channel::unbounded();
             control.send(Control::Add(served.clone())).unwrap();
-            let seen = seen.clone();
             std::thread::spawn(move || {
                 // Dropping `control` now lets the worker end when the stream does.
                 drop(control);
-                work(Fragile::new(2), control_rx, &*seen, &Heartbeat::new());
+                work(Fragile::new(2), control_rx, &Heartbeat::new());
             })
         })
         .collect();
@@ -185,7 +185,7 @@ fn run_items(items: Vec<Item>, workers: usize) -> (Arc<Seen>, Arc<StreamStats>) 
 #[test]
 fn statuses_are_released_behind_the_frames_before_them() {
     use crate::status::StreamState::{Playing, Stopped};
-    let status = |s| Item::Status(StreamStatus::new(s));
+    let status = |s| Item::Status(StreamStatus::new(s), None);
     let mut items = vec![status(Playing)];
     // Frame 5 panics: its place is kept all the same.
     items.extend((0..10).map(|pts| Item::Frame(frame(pts, if pts == 5 { 0xFF } else { 0 }))));
@@ -209,7 +209,7 @@ fn items_again(items: &[Item]) -> Vec<Item> {
                 meta: meta(f.meta.pts_ns.unwrap_or_default()),
                 image: Image::from_vec(1, 1, 4, f.image.bytes().to_vec()),
             }),
-            Item::Status(s) => Item::Status(s.clone()),
+            Item::Status(s, _) => Item::Status(s.clone(), None),
         })
         .collect()
 }
@@ -243,36 +243,30 @@ fn a_panicking_model_fails_its_frames_and_later_results_still_flow() {
 fn an_abandoned_ticket_releases_the_results_behind_it() {
     let stats = Arc::new(StreamStats::default());
     let (tx, rx) = crossbeam_channel::unbounded();
-    let served = Arc::new(Served::new(input(rx, &stats)));
+    let seen = Arc::new(Seen::new(&stats));
+    let served = Arc::new(Served::new(input(rx, &stats, &seen)));
     for pts in 0..3 {
         tx.send(Item::Frame(frame(pts, 0))).unwrap();
     }
-    let seen = Seen::new(&stats);
-    let take = || match served.take(&seen) {
+    let take = || match served.take() {
         Take::Frame(t, f) => (t, f),
         _ => panic!("no frame"),
     };
     let (t0, _) = take();
     let (t1, f1) = take();
     let (t2, f2) = take();
-    t1.finish(
-        Some(Analysis {
-            meta: f1.meta,
-            ..analysis()
-        }),
-        &seen,
-    );
-    t2.finish(
-        Some(Analysis {
-            meta: f2.meta,
-            ..analysis()
-        }),
-        &seen,
-    );
+    t1.finish(Some(Analysis {
+        meta: f1.meta,
+        ..analysis()
+    }));
+    t2.finish(Some(Analysis {
+        meta: f2.meta,
+        ..analysis()
+    }));
     assert!(seen.2.lock().unwrap().is_empty(), "frame 0 is not done yet");
     // Frame 0's work panicked: its ticket is dropped unfinished.
     drop(t0);
-    served.release_waiting(&seen);
+    served.release_waiting();
     assert_eq!(*seen.2.lock().unwrap(), vec![Some(1), Some(2)]);
     assert_eq!(stats.frames_failed.load(Ordering::Relaxed), 1);
 }

@@ -414,7 +414,7 @@ mod delivery {
     fn pts(item: Item) -> Option<u64> {
         match item {
             Item::Frame(f) => f.meta.pts_ns,
-            Item::Status(_) => None,
+            Item::Status(..) => None,
         }
     }
 

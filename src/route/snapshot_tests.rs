@@ -1,11 +1,12 @@
-//! The stage with the real tracker in front of it, frames in simulated
-//! time, and a recorder behind it.
+//! Snapshots on a route with the real tracker in front of them, frames in
+//! simulated time, and a recorder behind it.
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
-use crate::frame::{BBox, Detection, FrameMeta, RgbFull};
-use crate::tracking::{TrackSettings, TrackSpec, Tracking};
+use crate::frame::{BBox, Detection, FrameMeta, FullView, RgbFull};
+use crate::publish::Tally;
+use crate::tracking::{Event, EventKind, TrackSettings, TrackSpec};
 
 #[derive(Default)]
 struct Sent(Mutex<Vec<(String, String, Vec<u8>)>>, Mutex<Option<String>>);
@@ -20,6 +21,9 @@ impl Publish for Sent {
         }
     }
     fn status(&self, _: &str, _: &StreamStatus) {}
+    fn removed(&self, _: &str) {}
+    fn events(&self, _: &str, _: &str, _: &[Event]) {}
+    fn tallies(&self, _: &str, _: &[Tally], _: SystemTime) {}
     fn snapshot(&self, stream: &str, label: &str, jpeg: &[u8]) {
         locked(&self.0).push((stream.into(), label.into(), jpeg.to_vec()));
     }
@@ -70,11 +74,10 @@ fn analysis(seq: u64, x: f32, score: f32) -> Analysis {
     }
 }
 
-fn stages() -> (Tracking, Arc<Snapshots>, Arc<Sent>) {
+fn stages() -> (Arc<Routes>, Arc<Routes>, Arc<Sent>) {
     let sent = Arc::new(Sent::default());
-    let snaps = Arc::new(Snapshots::new(sent.clone()));
-    let tracking = Tracking::new(snaps.clone());
-    tracking.track(
+    let routes = Arc::new(Routes::new(sent.clone()));
+    routes.track(
         "cam",
         TrackSpec {
             settings: TrackSettings::default(),
@@ -84,7 +87,7 @@ fn stages() -> (Tracking, Arc<Snapshots>, Arc<Sent>) {
             classify: Vec::new(),
         },
     );
-    (tracking, snaps, sent)
+    (routes.clone(), routes, sent)
 }
 
 #[test]
@@ -132,12 +135,9 @@ fn a_walking_person_gets_a_snapshot_at_new_and_better_views_at_most_every_5_s() 
     let view = snaps.view("cam").expect("seen");
     assert_eq!(view.open.get("person"), Some(&1));
     assert!(view.has_frame);
-    let jpeg = snaps
-        .latest_jpeg("cam", None)
-        .expect("a frame")
-        .expect("renders");
+    let jpeg = snaps.latest_jpeg("cam").expect("a frame").expect("renders");
     assert_eq!(&jpeg[..2], &[0xFF, 0xD8]);
-    assert!(snaps.latest_jpeg("nope", None).is_none());
+    assert!(snaps.latest_jpeg("nope").is_none());
 }
 
 fn update(id: &str, stationary: bool, at: SystemTime) -> Event {
@@ -180,13 +180,13 @@ fn nothing_is_sent_while_the_object_stands_still() {
     assert_eq!(locked(&sent.0).len(), 1, "its new");
     let id = locked(&sent.1).clone().expect("a track ID");
     let at = UNIX_EPOCH + Duration::from_millis(1_000_000 + 10 * 200);
-    snaps.events("cam", "s1", &[update(&id, true, at)]);
+    snaps.events("cam", &[update(&id, true, at)]);
     // Much surer, long after the interval: still nothing while it stands.
     for seq in 10..60u64 {
         tracking.analysis(&analysis(seq, 0.4, 0.95));
     }
     assert_eq!(locked(&sent.0).len(), 1, "none while stationary");
-    snaps.events("cam", "s1", &[update(&id, false, at)]);
+    snaps.events("cam", &[update(&id, false, at)]);
     tracking.analysis(&analysis(60, 0.4, 0.95));
     assert_eq!(locked(&sent.0).len(), 2, "moving again, a better view");
 }

@@ -2,7 +2,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::frame::{BBox, Detection, FrameMeta};
-use crate::tracking::{Line, Zone};
+use crate::publish::Tally;
+use crate::tracking::{Event, Line, TrackSettings, Zone};
 
 /// Everything the stage hands on, in order.
 #[derive(Default)]
@@ -34,6 +35,8 @@ impl Publish for Seen {
     fn tallies(&self, _: &str, t: &[Tally], _: SystemTime) {
         locked(&self.0).extend(t.iter().cloned().map(Out::Tally));
     }
+    fn removed(&self, _: &str) {}
+    fn snapshot(&self, _: &str, _: &str, _: &[u8]) {}
 }
 
 impl Seen {
@@ -124,14 +127,14 @@ fn count(out: &[Out], zone: Option<&str>) -> Vec<u32> {
 #[test]
 fn a_person_crossing_then_the_stream_stopping() {
     let seen = Arc::new(Seen::default());
-    let stage = Tracking::new(seen.clone());
+    let stage = Routes::new(seen.clone());
     stage.track("cam", spec());
-    stage.status("cam", &StreamStatus::new(StreamState::Starting));
+    stage.status("cam", StreamStatus::new(StreamState::Starting));
     for i in 0..30u64 {
         let x = 0.05 + 0.025 * i as f32;
         stage.analysis(&frame("s1", i, vec![person(x, 0.9)]));
     }
-    stage.status("cam", &StreamStatus::new(StreamState::Stopped));
+    stage.status("cam", StreamStatus::new(StreamState::Stopped));
     let out = seen.take();
     let ev = events(&out);
     assert_eq!(ev.first().map(|e| e.0.as_str()), Some("new"), "{ev:?}");
@@ -173,7 +176,7 @@ fn a_person_crossing_then_the_stream_stopping() {
 #[test]
 fn weak_detections_carry_the_object_but_are_not_published() {
     let seen = Arc::new(Seen::default());
-    let stage = Tracking::new(seen.clone());
+    let stage = Routes::new(seen.clone());
     stage.track("cam", spec());
     for i in 0..10u64 {
         let score = if i >= 5 { 0.3 } else { 0.9 };
@@ -194,9 +197,9 @@ fn weak_detections_carry_the_object_but_are_not_published() {
 #[test]
 fn a_new_session_ends_the_old_objects_and_line_counts_add_up() {
     let seen = Arc::new(Seen::default());
-    let stage = Tracking::new(seen.clone());
+    let stage = Routes::new(seen.clone());
     stage.track("cam", spec());
-    let cross = |session: &str, stage: &Tracking| {
+    let cross = |session: &str, stage: &Routes| {
         for i in 0..30u64 {
             stage.analysis(&frame(
                 session,
@@ -224,13 +227,13 @@ fn a_new_session_ends_the_old_objects_and_line_counts_add_up() {
 #[test]
 fn at_shutdown_objects_end_with_shutdown_once() {
     let seen = Arc::new(Seen::default());
-    let stage = Tracking::new(seen.clone());
+    let stage = Routes::new(seen.clone());
     stage.track("cam", spec());
     for i in 0..5u64 {
         stage.analysis(&frame("s1", i, vec![person(0.2, 0.9)]));
     }
     stage.shutting_down();
-    stage.status("cam", &StreamStatus::new(StreamState::Stopped));
+    stage.status("cam", StreamStatus::new(StreamState::Stopped));
     stage.finish();
     let ev = events(&seen.take());
     let ends: Vec<_> = ev.iter().filter(|e| e.0 == "end").collect();
@@ -240,9 +243,9 @@ fn at_shutdown_objects_end_with_shutdown_once() {
 #[test]
 fn untracked_streams_and_statuses_pass_through() {
     let seen = Arc::new(Seen::default());
-    let stage = Tracking::new(seen.clone());
+    let stage = Routes::new(seen.clone());
     stage.analysis(&frame("s1", 0, vec![person(0.2, 0.3)]));
-    stage.status("cam", &StreamStatus::new(StreamState::Playing));
+    stage.status("cam", StreamStatus::new(StreamState::Playing));
     let out = seen.take();
     assert!(matches!(&out[0], Out::Analysis(d) if d.len() == 1 && d[0].track.is_none()));
     assert!(matches!(out[1], Out::Status(StreamState::Playing)));
@@ -253,7 +256,7 @@ fn untracked_streams_and_statuses_pass_through() {
 #[test]
 fn a_pause_ends_objects_zeroes_counts_and_resuming_keeps_ids_unique() {
     let seen = Arc::new(Seen::default());
-    let stage = Tracking::new(seen.clone());
+    let stage = Routes::new(seen.clone());
     stage.track("cam", spec());
     for i in 0..5u64 {
         stage.analysis(&frame("s1", i, vec![person(0.2, 0.9)]));
@@ -264,7 +267,7 @@ fn a_pause_ends_objects_zeroes_counts_and_resuming_keeps_ids_unique() {
         Out::Event(kind, id, _) if kind == "new" => Some(id.clone()),
         _ => None,
     });
-    stage.status("cam", &StreamStatus::new(StreamState::Paused));
+    stage.status("cam", StreamStatus::new(StreamState::Paused));
     let paused = seen.take();
     assert_eq!(
         events(&paused),
@@ -275,7 +278,7 @@ fn a_pause_ends_objects_zeroes_counts_and_resuming_keeps_ids_unique() {
         paused.last(),
         Some(Out::Status(StreamState::Paused))
     ));
-    stage.status("cam", &StreamStatus::new(StreamState::Playing));
+    stage.status("cam", StreamStatus::new(StreamState::Playing));
     for i in 5..10u64 {
         stage.analysis(&frame("s1", i, vec![person(0.2, 0.9)]));
     }
