@@ -385,7 +385,8 @@ fn six_cameras_spread_over_three_nodes_move_on_death_and_never_run_twice() {
         p.len() == 6 && p.values().all(|n| n.len() == 1) && spread(p).get("n2") == Some(&3)
     });
     // What n2 delivered after it woke and before it owned a camera again
-    // was made before it froze: it had left for the broker already.
+    // was made before it froze: it had left for the broker already. Nothing
+    // its pipeline made after waking gets out (the fence holds it back).
     for late in watch
         .poll()
         .iter()
@@ -394,6 +395,12 @@ fn six_cameras_spread_over_three_nodes_move_on_death_and_never_run_twice() {
         eprintln!(
             "n2 delivered after SIGCONT: {} captured {:+.2} s from SIGSTOP",
             late.camera,
+            late.at - stopped_at
+        );
+        // `stopped_at` is no earlier than the SIGSTOP itself.
+        assert!(
+            late.at <= stopped_at,
+            "n2 published a frame captured {:.2} s after it froze",
             late.at - stopped_at
         );
     }
