@@ -18,6 +18,7 @@ pub mod homeassistant;
 pub mod http;
 pub mod inference;
 pub mod limits;
+pub mod motion;
 pub mod notify;
 pub mod page;
 pub mod publish;

@@ -1,0 +1,311 @@
+//! Motion on a small grey image: the part of issue 24 that decides where
+//! the model needs to look. Per frame: contrast normalised (so a camera
+//! that re-exposes, or a light that changes the whole scene's level, moves
+//! nothing), blurred (sensor noise), compared with a running-average
+//! background, thresholded, masked, dilated, and cut into connected
+//! regions: the motion boxes. A change over most of the image (lights
+//! switched, the camera's IR mode, lightning) recalibrates the background
+//! instead of firing everywhere.
+//!
+//! Plain functions over plain pixels: no GStreamer, no model; the stream's
+//! route feeds it the luma of each analysed frame.
+
+use crate::frame::BBox;
+
+/// How motion is found. Units are those of the grey image (0-255 levels,
+/// its pixels) or frames.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MotionSettings {
+    /// A pixel moved when it differs from the background by more than this
+    /// many levels (after contrast normalisation, of 255).
+    pub threshold: u8,
+    /// Motion boxes with fewer moving pixels of the grey image than this
+    /// are noise (a leaf, sensor noise, a compression artefact); counted
+    /// before dilation, so scattered pixels do not add up.
+    pub min_area: u32,
+    /// How fast the background follows the scene: the weight of each new
+    /// frame (0.05 at 5 fps forgets a change in about 4 s).
+    pub alpha: f32,
+    /// A share of moving pixels above this is a change of the whole scene,
+    /// not motion: the background starts again from this frame.
+    pub recalibrate_above: f32,
+    /// Dilation passes (3x3) that join the parts of one moving thing.
+    pub dilate: u32,
+}
+
+impl Default for MotionSettings {
+    fn default() -> Self {
+        Self {
+            threshold: 30,
+            min_area: 10,
+            alpha: 0.05,
+            recalibrate_above: 0.6,
+            dilate: 2,
+        }
+    }
+}
+
+/// A grey image, one byte a pixel, rows packed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gray {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+/// What one frame showed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Motion {
+    /// Boxes around moving regions, normalised to the frame.
+    pub boxes: Vec<BBox>,
+    /// The share of the image that moved (before masks and dilation).
+    pub changed: f32,
+    /// The background started again at this frame (the first frame, a new
+    /// size, or a change of the whole scene).
+    pub recalibrated: bool,
+}
+
+/// One stream's motion state: its background.
+pub struct MotionDetector {
+    settings: MotionSettings,
+    /// Pixels where motion is ignored (true), from the masks' polygons.
+    mask: Vec<bool>,
+    /// Normalised polygons, kept to rebuild `mask` when the size changes.
+    polygons: Vec<Vec<[f32; 2]>>,
+    background: Vec<f32>,
+    size: (u32, u32),
+}
+
+impl MotionDetector {
+    /// `masks`: polygons with normalised corners where motion is ignored.
+    pub fn new(settings: MotionSettings, masks: Vec<Vec<[f32; 2]>>) -> Self {
+        Self {
+            settings,
+            mask: Vec::new(),
+            polygons: masks,
+            background: Vec::new(),
+            size: (0, 0),
+        }
+    }
+
+    /// Finds the motion in `frame` against the background, then lets the
+    /// background follow it.
+    pub fn frame(&mut self, frame: &Gray) -> Motion {
+        let (w, h) = (frame.width as usize, frame.height as usize);
+        if w == 0 || h == 0 || frame.data.len() < w * h {
+            return Motion::default();
+        }
+        let image = blur(&normalise(&frame.data[..w * h]), w, h);
+        if self.size != (frame.width, frame.height) {
+            self.size = (frame.width, frame.height);
+            self.mask = rasterise(&self.polygons, w, h);
+            return self.recalibrate(&image);
+        }
+        let t = f32::from(self.settings.threshold);
+        let mut moved: Vec<bool> = image
+            .iter()
+            .zip(&self.background)
+            .map(|(p, b)| (f32::from(*p) - b).abs() > t)
+            .collect();
+        let changed = moved.iter().filter(|m| **m).count() as f32 / (w * h) as f32;
+        if changed > self.settings.recalibrate_above {
+            let mut m = self.recalibrate(&image);
+            m.changed = changed;
+            return m;
+        }
+        for (m, masked) in moved.iter_mut().zip(&self.mask) {
+            *m &= !masked;
+        }
+        let mut joined = moved.clone();
+        for _ in 0..self.settings.dilate {
+            joined = dilate(&joined, w, h);
+        }
+        let boxes = components(&joined, &moved, w, h)
+            .into_iter()
+            .filter(|b| b.area >= self.settings.min_area)
+            .map(|b| b.normalised(w, h))
+            .collect();
+        let a = self.settings.alpha;
+        for (b, p) in self.background.iter_mut().zip(&image) {
+            *b += a * (f32::from(*p) - *b);
+        }
+        Motion {
+            boxes,
+            changed,
+            recalibrated: false,
+        }
+    }
+
+    fn recalibrate(&mut self, image: &[u8]) -> Motion {
+        self.background = image.iter().map(|p| f32::from(*p)).collect();
+        Motion {
+            recalibrated: true,
+            ..Motion::default()
+        }
+    }
+}
+
+/// Stretches the levels between the 2nd and the 98th percentile to 0-255:
+/// a gain or offset applied to the whole image (exposure, a light's level)
+/// gives the same result.
+fn normalise(data: &[u8]) -> Vec<u8> {
+    let mut hist = [0usize; 256];
+    for p in data {
+        hist[*p as usize] += 1;
+    }
+    let cut = data.len() / 50;
+    let (mut lo, mut seen) = (0usize, 0usize);
+    while lo < 255 && seen + hist[lo] <= cut {
+        seen += hist[lo];
+        lo += 1;
+    }
+    let (mut hi, mut seen) = (255usize, 0usize);
+    while hi > 0 && seen + hist[hi] <= cut {
+        seen += hist[hi];
+        hi -= 1;
+    }
+    if hi <= lo {
+        // A flat image: nothing to stretch.
+        return data.to_vec();
+    }
+    let scale = 255.0 / (hi - lo) as f32;
+    let lut: Vec<u8> = (0..256)
+        .map(|v| ((v as f32 - lo as f32) * scale).clamp(0.0, 255.0).round() as u8)
+        .collect();
+    data.iter().map(|p| lut[*p as usize]).collect()
+}
+
+/// A 3x3 box blur, edges clamped.
+fn blur(data: &[u8], w: usize, h: usize) -> Vec<u8> {
+    let at = |x: isize, y: isize| {
+        let x = x.clamp(0, w as isize - 1) as usize;
+        let y = y.clamp(0, h as isize - 1) as usize;
+        u32::from(data[y * w + x])
+    };
+    let mut out = vec![0u8; w * h];
+    for y in 0..h as isize {
+        for x in 0..w as isize {
+            let mut sum = 0;
+            for dy in -1..=1 {
+                for dx in -1..=1 {
+                    sum += at(x + dx, y + dy);
+                }
+            }
+            out[y as usize * w + x as usize] = (sum / 9) as u8;
+        }
+    }
+    out
+}
+
+/// A 3x3 dilation.
+fn dilate(m: &[bool], w: usize, h: usize) -> Vec<bool> {
+    let mut out = m.to_vec();
+    for y in 0..h {
+        for x in 0..w {
+            if !m[y * w + x] {
+                continue;
+            }
+            for ny in y.saturating_sub(1)..(y + 2).min(h) {
+                for nx in x.saturating_sub(1)..(x + 2).min(w) {
+                    out[ny * w + nx] = true;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A connected region's bounds, in pixels, and how many moving pixels it
+/// holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Component {
+    x0: usize,
+    y0: usize,
+    x1: usize,
+    y1: usize,
+    area: u32,
+}
+
+impl Component {
+    fn normalised(&self, w: usize, h: usize) -> BBox {
+        BBox {
+            x: self.x0 as f32 / w as f32,
+            y: self.y0 as f32 / h as f32,
+            w: (self.x1 + 1 - self.x0) as f32 / w as f32,
+            h: (self.y1 + 1 - self.y0) as f32 / h as f32,
+        }
+    }
+}
+
+/// 8-connected regions of `m`, by an explicit stack (no recursion); each
+/// one's area counts the pixels of `raw` in it.
+fn components(m: &[bool], raw: &[bool], w: usize, h: usize) -> Vec<Component> {
+    let mut seen = vec![false; w * h];
+    let mut out = Vec::new();
+    let mut stack = Vec::new();
+    for start in 0..w * h {
+        if !m[start] || seen[start] {
+            continue;
+        }
+        let (sx, sy) = (start % w, start / w);
+        let mut c = Component {
+            x0: sx,
+            y0: sy,
+            x1: sx,
+            y1: sy,
+            area: 0,
+        };
+        seen[start] = true;
+        stack.push(start);
+        while let Some(i) = stack.pop() {
+            let (x, y) = (i % w, i / w);
+            c.area += u32::from(raw[i]);
+            c.x0 = c.x0.min(x);
+            c.x1 = c.x1.max(x);
+            c.y0 = c.y0.min(y);
+            c.y1 = c.y1.max(y);
+            for ny in y.saturating_sub(1)..(y + 2).min(h) {
+                for nx in x.saturating_sub(1)..(x + 2).min(w) {
+                    let j = ny * w + nx;
+                    if m[j] && !seen[j] {
+                        seen[j] = true;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The pixels inside any of `polygons` (normalised corners), by the
+/// pixel's centre (even-odd rule).
+fn rasterise(polygons: &[Vec<[f32; 2]>], w: usize, h: usize) -> Vec<bool> {
+    let mut out = vec![false; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let p = [(x as f32 + 0.5) / w as f32, (y as f32 + 0.5) / h as f32];
+            out[y * w + x] = polygons.iter().any(|poly| inside(poly, p));
+        }
+    }
+    out
+}
+
+fn inside(poly: &[[f32; 2]], p: [f32; 2]) -> bool {
+    let mut inside = false;
+    let mut j = poly.len().wrapping_sub(1);
+    for i in 0..poly.len() {
+        let (a, b) = (poly[i], poly[j]);
+        if (a[1] > p[1]) != (b[1] > p[1])
+            && p[0] < (b[0] - a[0]) * (p[1] - a[1]) / (b[1] - a[1]) + a[0]
+        {
+            inside = !inside;
+        }
+        j = i;
+    }
+    inside
+}
+
+#[cfg(test)]
+mod tests;

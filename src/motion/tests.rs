@@ -1,0 +1,164 @@
+//! The motion detector on synthetic frames: a textured still scene, with
+//! camera-like noise, and a square that moves across it.
+
+use super::*;
+
+const W: u32 = 160;
+const H: u32 = 90;
+
+/// A small deterministic generator, so each run sees the same noise.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) as u32
+    }
+    /// Uniform in -a..=a.
+    fn noise(&mut self, a: i32) -> i32 {
+        (self.next() % (2 * a as u32 + 1)) as i32 - a
+    }
+}
+
+/// A still scene with texture (levels 40 to 150), plus noise of up to
+/// `noise` levels, and a bright square of side 12 at `square` if given.
+fn scene(rng: &mut Lcg, noise: i32, square: Option<(u32, u32)>) -> Gray {
+    let mut data = Vec::with_capacity((W * H) as usize);
+    for y in 0..H {
+        for x in 0..W {
+            let base = 40 + ((x * 7 + y * 13) % 23) * 3 + ((x / 20 + y / 15) % 3) * 15;
+            let mut v = base as i32 + rng.noise(noise);
+            if let Some((sx, sy)) = square
+                && (sx..sx + 12).contains(&x)
+                && (sy..sy + 12).contains(&y)
+            {
+                v = 230;
+            }
+            data.push(v.clamp(0, 255) as u8);
+        }
+    }
+    Gray {
+        width: W,
+        height: H,
+        data,
+    }
+}
+
+fn warmed(d: &mut MotionDetector, rng: &mut Lcg) {
+    for _ in 0..10 {
+        let m = d.frame(&scene(rng, 6, None));
+        assert!(m.boxes.is_empty(), "a still scene moved: {m:?}");
+    }
+}
+
+#[test]
+fn a_moving_square_is_found_where_it_is() {
+    let mut rng = Lcg(1);
+    let mut d = MotionDetector::new(MotionSettings::default(), Vec::new());
+    assert!(
+        d.frame(&scene(&mut rng, 6, None)).recalibrated,
+        "first frame"
+    );
+    warmed(&mut d, &mut rng);
+    for step in 0..20u32 {
+        let (sx, sy) = (20 + step * 5, 40);
+        let m = d.frame(&scene(&mut rng, 6, Some((sx, sy))));
+        assert_eq!(m.boxes.len(), 1, "step {step}: {m:?}");
+        let b = m.boxes[0];
+        // The box holds the square (dilation adds a little around it).
+        let (cx, cy) = ((sx as f32 + 6.0) / W as f32, (sy as f32 + 6.0) / H as f32);
+        assert!(
+            b.x <= cx && cx <= b.x + b.w && b.y <= cy && cy <= b.y + b.h,
+            "step {step}: {b:?} misses the square's centre"
+        );
+        assert!(b.w * W as f32 <= 40.0, "step {step}: {b:?} too wide");
+    }
+}
+
+#[test]
+fn sensor_noise_moves_nothing() {
+    let mut rng = Lcg(2);
+    let mut d = MotionDetector::new(MotionSettings::default(), Vec::new());
+    for i in 0..200 {
+        let m = d.frame(&scene(&mut rng, 12, None));
+        assert!(m.boxes.is_empty(), "frame {i}: {m:?}");
+    }
+}
+
+#[test]
+fn a_brightness_step_over_the_whole_scene_moves_nothing() {
+    let mut rng = Lcg(3);
+    let mut d = MotionDetector::new(MotionSettings::default(), Vec::new());
+    d.frame(&scene(&mut rng, 6, None));
+    warmed(&mut d, &mut rng);
+    // The camera re-exposes: a gain and an offset on every pixel.
+    for i in 0..30 {
+        let mut f = scene(&mut rng, 6, None);
+        for p in &mut f.data {
+            *p = (f32::from(*p) * 1.3 + 20.0).min(255.0) as u8;
+        }
+        let m = d.frame(&f);
+        assert!(m.boxes.is_empty(), "frame {i} after the step: {m:?}");
+    }
+}
+
+#[test]
+fn a_change_of_the_whole_scene_recalibrates_instead_of_firing() {
+    let mut rng = Lcg(4);
+    let mut d = MotionDetector::new(MotionSettings::default(), Vec::new());
+    d.frame(&scene(&mut rng, 6, None));
+    warmed(&mut d, &mut rng);
+    // The IR mode: the picture's levels turn over.
+    let turned = |rng: &mut Lcg| {
+        let mut f = scene(rng, 6, None);
+        for p in &mut f.data {
+            *p = 255 - *p;
+        }
+        f
+    };
+    let m = d.frame(&turned(&mut rng));
+    assert!(m.recalibrated && m.boxes.is_empty(), "{m:?}");
+    assert!(m.changed > 0.6, "{m:?}");
+    for i in 0..10 {
+        let m = d.frame(&turned(&mut rng));
+        assert!(m.boxes.is_empty() && !m.recalibrated, "frame {i}: {m:?}");
+    }
+}
+
+#[test]
+fn a_mask_hides_motion_under_it_and_only_there() {
+    let mut rng = Lcg(5);
+    let left = vec![[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]];
+    let mut d = MotionDetector::new(MotionSettings::default(), vec![left]);
+    d.frame(&scene(&mut rng, 6, None));
+    warmed(&mut d, &mut rng);
+    for step in 0..5u32 {
+        let m = d.frame(&scene(&mut rng, 6, Some((10 + step * 5, 40))));
+        assert!(m.boxes.is_empty(), "masked, step {step}: {m:?}");
+    }
+    for step in 0..5u32 {
+        let m = d.frame(&scene(&mut rng, 6, Some((110 + step * 5, 40))));
+        assert_eq!(m.boxes.len(), 1, "unmasked, step {step}: {m:?}");
+        assert!(m.boxes[0].x >= 0.5, "{m:?}");
+    }
+}
+
+#[test]
+fn a_bad_frame_is_no_motion_not_a_panic() {
+    let mut d = MotionDetector::new(MotionSettings::default(), Vec::new());
+    let short = Gray {
+        width: 100,
+        height: 100,
+        data: vec![0; 10],
+    };
+    assert_eq!(d.frame(&short), Motion::default());
+    let empty = Gray {
+        width: 0,
+        height: 0,
+        data: Vec::new(),
+    };
+    assert_eq!(d.frame(&empty), Motion::default());
+}
