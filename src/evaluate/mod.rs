@@ -10,9 +10,9 @@ pub mod pick;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::bench::{self, InferenceRow};
 use crate::config::{Loaded, Task};
 use crate::frame::Output;
+use crate::inference::measure::{self, InferenceRow};
 use crate::inference::{Model, ModelError, runtime};
 
 pub use agreement::{Agreement, Counts};
@@ -120,8 +120,8 @@ pub fn evaluate(
             .ok_or_else(|| EvalError::Unknown(name.into()))?;
         let mut speed = Vec::new();
         if opts.speed_frames > 0 {
-            for (workers, threads) in bench::layouts(cores()) {
-                speed.push(bench::inference(
+            for (workers, threads) in measure::layouts(cores()) {
+                speed.push(measure::inference(
                     loaded,
                     name,
                     workers,
@@ -153,13 +153,13 @@ fn load(loaded: &Loaded, name: &str) -> Result<(Model, f64), EvalError> {
     let cfg = loaded
         .model(name)
         .ok_or_else(|| EvalError::Unknown(name.into()))?;
-    let before = bench::memory_mib().0;
+    let before = measure::memory_mib().0;
     let mut model = Model::load(cfg, 1)?;
     model.warm_up()?;
     if model.task != Task::Detection {
         return Err(EvalError::NotDetector(name.into()));
     }
-    Ok((model, (bench::memory_mib().0 - before).max(0.0)))
+    Ok((model, (measure::memory_mib().0 - before).max(0.0)))
 }
 
 pub use crate::config::cores;

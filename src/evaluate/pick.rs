@@ -6,9 +6,9 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::bench::{self, InferenceRow};
 use crate::config::{Loaded, ModelConfig, Pick};
 use crate::inference::ModelError;
+use crate::inference::measure::{self, InferenceRow};
 
 /// Share of the measured inference capacity the load may take: the rest
 /// is for decoding, scaling and publishing, which run on the same cores.
@@ -99,7 +99,7 @@ pub fn measure(
         };
         let mut best: Option<InferenceRow> = None;
         for &(workers, threads) in layouts {
-            let row = bench::inference_of(&entry, workers, threads, 1, frames)?;
+            let row = measure::inference_of(&entry, workers, threads, 1, frames)?;
             if best.as_ref().is_none_or(|b| row.fps > b.fps) {
                 best = Some(row);
             }

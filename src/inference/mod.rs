@@ -5,6 +5,7 @@ mod decode;
 mod describe;
 mod fill;
 mod geometry;
+pub mod measure;
 mod model;
 pub mod runtime;
 mod worker;
