@@ -240,6 +240,23 @@ pub struct Frame {
     pub image: Image,
 }
 
+/// A confirmed object seen in the latest frame, as the tracker hands it to the
+/// cascade.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectView {
+    pub id: Arc<str>,
+    pub label: Arc<str>,
+    /// The latest detected box, normalised.
+    pub bbox: BBox,
+    /// The latest detection's score.
+    pub score: f32,
+    pub stationary: bool,
+    /// Detected in the latest frame (else carried through a miss, its box
+    /// the last detected one).
+    pub seen: bool,
+    pub sub_label: Option<SubLabel>,
+}
+
 /// What a stream hands inference, in its order: frames, and its status
 /// changes behind the frames they follow (as GStreamer sends EOS behind the
 /// last buffer). Inference releases both in that order, so a file's last

@@ -9,6 +9,7 @@
 pub mod backoff;
 pub mod bench;
 pub mod cascade;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod evaluate;
@@ -27,6 +28,7 @@ pub mod render;
 pub mod route;
 pub mod snapshot;
 pub mod source;
+pub mod stats;
 pub mod status;
 pub mod sync;
 pub mod tracking;

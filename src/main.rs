@@ -397,22 +397,11 @@ fn check(path: &std::path::Path) -> ExitCode {
             .map_or("every frame".to_string(), |f| format!("{f} fps"));
         println!("stream {}: {spec} -> {} ({fps})", s.name, s.model);
     }
-    if let Some(ha) = &loaded.config.homeassistant {
-        let topics = visiond::publish::Topics::new(&loaded.config.mqtt.prefix, &loaded.node);
-        let d = visiond::homeassistant::Discovery::new(ha, &loaded.node, topics);
-        let streams: Vec<_> = loaded
-            .config
-            .streams
-            .iter()
-            .filter_map(|s| {
-                let m = models.get(&s.model)?.first()?;
-                Some(visiond::homeassistant::entities(
-                    s,
-                    m.task,
-                    &m.labels.names(),
-                ))
-            })
-            .collect();
+    let model = |name: &str| {
+        let m = models.get(name)?.first()?;
+        Some((m.task, m.labels.names()))
+    };
+    if let Some((d, streams)) = visiond::homeassistant::setup(&loaded, model) {
         for (s, (topic, config)) in streams
             .iter()
             .zip(streams.iter().map(|s| d.stream_config(s)))

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::route::Routes;
-use crate::source::StreamStats;
+use crate::stats::StreamStats;
 
 /// Seconds between reloads of the page.
 const REFRESH_S: u32 = 3;

@@ -16,10 +16,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use crate::config::{ClassGroup, ClassifyRule, ModelConfig, Task};
+use crate::frame::ObjectView;
 use crate::frame::{Class, Crop, FullView, Output, SubLabel};
 use crate::inference::Model;
 use crate::sync::locked;
-use crate::tracking::ObjectView;
 use policy::{Attempts, Limits, View};
 
 /// Room around the box in a crop: the side is the box's longer side times this.

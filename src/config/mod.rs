@@ -24,7 +24,7 @@ pub use load::{load, load_all, parse};
 pub use locate::{Locator, Pos};
 pub use schema::schema;
 pub use settings::{
-    HttpSettings, ModelSettings, SettingsError, StreamSettings, cores, default_min_score,
+    HttpSettings, ModelSettings, SettingsError, StreamSettings, cores, default_min_score, mqtt,
 };
 pub use stream::parse_stream;
 pub use types::*;

@@ -7,8 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{HttpConfig, ModelConfig, StreamConfig, Task, Track};
+use super::{HttpConfig, Loaded, ModelConfig, StreamConfig, Task, Track};
 use crate::inference::{Colour, DType, Filter, ResizeMode};
+use crate::publish::{MqttSettings, Protocol, TlsFiles, Topics};
 use crate::source::{SourceOptions, SourceSpec};
 use crate::tracking::{TrackSettings, TrackSpec};
 
@@ -137,30 +138,6 @@ pub struct StreamSettings {
     pub snapshots: bool,
 }
 
-impl Default for StreamSettings {
-    fn default() -> Self {
-        Self {
-            name: String::new(),
-            spec: SourceSpec::Test {
-                pattern: "smpte".into(),
-                width: 640,
-                height: 480,
-                fps: 30,
-            },
-            model: String::new(),
-            fps: None,
-            min_score: default_min_score(Task::Detection),
-            labels: None,
-            max_objects: None,
-            realtime: false,
-            looping: false,
-            options: SourceOptions::default(),
-            track: None,
-            snapshots: true,
-        }
-    }
-}
-
 impl StreamSettings {
     pub fn resolve(s: &StreamConfig, task: Task) -> Result<Self, SettingsError> {
         let spec = s.source_spec().map_err(|message| SettingsError::Source {
@@ -275,6 +252,45 @@ impl HttpSettings {
             tls: h.tls.as_ref().map(|t| t.pem.clone()),
         })
     }
+}
+
+/// The broker connection the config asks for: resolved here, once, with
+/// its defaults (the port by scheme, a keep-alive of at least 1 s).
+pub fn mqtt(c: &Loaded) -> Result<MqttSettings, String> {
+    let url = url::Url::parse(&c.config.mqtt.url).map_err(|e| e.to_string())?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| "mqtt.url has no host".to_string())?
+        .trim_matches(['[', ']'])
+        .to_string();
+    let m = &c.config.mqtt;
+    let tls = (url.scheme() == "mqtts").then(|| TlsFiles {
+        ca: m.ca_file.clone().unwrap_or_default(),
+        client: m.cert_file.clone().zip(m.key_file.clone()),
+    });
+    Ok(MqttSettings {
+        host,
+        port: url
+            .port()
+            .unwrap_or(if tls.is_some() { 8883 } else { 1883 }),
+        tls,
+        client_id: c.client_id.clone(),
+        username: c.config.mqtt.username.clone(),
+        password: c.config.mqtt.password.clone(),
+        keep_alive: Duration::from_secs(c.config.mqtt.keep_alive.max(1)),
+        topics: Topics::new(&c.config.mqtt.prefix, &c.node),
+        qos: c.config.mqtt.qos,
+        node: c.node.clone(),
+        protocol: if m.protocol == "5" {
+            Protocol::V5
+        } else {
+            Protocol::V311
+        },
+        expiry: Duration::from_secs(m.expiry),
+        spool: m.spool.clone(),
+        spool_max_bytes: usize::try_from(m.spool_max_mb.saturating_mul(1 << 20))
+            .unwrap_or(usize::MAX),
+    })
 }
 
 #[cfg(test)]

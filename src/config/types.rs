@@ -361,16 +361,6 @@ pub enum Pick {
     Auto,
 }
 
-impl ModelConfig {
-    pub fn top_k(&self) -> usize {
-        self.top_k.unwrap_or(5)
-    }
-
-    pub fn iou(&self) -> f32 {
-        self.iou.unwrap_or(0.5)
-    }
-}
-
 /// The input side of a model description. Fields the model declares
 /// (shape, type) are checked against it; the rest is applied.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]

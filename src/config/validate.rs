@@ -355,7 +355,7 @@ fn validate_models<'a>(
             MAX_WORKERS,
         );
         within(problems, at("top_k"), "top_k", m.top_k, 1, MAX_TOP_K);
-        if !(0.0..=1.0).contains(&m.iou()) {
+        if m.iou.is_some_and(|iou| !(0.0..=1.0).contains(&iou)) {
             problems.push((at("iou"), "iou must be between 0 and 1".into()));
         }
         let input = &m.input;

@@ -154,14 +154,25 @@ pub(super) fn track_spec(
     model_labels: &[String],
     homeassistant: bool,
 ) -> Option<crate::tracking::TrackSpec> {
-    let mut spec = StreamSettings::resolve(s, task).ok()?.track?;
+    let spec = StreamSettings::resolve(s, task).ok()?.track?;
+    Some(counted(spec, s, model_labels, homeassistant))
+}
+
+/// `spec` with the labels whose counts start at 0: with discovery on, a
+/// stream that lists none counts the default ones its entities show.
+fn counted(
+    mut spec: crate::tracking::TrackSpec,
+    s: &StreamConfig,
+    model_labels: &[String],
+    homeassistant: bool,
+) -> crate::tracking::TrackSpec {
     if homeassistant && s.labels.is_none() {
         spec.labels = crate::homeassistant::stream_labels(s, model_labels)
             .iter()
             .map(|l| Arc::from(l.as_str()))
             .collect();
     }
-    Some(spec)
+    spec
 }
 
 fn start_stream(
@@ -171,9 +182,13 @@ fn start_stream(
     task: Task,
     live: &Live<'_>,
 ) -> Result<StreamHandle, DaemonError> {
+    // Resolved once: the source, the filter and the tracking all read it.
     let settings = StreamSettings::resolve(s, task)?;
-    match track_spec(s, task, &engine.labels, live.homeassistant) {
-        Some(spec) => live.routes.track(&settings.name, spec),
+    match settings.track.clone() {
+        Some(spec) => {
+            let spec = counted(spec, s, &engine.labels, live.homeassistant);
+            live.routes.track(&settings.name, spec);
+        }
         None => live.routes.untrack(&settings.name),
     }
     let name: Arc<str> = settings.name.as_str().into();

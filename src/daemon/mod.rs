@@ -24,7 +24,7 @@ pub use plan::{Inventory, Plan, RestartSetting};
 use crate::config::{HttpSettings, Loaded, ModelSettings, SettingsError, Task};
 use crate::inference::{Model, ModelError, runtime};
 use crate::page::StatusPage;
-use crate::publish::{MqttPublisher, MqttSettings, Sink, Wire};
+use crate::publish::{MqttPublisher, Sink, Wire};
 use crate::route::Routes;
 use control::{ControlThread, Switches};
 use fleet::Command;
@@ -168,7 +168,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         return Err(DaemonError::Labels(problems));
     }
 
-    let settings = MqttSettings::from_config(&loaded).map_err(DaemonError::Mqtt)?;
+    let settings = crate::config::mqtt(&loaded).map_err(DaemonError::Mqtt)?;
     let topics = settings.topics.clone();
     info!(broker = %format!("{}:{}", settings.host, settings.port), node = %loaded.node, "starting");
     let mqtt =
@@ -233,7 +233,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     info!(streams, "running");
     crate::notify::notify(&format!("READY=1\nSTATUS={streams} streams"));
     let _trim = trim::Trimmer::start(
-        Arc::new(crate::source::SystemClock),
+        Arc::new(crate::clock::SystemClock),
         trim::EVERY,
         trim::malloc_trim,
     );
@@ -360,24 +360,14 @@ fn control_setup(
     loaded: &Loaded,
     model: impl Fn(&str) -> Option<(Task, Vec<String>)>,
 ) -> control::Setup {
-    let c = &loaded.config;
     control::Setup {
-        streams: c.streams.iter().map(|s| s.name.clone()).collect(),
-        discovery: c.homeassistant.as_ref().map(|ha| {
-            let topics = crate::publish::Topics::new(&c.mqtt.prefix, &loaded.node);
-            let streams = c
-                .streams
-                .iter()
-                .filter_map(|s| {
-                    let (task, labels) = model(&s.model)?;
-                    Some(crate::homeassistant::entities(s, task, &labels))
-                })
-                .collect();
-            (
-                crate::homeassistant::Discovery::new(ha, &loaded.node, topics),
-                streams,
-            )
-        }),
+        streams: loaded
+            .config
+            .streams
+            .iter()
+            .map(|s| s.name.clone())
+            .collect(),
+        discovery: crate::homeassistant::setup(loaded, model),
     }
 }
 

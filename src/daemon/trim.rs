@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Sender, bounded};
 
-use crate::source::Clock;
+use crate::clock::Clock;
 
 /// How often: the pages a trim frees are faulted in again at most once
 /// per period.

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use crate::clock::{Clock, SystemClock};
 use crate::inference::Heartbeat;
 use crate::publish::MqttCounters;
-use crate::source::{Clock, SystemClock};
 
 /// The stage that stopped the pings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

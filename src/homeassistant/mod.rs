@@ -48,6 +48,27 @@ pub fn stream_labels(s: &StreamConfig, model_labels: &[String]) -> Vec<String> {
 
 /// What a stream's device shows. A stream that does not track publishes
 /// no counts or snapshots: its device has the switch and diagnostics only.
+/// The discovery a config asks for and each stream's entities, where it
+/// has `homeassistant`; `model` gives a model's task and labels (a stream
+/// on a model that is not there gets none).
+pub fn setup(
+    loaded: &crate::config::Loaded,
+    model: impl Fn(&str) -> Option<(Task, Vec<String>)>,
+) -> Option<(Discovery, Vec<StreamEntities>)> {
+    let c = &loaded.config;
+    let ha = c.homeassistant.as_ref()?;
+    let topics = crate::publish::Topics::new(&c.mqtt.prefix, &loaded.node);
+    let streams = c
+        .streams
+        .iter()
+        .filter_map(|s| {
+            let (task, labels) = model(&s.model)?;
+            Some(entities(s, task, &labels))
+        })
+        .collect();
+    Some((Discovery::new(ha, &loaded.node, topics), streams))
+}
+
 pub fn entities(s: &StreamConfig, task: Task, model_labels: &[String]) -> StreamEntities {
     let tracks = task == Task::Detection && s.track.enabled();
     let labels = if tracks {

@@ -13,8 +13,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::clock::{Clock, SystemClock};
 use crate::publish::MqttCounters;
-use crate::source::{Clock, LATENCY_BUCKETS_MS, StreamStats, SystemClock};
+use crate::stats::{LATENCY_BUCKETS_MS, StreamStats};
 use crate::status::StreamState;
 
 /// What the endpoint reports on: the running streams and the MQTT client.

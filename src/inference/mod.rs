@@ -28,7 +28,7 @@ pub use model::{
 };
 
 use crate::frame::{Analysis, Item, Output};
-use crate::source::StreamStats;
+use crate::stats::StreamStats;
 use crate::status::StreamStatus;
 
 #[derive(Debug, Clone, thiserror::Error)]

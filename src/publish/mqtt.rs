@@ -80,45 +80,6 @@ pub struct TlsFiles {
     pub client: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
-impl MqttSettings {
-    pub fn from_config(c: &crate::config::Loaded) -> Result<Self, String> {
-        let url = url::Url::parse(&c.config.mqtt.url).map_err(|e| e.to_string())?;
-        let host = url
-            .host_str()
-            .ok_or_else(|| "mqtt.url has no host".to_string())?
-            .trim_matches(['[', ']'])
-            .to_string();
-        let m = &c.config.mqtt;
-        let tls = (url.scheme() == "mqtts").then(|| TlsFiles {
-            ca: m.ca_file.clone().unwrap_or_default(),
-            client: m.cert_file.clone().zip(m.key_file.clone()),
-        });
-        Ok(Self {
-            host,
-            port: url
-                .port()
-                .unwrap_or(if tls.is_some() { 8883 } else { 1883 }),
-            tls,
-            client_id: c.client_id.clone(),
-            username: c.config.mqtt.username.clone(),
-            password: c.config.mqtt.password.clone(),
-            keep_alive: Duration::from_secs(c.config.mqtt.keep_alive.max(1)),
-            topics: Topics::new(&c.config.mqtt.prefix, &c.node),
-            qos: c.config.mqtt.qos,
-            node: c.node.clone(),
-            protocol: if m.protocol == "5" {
-                Protocol::V5
-            } else {
-                Protocol::V311
-            },
-            expiry: Duration::from_secs(m.expiry),
-            spool: m.spool.clone(),
-            spool_max_bytes: usize::try_from(m.spool_max_mb.saturating_mul(1 << 20))
-                .unwrap_or(usize::MAX),
-        })
-    }
-}
-
 /// What the connection hands to whoever listens ([`MqttPublisher::listen`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Incoming {
@@ -241,7 +202,7 @@ impl MqttPublisher {
         shared
             .counters
             .last_turn_ms
-            .store(crate::source::now_ms(), Ordering::Relaxed);
+            .store(crate::clock::now_ms(), Ordering::Relaxed);
         let (closing_tx, closing_rx) = crossbeam_channel::bounded(0);
         let s = shared.clone();
         let thread = std::thread::Builder::new()
@@ -427,7 +388,7 @@ fn poll(mut connection: Connection, s: &Shared, closing: &Receiver<()>) {
     while let Some(event) = connection.next() {
         s.counters
             .last_turn_ms
-            .store(crate::source::now_ms(), Ordering::Relaxed);
+            .store(crate::clock::now_ms(), Ordering::Relaxed);
         let is_closing = closing.try_recv().is_err_and(|e| e.is_disconnected());
         match event {
             Ev::Connected => {

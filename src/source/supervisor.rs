@@ -11,6 +11,7 @@ use tracing::{debug, error, info, info_span, warn};
 
 use super::{BusEvent, Deliver, Inlet, Pipeline, PipelineSettings, RawFrame, StreamStats};
 use crate::backoff::Backoff;
+use crate::clock::{Clock, SystemClock};
 use crate::frame::{Frame, FrameMeta};
 use crate::status::{StreamState, StreamStatus};
 
@@ -38,25 +39,6 @@ impl Default for Policy {
             good_run: Duration::from_secs(10),
             status_every: Duration::from_secs(10),
         }
-    }
-}
-
-/// Time as the supervisor sees it: the system's in the daemon, simulated in tests.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> Instant;
-    /// Waits `d`, or less if `stop` closes; returns whether it closed.
-    fn sleep(&self, d: Duration, stop: &Receiver<()>) -> bool;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-
-    fn sleep(&self, d: Duration, stop: &Receiver<()>) -> bool {
-        stop.recv_timeout(d).is_err_and(|e| e.is_disconnected())
     }
 }
 
@@ -128,13 +110,6 @@ pub trait Opener {
 pub enum Kind {
     File { looping: bool },
     Live,
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Everything a stream needs to run.

@@ -128,6 +128,7 @@ mod tests_prop;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+pub use crate::frame::ObjectView;
 pub use events::{
     Change, Counts, Crossing, Direction, EndReason, Event, EventKind, InZone, LineCount,
 };
@@ -293,22 +294,6 @@ impl From<&FrameMeta> for FrameInfo {
             frame: m.seq,
         }
     }
-}
-
-/// A confirmed object seen in the latest frame, as the cascade reads it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ObjectView {
-    pub id: Arc<str>,
-    pub label: Arc<str>,
-    /// The latest detected box, normalised.
-    pub bbox: crate::frame::BBox,
-    /// The latest detection's score.
-    pub score: f32,
-    pub stationary: bool,
-    /// Detected in the latest frame (else carried through a miss, its box
-    /// the last detected one).
-    pub seen: bool,
-    pub sub_label: Option<crate::frame::SubLabel>,
 }
 
 /// What one frame changed.
