@@ -149,61 +149,19 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         stream: "*".into(),
         message: format!("GStreamer: {e}"),
     })?;
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     // Signals and the fleet's changes reach the main loop on one channel.
     let (commands, inbox) = crossbeam_channel::unbounded();
-    let to_loop = commands.clone();
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for s in signals.forever() {
-                if to_loop.send(Command::Signal(s)).is_err() {
-                    break;
-                }
-            }
-        })?;
+    forward_signals(commands.clone())?;
     let models = load_models(&loaded)?;
     let problems = label_problems(&loaded, &models);
     if !problems.is_empty() {
         return Err(DaemonError::Labels(problems));
     }
 
-    let settings = crate::config::mqtt(&loaded).map_err(DaemonError::Mqtt)?;
-    let topics = settings.topics.clone();
-    info!(broker = %format!("{}:{}", settings.host, settings.port), node = %loaded.node, "starting");
-    let mqtt =
-        Arc::new(MqttPublisher::start(settings).map_err(|e| DaemonError::Mqtt(e.to_string()))?);
-    // A reachable broker gets the first frames too (a file's first frames
-    // would otherwise be analysed before the connection is up); an
-    // unreachable one does not hold the streams back for long.
     let switches = Arc::new(Switches::default());
-    let setup = control_setup(&loaded, |m| {
-        let first = models.get(m)?.first()?;
-        Some((first.task, first.labels.names()))
-    });
-    let control = ControlThread::start(mqtt.clone(), topics.clone(), setup, switches.clone())?;
-    if !mqtt.wait_connected(BROKER_GRACE) {
-        warn!("MQTT broker not reachable yet; starting the streams anyway");
-    } else if !control.wait_ready(BROKER_GRACE) {
-        // The switches' retained state was not read: they start on.
-        warn!("the broker did not answer the start-up subscriptions in time");
-    }
+    let (mqtt, topics, control) = connect(&loaded, &models, &switches)?;
     // Fleet cameras come as commands once the loop below runs.
-    let fleet = match &loaded.config.cluster {
-        Some(c) => {
-            let to_loop = commands.clone();
-            let settings = crate::fleet::FleetSettings::resolve(&loaded.node, c);
-            Some(crate::fleet::Fleet::start(
-                settings,
-                loaded.config.clone(),
-                move |seq, d| {
-                    let _ = to_loop.send(Command::Fleet(seq, d));
-                },
-            )?)
-        }
-        None => None,
-    };
-    drop(commands);
+    let fleet = start_fleet(&loaded, commands)?;
     // Inference -> each stream's route -> the contract's messages -> (the
     // fleet's fence) -> MQTT.
     let sink: Arc<dyn Sink> = match &fleet {
@@ -213,14 +171,12 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         }),
         None => mqtt.clone(),
     };
-    let wire = Wire::new(topics, &loaded.node, sink);
-    let routes = Arc::new(Routes::new(Arc::new(wire)));
+    let routes = Arc::new(Routes::new(Arc::new(Wire::new(topics, &loaded.node, sink))));
     routes.set_models(&loaded.config.models);
-    let page = Arc::new(
-        StatusPage::new(routes.clone()).with_fleet(fleet.as_ref().map(|f| f.state.clone())),
-    );
+    let fleet_state = fleet.as_ref().map(|f| f.state.clone());
+    let page = Arc::new(StatusPage::new(routes.clone()).with_fleet(fleet_state.clone()));
 
-    let mut running = Running::start(&loaded, models, &routes, &switches)?;
+    let running = Running::start(&loaded, models, &routes, &switches)?;
     let mut http = endpoint::Http::start(
         HttpSettings::resolve(loaded.config.http.as_ref()),
         mqtt.counters(),
@@ -228,7 +184,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         running.stats(),
     )
     .map_err(DaemonError::Http)?;
-    http.set_fleet(fleet.as_ref().map(|f| f.state.clone()));
+    http.set_fleet(fleet_state);
     let streams = running.streams.len();
     info!(streams, "running");
     crate::notify::notify(&format!("READY=1\nSTATUS={streams} streams"));
@@ -243,11 +199,13 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         mqtt.counters(),
         mqtt.stuck_after(),
     )?;
-    let mut loaded = loaded;
-    // The file's part of what runs, and the fleet's.
-    let mut file = loaded.clone();
-    let mut fleet_now = crate::fleet::Desired::new();
-
+    let mut serving = Serving {
+        running,
+        file: loaded.clone(),
+        loaded,
+        fleet_now: crate::fleet::Desired::new(),
+        http,
+    };
     for command in inbox.iter() {
         let ctx = Ctx {
             routes: &routes,
@@ -255,57 +213,15 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
             control: &control,
         };
         match command {
-            Command::Signal(SIGHUP) => {
-                crate::notify::notify("RELOADING=1");
-                let started = Instant::now();
-                let result = crate::config::load(&file.file)
-                    .map_err(|e| {
-                        let why = crate::redact::text(&e.to_string());
-                        error!("reload refused, the running config stays: {why}");
-                        why
-                    })
-                    .and_then(|new_file| {
-                        let new = fleet::effective(&new_file, &fleet_now);
-                        reload(&mut running, &mut loaded, new, ctx, &mut http, started)?;
-                        Ok(new_file)
-                    });
-                match result {
-                    Ok(new_file) => {
-                        file = Plan::running_config(&file, &new_file);
-                        if let Some(f) = &fleet {
-                            f.report(crate::fleet::Report::Reloaded(Box::new(
-                                file.config.clone(),
-                            )));
-                        }
-                    }
-                    Err(why) => tell_reload_refused(&running, &routes, &why),
-                }
-            }
+            Command::Signal(SIGHUP) => serving.reload_file(ctx, fleet.as_ref()),
             Command::Signal(_) => break,
-            Command::Fleet(seq, desired) => {
-                let failed = fleet::apply(
-                    &desired,
-                    &mut fleet_now,
-                    &mut running,
-                    &mut loaded,
-                    &file,
-                    ctx,
-                    &mut http,
-                );
-                if let Some(f) = &fleet {
-                    f.report(crate::fleet::Report::Applied {
-                        seq,
-                        running: fleet_now.keys().cloned().collect(),
-                        failed,
-                    });
-                }
-            }
+            Command::Fleet(seq, desired) => serving.fleet(seq, &desired, ctx, fleet.as_ref()),
         }
-        http.set_streams(running.stats());
-        watchdog.set_heartbeats(running.heartbeats());
+        serving.http.set_streams(serving.running.stats());
+        watchdog.set_heartbeats(serving.running.heartbeats());
         crate::notify::notify(&format!(
             "READY=1\nSTATUS={} streams",
-            running.streams.len()
+            serving.running.streams.len()
         ));
     }
 
@@ -315,18 +231,153 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     drop(watchdog);
     // Every open object ends with `shutdown` before `offline`.
     routes.shutting_down();
-    running.stop();
+    serving.running.stop();
     // The lease goes with the cameras: the others take them at once.
     drop(fleet);
     routes.finish();
     drop(control);
-    drop(http);
+    drop(serving.http);
     drop(routes);
     let mqtt =
         Arc::try_unwrap(mqtt).map_err(|_| DaemonError::Mqtt("publisher still in use".into()))?;
     mqtt.close(deadline.saturating_duration_since(Instant::now()));
     info!("stopped");
     Ok(())
+}
+
+/// The broker connection and the control loop (the detect switches, Home
+/// Assistant's discovery), given a moment to connect.
+fn connect(
+    loaded: &Loaded,
+    models: &HashMap<String, Vec<Model>>,
+    switches: &Arc<Switches>,
+) -> Result<(Arc<MqttPublisher>, crate::publish::Topics, ControlThread), DaemonError> {
+    let settings = crate::config::mqtt(loaded).map_err(DaemonError::Mqtt)?;
+    let topics = settings.topics.clone();
+    info!(broker = %format!("{}:{}", settings.host, settings.port), node = %loaded.node, "starting");
+    let mqtt =
+        Arc::new(MqttPublisher::start(settings).map_err(|e| DaemonError::Mqtt(e.to_string()))?);
+    let setup = control_setup(loaded, |m| {
+        let first = models.get(m)?.first()?;
+        Some((first.task, first.labels.names()))
+    });
+    let control = ControlThread::start(mqtt.clone(), topics.clone(), setup, switches.clone())?;
+    // A reachable broker gets the first frames too (a file's first frames
+    // would otherwise be analysed before the connection is up); an
+    // unreachable one does not hold the streams back for long.
+    if !mqtt.wait_connected(BROKER_GRACE) {
+        warn!("MQTT broker not reachable yet; starting the streams anyway");
+    } else if !control.wait_ready(BROKER_GRACE) {
+        // The switches' retained state was not read: they start on.
+        warn!("the broker did not answer the start-up subscriptions in time");
+    }
+    Ok((mqtt, topics, control))
+}
+
+/// SIGTERM, SIGINT and SIGHUP as commands to the main loop.
+fn forward_signals(to_loop: crossbeam_channel::Sender<Command>) -> Result<(), DaemonError> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for s in signals.forever() {
+                if to_loop.send(Command::Signal(s)).is_err() {
+                    break;
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// The fleet's session, where the config has a `cluster`: its changes
+/// come to the main loop as commands.
+fn start_fleet(
+    loaded: &Loaded,
+    to_loop: crossbeam_channel::Sender<Command>,
+) -> Result<Option<crate::fleet::Fleet>, DaemonError> {
+    let Some(c) = &loaded.config.cluster else {
+        return Ok(None);
+    };
+    let settings = crate::fleet::FleetSettings::resolve(&loaded.node, c);
+    let fleet = crate::fleet::Fleet::start(settings, loaded.config.clone(), move |seq, d| {
+        let _ = to_loop.send(Command::Fleet(seq, d));
+    })?;
+    Ok(Some(fleet))
+}
+
+/// What the main loop changes as commands come.
+struct Serving {
+    running: Running,
+    /// What runs: the file's part and the fleet's.
+    loaded: Loaded,
+    /// The file's part of what runs.
+    file: Loaded,
+    /// The fleet's part.
+    fleet_now: crate::fleet::Desired,
+    http: endpoint::Http,
+}
+
+impl Serving {
+    /// SIGHUP: the file again, applied as a plan, or refused with the
+    /// running config kept.
+    fn reload_file(&mut self, ctx: Ctx<'_>, fleet: Option<&crate::fleet::Fleet>) {
+        crate::notify::notify("RELOADING=1");
+        let started = Instant::now();
+        let result = crate::config::load(&self.file.file)
+            .map_err(|e| {
+                let why = crate::redact::text(&e.to_string());
+                error!("reload refused, the running config stays: {why}");
+                why
+            })
+            .and_then(|new_file| {
+                let new = fleet::effective(&new_file, &self.fleet_now);
+                reload(
+                    &mut self.running,
+                    &mut self.loaded,
+                    new,
+                    ctx,
+                    &mut self.http,
+                    started,
+                )?;
+                Ok(new_file)
+            });
+        match result {
+            Ok(new_file) => {
+                self.file = Plan::running_config(&self.file, &new_file);
+                if let Some(f) = fleet {
+                    let config = Box::new(self.file.config.clone());
+                    f.report(crate::fleet::Report::Reloaded(config));
+                }
+            }
+            Err(why) => tell_reload_refused(&self.running, ctx.routes, &why),
+        }
+    }
+
+    /// The fleet's cameras for this node changed.
+    fn fleet(
+        &mut self,
+        seq: u64,
+        desired: &crate::fleet::Desired,
+        ctx: Ctx<'_>,
+        fleet: Option<&crate::fleet::Fleet>,
+    ) {
+        let failed = fleet::apply(
+            desired,
+            &mut self.fleet_now,
+            &mut self.running,
+            &mut self.loaded,
+            &self.file,
+            ctx,
+            &mut self.http,
+        );
+        if let Some(f) = fleet {
+            f.report(crate::fleet::Report::Applied {
+                seq,
+                running: self.fleet_now.keys().cloned().collect(),
+                failed,
+            });
+        }
+    }
 }
 
 /// Puts a refused reload on every stream's status (state unchanged), where
