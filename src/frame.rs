@@ -272,7 +272,7 @@ pub enum Item {
 }
 
 /// A box normalised to the source frame, origin top-left.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BBox {
     pub x: f32,
     pub y: f32,
@@ -282,29 +282,27 @@ pub struct BBox {
 
 /// A finer name for a tracked object, from a classifier run on its crops
 /// ("goldfinch" for a "bird").
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SubLabel {
     pub label: Arc<str>,
     pub score: f32,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// One detected object (the wire's shape is `publish::payload`'s).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Detection {
     pub label: Arc<str>,
     pub label_id: u32,
     pub score: f32,
-    #[serde(rename = "box")]
     pub bbox: BBox,
     /// With tracking on: the ID of the confirmed object it belongs to (its
     /// events' `id`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub track: Option<Arc<str>>,
     /// Its object's sub-label, once a `classify` rule assigned one.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sub_label: Option<SubLabel>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Class {
     pub label: Arc<str>,
     pub label_id: u32,

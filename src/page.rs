@@ -62,15 +62,12 @@ impl StatusPage {
                 .as_ref()
                 .map(|s| s.state)
                 .or_else(|| stats.state.lock().ok().and_then(|s| *s).map(|s| s.0));
-            let state = state
-                .and_then(|s| serde_json::to_value(s).ok())
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_else(|| "starting".into());
+            let state = state.map_or("starting", |s| s.as_str());
             let _ = write!(
                 out,
                 "<section><h2>{}</h2><table><tr><td>state</td><td class=\"state\">{}</td></tr>",
                 escape(name),
-                escape(&state)
+                escape(state)
             );
             if let Some(s) = &view.status {
                 let _ = write!(

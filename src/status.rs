@@ -2,8 +2,7 @@
 
 use std::time::SystemTime;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamState {
     Starting,
     Playing,
@@ -12,6 +11,30 @@ pub enum StreamState {
     Reconnecting,
     Failed,
     Stopped,
+}
+
+impl StreamState {
+    /// Every state, in the order a stream usually goes through them.
+    pub const ALL: [StreamState; 6] = [
+        Self::Starting,
+        Self::Playing,
+        Self::Paused,
+        Self::Reconnecting,
+        Self::Failed,
+        Self::Stopped,
+    ];
+
+    /// Its name in the contract: the status payload, `/metrics`, the page.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Playing => "playing",
+            Self::Paused => "paused",
+            Self::Reconnecting => "reconnecting",
+            Self::Failed => "failed",
+            Self::Stopped => "stopped",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -32,15 +32,6 @@ pub struct Monitor {
     fleet: Mutex<Option<Arc<crate::fleet::FleetState>>>,
 }
 
-const STATES: [(StreamState, &str); 6] = [
-    (StreamState::Starting, "starting"),
-    (StreamState::Playing, "playing"),
-    (StreamState::Paused, "paused"),
-    (StreamState::Reconnecting, "reconnecting"),
-    (StreamState::Failed, "failed"),
-    (StreamState::Stopped, "stopped"),
-];
-
 impl Monitor {
     pub fn new(mqtt: Arc<MqttCounters>, grace: Duration) -> Self {
         Self::with_clock(mqtt, grace, Arc::new(SystemClock))
@@ -202,8 +193,8 @@ impl Monitor {
         );
         for (s, stats) in &streams {
             let now = stats.state.lock().ok().and_then(|st| *st).map(|st| st.0);
-            for (state, label) in STATES {
-                let v = u8::from(now == Some(state));
+            for state in StreamState::ALL {
+                let (v, label) = (u8::from(now == Some(state)), state.as_str());
                 let _ = writeln!(
                     out,
                     "visiond_stream_state{{stream=\"{s}\",state=\"{label}\"}} {v}"

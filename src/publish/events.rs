@@ -6,11 +6,20 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use super::payload::rfc3339;
-use crate::frame::{BBox, SubLabel};
+use crate::frame::SubLabel;
 use crate::tracking::{Event, EventKind};
 
 /// Version of the event and count payloads.
 pub const VERSION: u32 = 1;
+
+/// A box in an event: each number in 0..1, to 3 decimals.
+#[derive(Serialize)]
+struct EventBox {
+    x: f32,
+    y: f32,
+    w: f32,
+    h: f32,
+}
 
 #[derive(Serialize)]
 struct EventPayload<'a> {
@@ -26,7 +35,7 @@ struct EventPayload<'a> {
     score: f32,
     top_score: f32,
     #[serde(rename = "box")]
-    bbox: BBox,
+    bbox: EventBox,
     start: String,
     last_seen: String,
     end: Option<String>,
@@ -89,7 +98,7 @@ pub fn event(e: &Event, node: &str, stream: &str, session: &str) -> Vec<u8> {
         label_id: e.label_id,
         score: unit(e.score),
         top_score: unit(e.top_score),
-        bbox: BBox {
+        bbox: EventBox {
             x: unit(e.bbox.x),
             y: unit(e.bbox.y),
             w: unit(e.bbox.w),

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use serde::{Serialize, Serializer};
 
 use crate::frame::{Analysis, BBox, Class, Detection, Output};
-use crate::status::{StreamState, StreamStatus};
+use crate::status::StreamStatus;
 
 /// Version of the detections payload.
 pub const VERSION: u32 = 1;
@@ -150,7 +150,7 @@ pub fn detections(a: &Analysis, node: &str, now: SystemTime) -> Vec<u8> {
 
 #[derive(Serialize)]
 struct StatusPayload<'a> {
-    state: StreamState,
+    state: &'static str,
     since: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
@@ -161,7 +161,7 @@ struct StatusPayload<'a> {
 pub fn status(s: &StreamStatus) -> Vec<u8> {
     let round = |f: f64| finite((f * 100.0).round() / 100.0);
     serde_json::to_vec(&StatusPayload {
-        state: s.state,
+        state: s.state.as_str(),
         since: rfc3339(s.since),
         error: s.error.as_deref(),
         fps_in: round(s.fps_in),
@@ -302,7 +302,7 @@ mod tests {
 
     #[test]
     fn status_payload() {
-        let mut s = StreamStatus::new(StreamState::Reconnecting);
+        let mut s = StreamStatus::new(crate::status::StreamState::Reconnecting);
         s.since = SystemTime::UNIX_EPOCH;
         s.error = Some("refused".into());
         s.fps_in = 29.999;
