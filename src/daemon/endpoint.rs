@@ -10,7 +10,7 @@ use crate::http::auth::{Access, Gate};
 use crate::http::{HttpServer, Monitor};
 use crate::page::StatusPage;
 use crate::publish::MqttCounters;
-use crate::source::StreamStats;
+use crate::stats::StreamStats;
 
 type Streams = Vec<(String, Arc<StreamStats>)>;
 

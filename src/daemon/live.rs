@@ -100,7 +100,7 @@ impl Running {
     }
 
     /// Each stream's counters, by name.
-    pub fn stats(&self) -> Vec<(String, Arc<crate::source::StreamStats>)> {
+    pub fn stats(&self) -> Vec<(String, Arc<crate::stats::StreamStats>)> {
         self.streams
             .iter()
             .map(|(n, h)| (n.clone(), h.stats.clone()))
@@ -192,7 +192,7 @@ fn start_stream(
         None => live.routes.untrack(&settings.name),
     }
     let name: Arc<str> = settings.name.as_str().into();
-    let stats = Arc::new(crate::source::StreamStats {
+    let stats = Arc::new(crate::stats::StreamStats {
         paused: live.switches.flag(&settings.name),
         ..Default::default()
     });

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use super::*;
 use crate::frame::FrameMeta;
 use crate::inference::{Colour, DType, Filter, Layout, Outlet, ResizeMode};
-use crate::source::StreamStats;
+use crate::stats::StreamStats;
 use crate::status::StreamStatus;
 
 /// Records how many results the stream had counted when each was
