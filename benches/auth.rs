@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use visiond::http::auth::{Access, Gate, Step, Verdict, hash_password};
+use visiond::http::auth::{Access, Gate, Step, Verdict};
 use visiond::http::{HttpServer, Monitor};
+use visiond::password::hash_password;
 
 const HOME: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 

@@ -15,7 +15,7 @@ use crate::publish::{Publish, payload};
 // Measuring a model lives with the models; the CLI's bench shows it.
 use crate::inference::measure::percentile;
 pub use crate::inference::measure::{
-    InferenceRow, cpu_time, inference, inference_of, layouts, max_batch, memory_mib,
+    InferenceRow, cpu_time, inference, layouts, max_batch, memory_mib,
 };
 use crate::status::{StreamState, StreamStatus};
 
@@ -74,7 +74,7 @@ impl Publish for Counting {
     // What the rest would send is not counted: bench measures frames.
     fn removed(&self, _: &str) {}
     fn events(&self, _: &str, _: &str, _: &[crate::tracking::Event]) {}
-    fn tallies(&self, _: &str, _: &[crate::publish::Tally], _: std::time::SystemTime) {}
+    fn tallies(&self, _: &str, _: &[crate::tracking::Tally], _: std::time::SystemTime) {}
     fn snapshot(&self, _: &str, _: &str, _: &[u8]) {}
 }
 
@@ -104,7 +104,7 @@ pub fn stream(
     // its config says so, with snapshots (made, not sent) unless it says
     // `snapshots: false`.
     let routes = crate::route::Routes::new(counting.clone());
-    routes.set_models(&only.config.models);
+    routes.set_models(&only.model_specs());
     let cpu_before = cpu_time();
     let started = Instant::now();
     let switches = Arc::default();

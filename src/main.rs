@@ -227,7 +227,7 @@ fn passwd() -> anyhow::Result<String> {
             "an empty password: type one, or pipe it in (printf '%s' \"$PW\" | visiond passwd)"
         );
     }
-    visiond::http::auth::hash_password(&password).map_err(anyhow::Error::msg)
+    visiond::password::hash_password(&password).map_err(anyhow::Error::msg)
 }
 
 fn read_line() -> anyhow::Result<String> {
@@ -494,7 +494,7 @@ fn bench(
 ) -> anyhow::Result<()> {
     use visiond::bench;
     let loaded = config::load(path)?;
-    let cores = visiond::config::cores();
+    let cores = visiond::inference::cores();
     if let Some(stream) = stream {
         let r = bench::stream(
             &loaded,
@@ -540,12 +540,13 @@ fn bench(
         "| model | workers x threads | batch | frames/s | latency p50 ms | latency p99 ms | CPU ms/frame |"
     );
     println!("|---|---|---|---|---|---|---|");
+    visiond::inference::runtime::init(loaded.config.onnxruntime.as_deref())?;
     for name in names {
-        let max_batch = loaded
+        let spec = loaded
             .model(&name)
-            .map(|_| bench::max_batch(&loaded, &name))
-            .transpose()?
-            .unwrap_or(1);
+            .ok_or_else(|| anyhow::anyhow!("no model named {name:?}"))?
+            .spec();
+        let max_batch = bench::max_batch(&spec)?;
         let batches: Vec<usize> = match batch {
             // bench::inference clamps it to what the model takes.
             Some(b) => vec![b],
@@ -555,7 +556,7 @@ fn bench(
         let layouts = layout.map_or_else(|| bench::layouts(cores), |l| vec![l]);
         for (workers, threads) in layouts {
             for &batch in &batches {
-                let r = bench::inference(&loaded, &name, workers, threads, batch, frames)?;
+                let r = bench::inference(&spec, workers, threads, batch, frames)?;
                 println!(
                     "| {} | {} x {} | {} | {:.1} | {:.2} | {:.2} | {:.2} |",
                     r.model,

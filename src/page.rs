@@ -215,7 +215,7 @@ mod tests {
         fn status(&self, _: &str, _: &StreamStatus) {}
         fn removed(&self, _: &str) {}
         fn events(&self, _: &str, _: &str, _: &[crate::tracking::Event]) {}
-        fn tallies(&self, _: &str, _: &[crate::publish::Tally], _: std::time::SystemTime) {}
+        fn tallies(&self, _: &str, _: &[crate::tracking::Tally], _: std::time::SystemTime) {}
         fn snapshot(&self, _: &str, _: &str, _: &[u8]) {}
     }
 

@@ -26,16 +26,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use crate::cascade::{Cascade, Classifiers};
-use crate::config::ModelConfig;
-use crate::frame::{Analysis, Output};
-use crate::inference::Outlet;
+use crate::cascade::{Cascade, Classifiers, RuleSpec};
+use crate::frame::{Analysis, ObjectView, Output};
+use crate::inference::{ModelSpec, Outlet};
 use crate::publish::Publish;
 use crate::render::RenderError;
 use crate::snapshot::{Snapshot, SnapshotCounters, StreamShots, StreamView};
 use crate::status::{StreamState, StreamStatus};
 use crate::sync::locked;
-use crate::tracking::{EndReason, Ended, Geometry, StreamTracking, TrackSpec, Tracked};
+use crate::tracking::{EndReason, Ended, Geometry, Namer, StreamTracking, TrackSpec, Tracked};
 
 /// What every route shares.
 #[derive(Default)]
@@ -58,20 +57,33 @@ pub struct Route {
 struct State {
     /// `None`: the stream does not track (a classifier, `track: false`).
     tracking: Option<StreamTracking>,
+    /// The `classify` rules, and the cascade where one of them can run.
+    rules: Vec<RuleSpec>,
+    cascade: Option<Cascade>,
     shots: StreamShots,
 }
 
 impl Outlet for Route {
     fn analysis(&self, a: Analysis) {
         let mut state = locked(&self.state);
-        let State { tracking, shots } = &mut *state;
+        let State {
+            tracking,
+            cascade,
+            shots,
+            ..
+        } = &mut *state;
         let Tracked {
             analysis,
             events,
             tallies,
         } = match (tracking, &a.output) {
             (Some(t), Output::Detections(dets)) => {
-                let (ended, tracked) = t.frame(&a, dets);
+                // The cascade names objects on the full frame kept for snapshots.
+                let mut name = cascade.as_mut().zip(a.meta.full.as_ref()).map(|(c, full)| {
+                    move |objects: &[ObjectView], now_ns| c.frame(objects, full, now_ns)
+                });
+                let namer = name.as_mut().map(|n| n as &mut Namer<'_>);
+                let (ended, tracked) = t.frame(&a, dets, namer);
                 self.ended(ended, shots, a.meta.captured_at);
                 tracked
             }
@@ -97,7 +109,9 @@ impl Outlet for Route {
 
     fn status(&self, status: StreamStatus) {
         let mut state = locked(&self.state);
-        let State { tracking, shots } = &mut *state;
+        let State {
+            tracking, shots, ..
+        } = &mut *state;
         if let Some(t) = tracking {
             match status.state {
                 StreamState::Starting => {
@@ -157,7 +171,7 @@ pub struct Routes {
     routes: Mutex<HashMap<Arc<str>, Arc<Route>>>,
     /// The config's models, for the streams' `classify` rules, and their
     /// classifier sessions.
-    models: Mutex<Vec<ModelConfig>>,
+    models: Mutex<Vec<ModelSpec>>,
     classifiers: Classifiers,
 }
 
@@ -174,7 +188,7 @@ impl Routes {
 
     /// The models `classify` rules may name (at start and on reload,
     /// before the streams are tracked).
-    pub fn set_models(&self, models: &[ModelConfig]) {
+    pub fn set_models(&self, models: &[ModelSpec]) {
         *locked(&self.models) = models.to_vec();
     }
 
@@ -197,25 +211,31 @@ impl Routes {
         locked(&self.routes).get(stream).cloned()
     }
 
-    /// Tracks `stream` as `spec` says. A stream already tracked keeps its
-    /// objects and takes the new zones, lines and rules.
-    pub fn track(&self, stream: &str, spec: TrackSpec) {
-        // Classifiers load outside the route's lock: its frames go on.
-        let cascade = self.cascade(stream, &spec);
+    /// Tracks `stream` as `spec` says, naming objects by `rules`. A stream
+    /// already tracked keeps its objects and takes the new zones, lines and
+    /// rules (its cascade starts afresh only when the rules changed).
+    pub fn track(&self, stream: &str, spec: TrackSpec, rules: Vec<RuleSpec>) {
         let route = self.route(stream);
+        let changed = locked(&route.state).rules != rules;
+        // Classifiers load outside the route's lock: its frames go on.
+        let cascade = changed.then(|| self.cascade(stream, &rules)).flatten();
         let mut state = locked(&route.state);
         match &mut state.tracking {
-            Some(t) => t.respec(spec, cascade),
-            None => state.tracking = Some(StreamTracking::new(spec, cascade)),
+            Some(t) => t.respec(spec),
+            None => state.tracking = Some(StreamTracking::new(spec)),
+        }
+        if changed {
+            state.rules = rules;
+            state.cascade = cascade;
         }
     }
 
-    fn cascade(&self, stream: &str, spec: &TrackSpec) -> Option<Cascade> {
-        if spec.classify.is_empty() {
+    fn cascade(&self, stream: &str, rules: &[RuleSpec]) -> Option<Cascade> {
+        if rules.is_empty() {
             return None;
         }
         let models = locked(&self.models).clone();
-        let (cascade, problems) = Cascade::new(&spec.classify, &models, &self.classifiers);
+        let (cascade, problems) = Cascade::new(rules, &models, &self.classifiers);
         for p in problems {
             tracing::error!(stream, "{p}: the rule is left out");
         }
@@ -225,7 +245,10 @@ impl Routes {
     /// Stops tracking `stream` (tracking turned off).
     pub fn untrack(&self, stream: &str) {
         if let Some(r) = self.get(stream) {
-            locked(&r.state).tracking = None;
+            let mut state = locked(&r.state);
+            state.tracking = None;
+            state.rules.clear();
+            state.cascade = None;
         }
     }
 
@@ -307,7 +330,9 @@ impl Routes {
         let routes: Vec<Arc<Route>> = locked(&self.routes).values().cloned().collect();
         for r in routes {
             let mut state = locked(&r.state);
-            let State { tracking, shots } = &mut *state;
+            let State {
+                tracking, shots, ..
+            } = &mut *state;
             if let Some(t) = tracking {
                 let ended = t.stopped(EndReason::Shutdown, now);
                 r.ended(ended, shots, now);

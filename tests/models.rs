@@ -55,7 +55,7 @@ fn entry(yaml_models: &str) -> Vec<ModelConfig> {
 
 fn load(cfg: &ModelConfig) -> Model {
     visiond::inference::runtime::init(None).expect("ONNX Runtime (scripts/setup-assets.sh)");
-    Model::load(cfg, 1).unwrap_or_else(|e| panic!("{e}"))
+    Model::load(&cfg.spec(), 1).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn ssd() -> Model {
@@ -272,7 +272,8 @@ fn providers_fall_back_in_order_and_say_which_runs() {
     let m = load(&entry(&format!("{base}    providers: [tensorrt, cuda, cpu]"))[0]);
     assert_eq!(m.provider, config::Provider::Cpu);
     visiond::inference::runtime::init(None).expect("runtime");
-    let err = Model::load(&entry(&format!("{base}    providers: [cuda]"))[0], 1).unwrap_err();
+    let err =
+        Model::load(&entry(&format!("{base}    providers: [cuda]"))[0].spec(), 1).unwrap_err();
     assert!(
         err.to_string()
             .contains("none of the execution providers [cuda]"),
@@ -338,7 +339,7 @@ fn frames_of_several_streams_share_a_run_with_the_same_results() {
     assert_eq!(effnet().max_batch, 1);
     visiond::inference::runtime::init(None).expect("runtime");
     let err = Model::load(
-        &entry("  - name: e\n    path: efficientnet_lite0.onnx\n    batch: 8")[0],
+        &entry("  - name: e\n    path: efficientnet_lite0.onnx\n    batch: 8")[0].spec(),
         1,
     )
     .unwrap_err();

@@ -43,7 +43,7 @@ fn model_for(path: &str, kind: &str) -> Model {
     let loaded = config::parse(&repo().join("models/ref.yaml"), &text, |_| None)
         .unwrap_or_else(|e| panic!("{e}"));
     visiond::inference::runtime::init(None).expect("ONNX Runtime");
-    Model::load(&loaded.config.models[0], 1).unwrap_or_else(|e| panic!("{e}"))
+    Model::load(&loaded.config.models[0].spec(), 1).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {

@@ -140,7 +140,7 @@ fn ssd() -> visiond::inference::Model {
     let dir = repo().join("models");
     let text = "mqtt: {}\nmodels:\n  - name: coco\n    path: ssd_mobilenet_v2_coco.onnx\n    labels: coco_labels.txt\n";
     let loaded = visiond::config::parse(&dir.join("test.yaml"), text, |_| None).expect("config");
-    visiond::inference::Model::load(&loaded.config.models[0], 1).expect("the SSD model")
+    visiond::inference::Model::load(&loaded.config.models[0].spec(), 1).expect("the SSD model")
 }
 
 #[test]

@@ -12,15 +12,19 @@
 
 pub mod policy;
 
+use schemars::JsonSchema;
+use serde::Deserialize;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use crate::config::{ClassGroup, ClassifyRule, ModelConfig, Task};
 use crate::frame::ObjectView;
 use crate::frame::{Class, Crop, FullView, Output, SubLabel};
 use crate::inference::Model;
+use crate::inference::{ModelSpec, Task};
 use crate::sync::locked;
-use policy::{Attempts, Limits, View};
+pub use policy::Limits;
+use policy::{Attempts, View};
 
 /// Room around the box in a crop: the side is the box's longer side times this.
 const MARGIN: f32 = 1.2;
@@ -45,6 +49,33 @@ pub fn group_classes(g: ClassGroup) -> Vec<u32> {
     }
 }
 
+/// Named sets of ImageNet-1k classes (a classifier with 1000 labels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassGroup {
+    /// 59 bird species.
+    Birds,
+    /// 118 dog breeds.
+    Dogs,
+    /// 5 domestic cats.
+    Cats,
+    /// Cars, buses, trucks, vans, motorbikes, bicycles and the like.
+    Vehicles,
+}
+
+/// One `classify:` rule of a stream, as the config resolved it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSpec {
+    /// The detector's labels whose objects are classified.
+    pub labels: Vec<String>,
+    /// The classifier's model name.
+    pub model: String,
+    /// Only these classes, by name (with `group`: both); empty: every class.
+    pub classes: Vec<String>,
+    pub group: Option<ClassGroup>,
+    pub limits: Limits,
+}
+
 /// A classifier's session, shared by the rules that name it.
 type Session = Arc<Mutex<Model>>;
 
@@ -52,11 +83,11 @@ type Session = Arc<Mutex<Model>>;
 /// whose rules name it (a reload with a changed model entry loads again).
 #[derive(Default)]
 pub struct Classifiers {
-    loaded: Mutex<HashMap<String, (ModelConfig, Session)>>,
+    loaded: Mutex<HashMap<String, (ModelSpec, Session)>>,
 }
 
 impl Classifiers {
-    fn get(&self, cfg: &ModelConfig) -> Result<Session, String> {
+    fn get(&self, cfg: &ModelSpec) -> Result<Session, String> {
         let mut loaded = locked(&self.loaded);
         if let Some((c, m)) = loaded.get(&cfg.name)
             && c == cfg
@@ -64,10 +95,8 @@ impl Classifiers {
             return Ok(m.clone());
         }
         // Every class, best first: a rule's subset may lie past any top_k.
-        let every = ModelConfig {
-            top_k: Some(usize::MAX),
-            ..cfg.clone()
-        };
+        let mut every = cfg.clone();
+        every.settings.top_k = usize::MAX;
         let started = std::time::Instant::now();
         let model = Model::load(&every, 1).map_err(|e| e.to_string())?;
         let ms = started.elapsed().as_secs_f32() * 1e3;
@@ -104,8 +133,8 @@ impl Cascade {
     /// (its model missing or not a classifier, a class it lacks) is left
     /// out and said why. `visiond check` refuses such a config first.
     pub fn new(
-        rules: &[ClassifyRule],
-        models: &[ModelConfig],
+        rules: &[RuleSpec],
+        models: &[ModelSpec],
         classifiers: &Classifiers,
     ) -> (Option<Self>, Vec<String>) {
         let mut ready = Vec::new();
@@ -174,11 +203,7 @@ impl Cascade {
     }
 }
 
-fn resolve(
-    r: &ClassifyRule,
-    models: &[ModelConfig],
-    classifiers: &Classifiers,
-) -> Result<Rule, String> {
+fn resolve(r: &RuleSpec, models: &[ModelSpec], classifiers: &Classifiers) -> Result<Rule, String> {
     let cfg = models
         .iter()
         .find(|m| m.name == r.model)
@@ -202,15 +227,10 @@ fn resolve(
             .ok_or_else(|| format!("{:?} has no class {name:?}", r.model))?;
         subset.get_or_insert_default().insert(i as u32);
     }
-    let d = Limits::default();
     Ok(Rule {
         labels: r.labels.iter().map(|l| Arc::from(l.as_str())).collect(),
         subset,
-        limits: Limits {
-            min_size: r.min_size.unwrap_or(d.min_size),
-            max_attempts: r.max_attempts.unwrap_or(d.max_attempts),
-            min_score: r.min_score.unwrap_or(d.min_score),
-        },
+        limits: r.limits,
         classifier,
     })
 }

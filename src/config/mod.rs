@@ -23,9 +23,7 @@ use std::path::PathBuf;
 pub use load::{load, load_all, parse};
 pub use locate::{Locator, Pos};
 pub use schema::schema;
-pub use settings::{
-    HttpSettings, ModelSettings, SettingsError, StreamSettings, cores, default_min_score, mqtt,
-};
+pub use settings::{HttpSettings, SettingsError, StreamSettings, default_min_score, mqtt};
 pub use stream::parse_stream;
 pub use types::*;
 pub use validate::{check_classify, check_labels, valid_name};

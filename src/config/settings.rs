@@ -7,8 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{HttpConfig, Loaded, ModelConfig, StreamConfig, Task, Track};
-use crate::inference::{Colour, DType, Filter, ResizeMode};
+use super::{ClassifyRule, HttpConfig, Loaded, ModelConfig, StreamConfig, Task, Track};
+use crate::cascade::{Limits, RuleSpec};
+use crate::inference::{Declared, Filter, ModelSettings, ModelSpec};
 use crate::publish::{MqttSettings, Protocol, TlsFiles, Topics};
 use crate::source::{SourceOptions, SourceSpec};
 use crate::tracking::{TrackSettings, TrackSpec};
@@ -19,68 +20,64 @@ pub enum SettingsError {
     Source { stream: String, message: String },
 }
 
-/// The cores this process may use (1 when the system will not say).
-pub fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// A model entry with every default applied.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelSettings {
-    /// Inference workers, each with its own session.
-    pub workers: usize,
-    /// Intra-op threads per session.
-    pub threads: usize,
-    /// Frames per run when the model's batch dimension is dynamic (a fixed
-    /// one wins; `ModelConfig::batch` says whether the user asked).
-    pub batch: usize,
-    /// Classification: classes published per frame.
-    pub top_k: usize,
-    /// Detection: IoU above which boxes of a class are merged.
-    pub iou: f32,
-    /// ssd-postprocessed: label line = class id - class_offset.
-    pub class_offset: i64,
-    /// Classification: the output holds logits.
-    pub logits: bool,
-    /// Quantised outputs: probability = value * scale; `None`: by the
-    /// output's type, see [`ModelSettings::output_scale`].
-    pub scale: Option<f32>,
-    pub colour: Colour,
-    pub resize: ResizeMode,
-    pub mean: [f32; 3],
-    pub std: [f32; 3],
-}
-
-impl Default for ModelSettings {
-    fn default() -> Self {
-        Self {
-            // Single-thread sessions side by side get the most frames
-            // through: intra-op threads wait on each other whenever
-            // GStreamer takes a core.
-            workers: cores(),
-            threads: 1,
-            // On CPU, SSD-MobileNetV2 runs a batch of 4 slower than 4
-            // single runs (docs/BENCHMARKS.md), so batching is opt-in.
-            batch: 1,
-            top_k: 5,
-            iou: 0.5,
-            // 1-based COCO ids.
-            class_offset: 1,
-            logits: false,
-            scale: None,
-            colour: Colour::default(),
-            resize: ResizeMode::default(),
-            mean: [0.0; 3],
-            std: [1.0; 3],
+impl ClassifyRule {
+    /// The rule as the cascade takes it, its limits resolved.
+    pub fn spec(&self) -> RuleSpec {
+        let d = Limits::default();
+        RuleSpec {
+            labels: self.labels.clone(),
+            model: self.model.clone(),
+            classes: self.classes.clone(),
+            group: self.group,
+            limits: Limits {
+                min_size: self.min_size.unwrap_or(d.min_size),
+                max_attempts: self.max_attempts.unwrap_or(d.max_attempts),
+                min_score: self.min_score.unwrap_or(d.min_score),
+            },
         }
     }
 }
 
-impl ModelSettings {
-    pub fn resolve(cfg: &ModelConfig) -> Self {
-        let d = Self::default();
-        let (i, o) = (&cfg.input, &cfg.output);
-        Self {
+impl Loaded {
+    /// Every model entry as the inference stage takes it.
+    pub fn model_specs(&self) -> Vec<ModelSpec> {
+        self.config.models.iter().map(ModelConfig::spec).collect()
+    }
+}
+
+impl ModelConfig {
+    /// The inference stage's view of this entry: its files, what the user
+    /// declared about the model, and its settings with every default applied.
+    pub fn spec(&self) -> ModelSpec {
+        let (cfg, i, o) = (self, &self.input, &self.output);
+        ModelSpec {
+            name: cfg.name.clone(),
+            path: cfg.path.clone(),
+            labels: cfg.labels.clone(),
+            providers: cfg.providers.clone(),
+            declared: Declared {
+                task: cfg.task,
+                batch: cfg.batch,
+                width: i.width,
+                height: i.height,
+                layout: i.layout,
+                dtype: i.dtype,
+                normalised: i.mean.is_some() || i.std.is_some(),
+                decoder: o.decoder,
+                scores: o.scores.clone(),
+                boxes: o.boxes.clone(),
+                classes: o.classes.clone(),
+                count: o.count.clone(),
+            },
+            settings: self.settings(),
+        }
+    }
+
+    /// This entry's settings: what it leaves out gets the default.
+    pub fn settings(&self) -> ModelSettings {
+        let d = ModelSettings::default();
+        let (cfg, i, o) = (self, &self.input, &self.output);
+        ModelSettings {
             workers: cfg.workers.unwrap_or(d.workers),
             threads: cfg.threads.unwrap_or(d.threads),
             batch: cfg.batch.unwrap_or(d.batch).max(1),
@@ -94,14 +91,6 @@ impl ModelSettings {
             mean: i.mean.unwrap_or(d.mean),
             std: i.std.unwrap_or(d.std),
         }
-    }
-
-    /// Quantised softmax outputs use scale 1/256, zero point 0.
-    pub fn output_scale(&self, dtype: DType) -> f32 {
-        self.scale.unwrap_or(match dtype {
-            DType::U8 => 1.0 / 256.0,
-            DType::F32 => 1.0,
-        })
     }
 }
 
@@ -133,6 +122,8 @@ pub struct StreamSettings {
     pub options: SourceOptions,
     /// Detection with `track` on: how its objects are tracked.
     pub track: Option<TrackSpec>,
+    /// The `classify` rules (only with `track`).
+    pub classify: Vec<RuleSpec>,
     /// Snapshots and the status page's picture (decoded frames are kept
     /// by reference for them).
     pub snapshots: bool,
@@ -164,7 +155,6 @@ impl StreamSettings {
                     .flatten()
                     .map(|l| Arc::from(l.as_str()))
                     .collect(),
-                classify: s.classify.clone(),
             }
         });
         Ok(Self {
@@ -180,6 +170,7 @@ impl StreamSettings {
             looping: s.looping,
             options: s.options.clone(),
             snapshots: s.snapshots,
+            classify: s.classify.iter().map(ClassifyRule::spec).collect(),
         })
     }
 
@@ -296,6 +287,7 @@ pub fn mqtt(c: &Loaded) -> Result<MqttSettings, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inference::{Colour, DType, ResizeMode, cores};
 
     fn model(yaml: &str) -> ModelConfig {
         serde_yaml::from_str(&format!("{{name: m, path: m.onnx, {yaml}}}")).expect("model entry")
@@ -310,7 +302,7 @@ mod tests {
 
     #[test]
     fn a_bare_model_gets_every_default() {
-        let s = ModelSettings::resolve(&model(""));
+        let s = model("").settings();
         assert_eq!(s, ModelSettings::default());
         assert_eq!((s.workers, s.threads, s.batch), (cores(), 1, 1));
         assert_eq!((s.top_k, s.iou, s.class_offset), (5, 0.5, 1));
@@ -321,9 +313,10 @@ mod tests {
 
     #[test]
     fn what_the_model_entry_sets_wins() {
-        let s = ModelSettings::resolve(&model(
+        let s = model(
             "workers: 3, threads: 2, batch: 4, top_k: 1, iou: 0.3, input: {colour: bgr, resize: letterbox, mean: [1, 2, 3], std: [4, 5, 6]}, output: {class_offset: 0, logits: true, scale: 0.5}",
-        ));
+        )
+        .settings();
         assert_eq!((s.workers, s.threads, s.batch), (3, 2, 4));
         assert_eq!((s.top_k, s.iou, s.class_offset), (1, 0.3, 0));
         assert!(s.logits);

@@ -450,7 +450,7 @@ fn the_status_page_beyond_loopback_needs_an_explicit_open() {
 fn the_status_page_users_token_and_certificate_are_checked_where_written() {
     let dir = tempfile::tempdir().unwrap();
     write_models(dir.path());
-    let hash = crate::http::auth::hash_password("pw").expect("hash");
+    let hash = crate::password::hash_password("pw").expect("hash");
     std::fs::write(dir.path().join("admin.hash"), format!("{hash}\n")).unwrap();
     std::fs::write(dir.path().join("token"), "0123456789abcdef0123\n").unwrap();
     let base = "mqtt: {url: \"mqtt://h\"}\nmodels: [{name: m, path: m.onnx}]\nhttp:\n  listen: 0.0.0.0:9464\n";

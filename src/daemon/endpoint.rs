@@ -138,8 +138,7 @@ fn serve(
     }
     let tls = match &s.tls {
         Some(pem) => Some(
-            crate::http::tls::server_config(&pem.cert, &pem.key)
-                .map_err(|e| format!("http.tls.{e}"))?,
+            crate::tls::server_config(&pem.cert, &pem.key).map_err(|e| format!("http.tls.{e}"))?,
         ),
         None => None,
     };

@@ -153,9 +153,10 @@ pub(super) fn track_spec(
     task: Task,
     model_labels: &[String],
     homeassistant: bool,
-) -> Option<crate::tracking::TrackSpec> {
-    let spec = StreamSettings::resolve(s, task).ok()?.track?;
-    Some(counted(spec, s, model_labels, homeassistant))
+) -> Option<(crate::tracking::TrackSpec, Vec<crate::cascade::RuleSpec>)> {
+    let settings = StreamSettings::resolve(s, task).ok()?;
+    let spec = counted(settings.track?, s, model_labels, homeassistant);
+    Some((spec, settings.classify))
 }
 
 /// `spec` with the labels whose counts start at 0: with discovery on, a
@@ -187,7 +188,8 @@ fn start_stream(
     match settings.track.clone() {
         Some(spec) => {
             let spec = counted(spec, s, &engine.labels, live.homeassistant);
-            live.routes.track(&settings.name, spec);
+            live.routes
+                .track(&settings.name, spec, settings.classify.clone());
         }
         None => live.routes.untrack(&settings.name),
     }

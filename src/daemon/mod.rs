@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 pub use apply::{ApplyError, Parts, ReloadReport, Stages};
 pub use plan::{Inventory, Plan, RestartSetting};
 
-use crate::config::{HttpSettings, Loaded, ModelSettings, SettingsError, Task};
+use crate::config::{HttpSettings, Loaded, SettingsError, Task};
 use crate::inference::{Model, ModelError, runtime};
 use crate::page::StatusPage;
 use crate::publish::{MqttPublisher, Sink, Wire};
@@ -131,11 +131,11 @@ fn load_model(loaded: &Loaded, name: &str) -> Result<Vec<Model>, DaemonError> {
     let cfg = loaded
         .model(name)
         .ok_or_else(|| in_streams(format!("no model named {name:?}")))?;
-    let settings = ModelSettings::resolve(cfg);
+    let settings = cfg.settings();
     let (workers, threads) = (settings.workers, settings.threads);
     let cfg = &crate::evaluate::pick::resolve(loaded, cfg, workers, threads);
-    let (sessions, ms) =
-        Model::load_workers(cfg, workers, threads).map_err(|e| in_streams(e.to_string()))?;
+    let (sessions, ms) = Model::load_workers(&cfg.spec(), workers, threads)
+        .map_err(|e| in_streams(e.to_string()))?;
     if let Some(model) = sessions.first() {
         info!(model = %cfg.name, path = %cfg.path.display(), task = %model.task, provider = %model.provider, input = ?(model.input.width, model.input.height), workers, threads, warm_up_ms = ms.round(), "model loaded");
     }
@@ -172,7 +172,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         None => mqtt.clone(),
     };
     let routes = Arc::new(Routes::new(Arc::new(Wire::new(topics, &loaded.node, sink))));
-    routes.set_models(&loaded.config.models);
+    routes.set_models(&loaded.model_specs());
     let fleet_state = fleet.as_ref().map(|f| f.state.clone());
     let page = Arc::new(StatusPage::new(routes.clone()).with_fleet(fleet_state.clone()));
 
@@ -447,7 +447,7 @@ fn reload(
         switches,
         homeassistant: new.config.homeassistant.is_some(),
     };
-    routes.set_models(&new.config.models);
+    routes.set_models(&new.model_specs());
     let result = apply::apply(&mut live, running, loaded, &new, &plan);
     let failed = match result {
         Ok(r) => {
@@ -475,12 +475,12 @@ fn reload(
                 plan.regeometry.contains(&s.name) || (ha_toggled && plan.keep.contains(&s.name))
             }) {
                 let ha = new.config.homeassistant.is_some();
-                if let Some(spec) = running
+                if let Some((spec, rules)) = running
                     .engines
                     .get(&s.model)
                     .and_then(|(e, t)| track_spec(s, *t, &e.labels, ha))
                 {
-                    routes.track(&s.name, spec);
+                    routes.track(&s.name, spec, rules);
                 }
             }
             info!(

@@ -122,8 +122,7 @@ pub fn evaluate(
         if opts.speed_frames > 0 {
             for (workers, threads) in measure::layouts(cores()) {
                 speed.push(measure::inference(
-                    loaded,
-                    name,
+                    &cfg.spec(),
                     workers,
                     threads,
                     1,
@@ -154,7 +153,7 @@ fn load(loaded: &Loaded, name: &str) -> Result<(Model, f64), EvalError> {
         .model(name)
         .ok_or_else(|| EvalError::Unknown(name.into()))?;
     let before = measure::memory_mib().0;
-    let mut model = Model::load(cfg, 1)?;
+    let mut model = Model::load(&cfg.spec(), 1)?;
     model.warm_up()?;
     if model.task != Task::Detection {
         return Err(EvalError::NotDetector(name.into()));
@@ -162,7 +161,7 @@ fn load(loaded: &Loaded, name: &str) -> Result<(Model, f64), EvalError> {
     Ok((model, (measure::memory_mib().0 - before).max(0.0)))
 }
 
-pub use crate::config::cores;
+pub use crate::inference::cores;
 
 impl Report {
     /// The best frames/s of a model over the layouts measured.

@@ -99,7 +99,7 @@ pub fn measure(
         };
         let mut best: Option<InferenceRow> = None;
         for &(workers, threads) in layouts {
-            let row = measure::inference_of(&entry, workers, threads, 1, frames)?;
+            let row = measure::inference(&entry.spec(), workers, threads, 1, frames)?;
             if best.as_ref().is_none_or(|b| row.fps > b.fps) {
                 best = Some(row);
             }

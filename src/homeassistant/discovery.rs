@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::schema::{Availability, Component, Device, DeviceConfig, Origin};
-use crate::publish::{Tally, Topics, level};
+use crate::publish::{Topics, level};
+use crate::tracking::Tally;
 
 /// Who publishes the configs: `o.name`, and how visiond finds its own.
 pub const ORIGIN: &str = "visiond";

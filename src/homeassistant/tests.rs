@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::*;
-use crate::publish::{Tally, Topics};
+use crate::publish::Topics;
+use crate::tracking::Tally;
 
 const GOLDEN: &str = "src/homeassistant/golden/discovery.json";
 

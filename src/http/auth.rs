@@ -14,8 +14,6 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordVerifier, SaltString};
-use argon2::{Argon2, PasswordHasher};
 use base64::Engine as _;
 use blake2::{Blake2s256, Digest};
 
@@ -90,31 +88,6 @@ pub struct Gate {
 
 fn digest(bytes: &[u8]) -> [u8; 32] {
     Blake2s256::digest(bytes).into()
-}
-
-/// Why a configured hash cannot be used, if it cannot.
-pub fn hash_problem(phc: &str) -> Option<String> {
-    match PasswordHash::new(phc) {
-        Err(e) => Some(format!(
-            "not a password hash ({e}): make one with `visiond passwd`"
-        )),
-        Ok(h) if !h.algorithm.as_str().starts_with("argon2") => Some(format!(
-            "{} is not an argon2 hash: make one with `visiond passwd`",
-            h.algorithm
-        )),
-        Ok(_) => None,
-    }
-}
-
-/// `visiond passwd`: an argon2id hash (the crate's defaults, OWASP's
-/// recommendation) of `password` with a fresh random salt.
-pub fn hash_password(password: &str) -> Result<String, String> {
-    let salt: [u8; 16] = rand::random();
-    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
 }
 
 impl Gate {
@@ -205,11 +178,7 @@ impl Gate {
         let phc = &users[attempt.user.unwrap_or(0)].1;
         let right = {
             let _one = locked(&self.hashing);
-            PasswordHash::new(phc).is_ok_and(|h| {
-                Argon2::default()
-                    .verify_password(attempt.password.as_bytes(), &h)
-                    .is_ok()
-            })
+            crate::password::verify(&attempt.password, phc)
         } && attempt.user.is_some();
         if right {
             locked(&self.strikes).remove(&client);
@@ -285,6 +254,8 @@ fn basic(header: &[u8]) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::SaltString;
+    use argon2::{Argon2, PasswordHasher};
 
     fn basic_header(name: &str, password: &str) -> Vec<u8> {
         let b = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
@@ -442,20 +413,5 @@ mod tests {
                 "{bad:?}"
             );
         }
-    }
-
-    #[test]
-    fn passwd_makes_an_argon2id_hash_that_verifies_and_check_takes() {
-        let h = hash_password("correct horse").expect("hash");
-        assert!(h.starts_with("$argon2id$v=19$"), "{h}");
-        assert_eq!(hash_problem(&h), None);
-        let parsed = PasswordHash::new(&h).expect("parses");
-        let a2 = Argon2::default();
-        assert!(a2.verify_password(b"correct horse", &parsed).is_ok());
-        assert!(a2.verify_password(b"correct horsE", &parsed).is_err());
-        assert_ne!(h, hash_password("correct horse").expect("hash"), "salted");
-        assert!(hash_problem("hunter2").is_some());
-        let scrypt = "$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E";
-        assert!(hash_problem(scrypt).is_some(), "{scrypt}");
     }
 }

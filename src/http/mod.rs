@@ -4,7 +4,6 @@
 
 pub mod auth;
 mod server;
-pub mod tls;
 
 pub use server::HttpServer;
 

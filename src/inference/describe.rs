@@ -5,8 +5,8 @@ use ort::session::Session;
 use ort::value::{TensorElementType, ValueType};
 
 use super::ModelError;
-use super::model::{DType, Decoder, InputSpec, Layout};
-use crate::config::{DecoderKind, ModelConfig, ModelSettings, Task};
+use super::spec::{DType, Declared, Decoder, DecoderKind, InputSpec, Layout, ModelSpec};
+use super::spec::{ModelSettings, Task};
 
 /// Size used for dynamic spatial dimensions (SSD-MobileNet resizes to 300x300 inside the graph).
 const DYNAMIC_DETECTION_SIZE: u32 = 300;
@@ -22,13 +22,13 @@ fn tensor_info(v: &ValueType) -> Option<(TensorElementType, Vec<i64>)> {
 /// Reads the model's input and outputs, applies the config's description,
 /// and reports every contradiction between the two.
 pub(super) fn describe(
-    cfg: &ModelConfig,
+    spec: &ModelSpec,
     session: &Session,
 ) -> Result<(InputSpec, Decoder, Task, usize), ModelError> {
     let c = Checks {
-        cfg,
-        // Values from here; `cfg` only to check what the user wrote against the model.
-        settings: ModelSettings::resolve(cfg),
+        name: &spec.name,
+        want: &spec.declared,
+        settings: &spec.settings,
     };
     let input = c.input(session)?;
     let outputs: Vec<OutputInfo> = session
@@ -41,7 +41,7 @@ pub(super) fn describe(
         DecoderKind::Classification => Task::Classification,
         _ => Task::Detection,
     };
-    if let Some(t) = cfg.task
+    if let Some(t) = spec.declared.task
         && t != task
     {
         return Err(c.mismatch(format!(
@@ -65,23 +65,25 @@ struct ModelInput {
     w: i64,
 }
 
-/// A model entry and its resolved settings, checked against the model.
+/// What the user declared about a model, and its settings, checked
+/// against the model.
 struct Checks<'a> {
-    cfg: &'a ModelConfig,
-    settings: ModelSettings,
+    name: &'a str,
+    want: &'a Declared,
+    settings: &'a ModelSettings,
 }
 
 impl Checks<'_> {
     fn bad(&self, message: String) -> ModelError {
         ModelError::Unsupported {
-            model: self.cfg.name.clone(),
+            model: self.name.to_string(),
             message,
         }
     }
 
     fn mismatch(&self, message: String) -> ModelError {
         ModelError::Mismatch {
-            model: self.cfg.name.clone(),
+            model: self.name.to_string(),
             message,
         }
     }
@@ -105,7 +107,7 @@ impl Checks<'_> {
                 return Err(self.bad(format!("input type {other:?} is not uint8 or float32")));
             }
         };
-        let want = &self.cfg.input;
+        let want = self.want;
         if let Some(d) = want.dtype
             && d != dtype
         {
@@ -138,12 +140,15 @@ impl Checks<'_> {
             Layout::Nhwc => (shape[1], shape[2]),
             Layout::Nchw => (shape[2], shape[3]),
         };
-        if (dtype == DType::U8) && (want.mean.is_some() || want.std.is_some()) {
+        if dtype == DType::U8 && want.normalised {
             return Err(self
                 .mismatch("input.mean/std apply to float32 inputs; the model takes uint8".into()));
         }
-        if let Some(std) = want.std
-            && std.iter().any(|s| *s == 0.0 || !s.is_finite())
+        if self
+            .settings
+            .std
+            .iter()
+            .any(|s| *s == 0.0 || !s.is_finite())
         {
             return Err(self.bad("input.std must be non-zero".into()));
         }
@@ -159,7 +164,7 @@ impl Checks<'_> {
 
     /// How the outputs read: as `output.decoder` says, or as their shapes tell.
     fn decoder_kind(&self, outputs: &[OutputInfo]) -> Result<DecoderKind, ModelError> {
-        Ok(match self.cfg.output.decoder {
+        Ok(match self.want.decoder {
             Some(k) => k,
             None if postprocessed_outputs(outputs).is_some() => DecoderKind::SsdPostprocessed,
             None if ssd_outputs(outputs).is_some() => DecoderKind::Ssd,
@@ -192,7 +197,7 @@ impl Checks<'_> {
 
     /// The decoder of `kind` over the named or inferred outputs.
     fn decoder(&self, kind: DecoderKind, outputs: &[OutputInfo]) -> Result<Decoder, ModelError> {
-        let (oc, settings) = (&self.cfg.output, &self.settings);
+        let (oc, settings) = (self.want, self.settings);
         match kind {
             DecoderKind::Ssd => {
                 let inferred = ssd_outputs(outputs);
@@ -271,7 +276,7 @@ impl Checks<'_> {
     /// The input frames are scaled to: the model's size, or the config's
     /// where the model's is dynamic; and the largest batch a run takes.
     fn input_spec(&self, input: ModelInput, task: Task) -> Result<(InputSpec, usize), ModelError> {
-        let (want, settings, shape) = (&self.cfg.input, &self.settings, &input.shape);
+        let (want, settings, shape) = (self.want, self.settings, &input.shape);
         let dynamic = match task {
             Task::Detection => DYNAMIC_DETECTION_SIZE,
             Task::Classification => DYNAMIC_CLASSIFICATION_SIZE,
@@ -291,7 +296,7 @@ impl Checks<'_> {
             }
         };
         // A dynamic batch dimension lets one run take frames of several streams.
-        let max_batch = match (shape[0], self.cfg.batch) {
+        let max_batch = match (shape[0], want.batch) {
             (b, Some(want)) if b > 0 && i64::try_from(want).ok() != Some(b) => {
                 return Err(self.mismatch(format!(
                     "batch {want} contradicts the model's fixed batch of {b}"

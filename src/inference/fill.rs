@@ -1,6 +1,6 @@
 //! Pre-processing: a frame's packed RGB rows into the model's input tensor.
 
-use super::model::{Colour, InputSpec, Layout};
+use super::spec::{Colour, InputSpec, Layout};
 use crate::frame::{FrameError, Image};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -4,8 +4,7 @@
 
 use std::time::Instant;
 
-use super::{Model, ModelError, runtime};
-use crate::config::{Loaded, ModelConfig};
+use super::{Model, ModelError, ModelSpec};
 use crate::frame::Image;
 
 /// One thread layout's result of pure inference.
@@ -55,41 +54,24 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// Pure inference (pre-processing, run, decoding) of `model_name` with
-/// `workers` sessions of `threads` intra-op threads each, in parallel, each
-/// run taking `batch` frames (at most what the model allows). Latency is per run.
+/// Pure inference (pre-processing, run, decoding) of the model `spec`
+/// with `workers` sessions of `threads` intra-op threads each, in parallel,
+/// each run taking `batch` frames (at most what the model allows), as the
+/// daemon loads them. Latency is per run; the runtime is initialised.
 pub fn inference(
-    loaded: &Loaded,
-    model_name: &str,
+    spec: &ModelSpec,
     workers: usize,
     threads: usize,
     batch: usize,
     frames: usize,
 ) -> Result<InferenceRow, ModelError> {
-    runtime::init(loaded.config.onnxruntime.as_deref())?;
-    let cfg = loaded
-        .model(model_name)
-        .ok_or_else(|| ModelError::Runtime(format!("no model named {model_name:?}")))?;
-    inference_of(cfg, workers, threads, batch, frames)
-}
-
-/// As [`inference`], for a model entry as it is (a variant's, say); the
-/// runtime is initialised.
-pub fn inference_of(
-    cfg: &ModelConfig,
-    workers: usize,
-    threads: usize,
-    batch: usize,
-    frames: usize,
-) -> Result<InferenceRow, ModelError> {
-    let model_name = cfg.name.as_str();
-    let mut cfg = cfg.clone();
+    let model_name = spec.name.as_str();
+    let mut spec = spec.clone();
     if batch > 1 {
-        cfg.batch = Some(batch);
+        spec.declared.batch = Some(batch);
+        spec.settings.batch = batch;
     }
-    let cfg = &cfg;
-    // As the daemon loads them.
-    let (mut models, _) = Model::load_workers(cfg, workers, threads)?;
+    let (mut models, _) = Model::load_workers(&spec, workers, threads)?;
     let batch = batch.clamp(1, models.first().map_or(1, |m| m.max_batch));
     let per_worker = frames.div_ceil(workers * batch);
     let cpu_before = cpu_time();
@@ -143,13 +125,11 @@ pub fn inference_of(
 
 /// The largest batch worth measuring: what the config allows, or 4 when
 /// the model's batch dimension is dynamic and the config leaves it open.
-pub fn max_batch(loaded: &Loaded, model_name: &str) -> Result<usize, ModelError> {
-    runtime::init(loaded.config.onnxruntime.as_deref())?;
-    let cfg = loaded
-        .model(model_name)
-        .ok_or_else(|| ModelError::Runtime(format!("no model named {model_name:?}")))?;
-    let mut probe = cfg.clone();
-    probe.batch = Some(cfg.batch.unwrap_or(4));
+pub fn max_batch(spec: &ModelSpec) -> Result<usize, ModelError> {
+    let mut probe = spec.clone();
+    let batch = spec.declared.batch.unwrap_or(4);
+    probe.declared.batch = Some(batch);
+    probe.settings.batch = batch;
     match Model::load(&probe, 1) {
         Ok(m) => Ok(m.max_batch),
         // A fixed batch dimension.

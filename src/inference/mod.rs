@@ -8,6 +8,7 @@ mod geometry;
 pub mod measure;
 mod model;
 pub mod runtime;
+mod spec;
 mod worker;
 
 use std::sync::Arc;
@@ -23,8 +24,10 @@ pub use fill::{FillError, fill_f32, fill_u8};
 pub use geometry::{ResizeMode, output_to_source, to_source};
 use worker::{Control, Served, work};
 
-pub use model::{
-    Colour, DType, Decoder, InputSpec, Layout, MAX_INPUT_SIDE, MAX_TENSOR_VALUES, Model, tensor_len,
+pub use model::{MAX_INPUT_SIDE, MAX_TENSOR_VALUES, Model, tensor_len};
+pub use spec::{
+    Colour, DType, Declared, Decoder, DecoderKind, InputSpec, Layout, ModelSettings, ModelSpec,
+    Provider, Task, cores,
 };
 
 use crate::frame::{Analysis, Item, Output};

@@ -12,76 +12,8 @@ use super::ModelError;
 use super::decode::{self, Labels};
 use super::describe::describe;
 use super::fill::{fill_f32, fill_u8};
-use super::geometry::ResizeMode;
-use crate::config::{ModelConfig, Provider, Task};
+use super::spec::{DType, Decoder, InputSpec, Layout, ModelSpec, Provider, Task};
 use crate::frame::{Image, Output};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Layout {
-    Nhwc,
-    Nchw,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
-pub enum DType {
-    #[serde(rename = "uint8")]
-    U8,
-    #[serde(rename = "float32")]
-    F32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Colour {
-    #[default]
-    Rgb,
-    Bgr,
-}
-
-/// What the model's input tensor looks like.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InputSpec {
-    pub name: String,
-    pub width: u32,
-    pub height: u32,
-    pub layout: Layout,
-    pub dtype: DType,
-    pub colour: Colour,
-    pub resize: ResizeMode,
-    /// For float inputs: value = (pixel - mean) / std, per RGB channel.
-    pub mean: [f32; 3],
-    pub std: [f32; 3],
-}
-
-/// How to read the outputs.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Decoder {
-    /// Raw SSD head: scores `[1, A, C]` and boxes `[1, A, 1, 4]` or `[1, A, 4]`.
-    SsdRaw {
-        scores: String,
-        boxes: String,
-        iou: f32,
-    },
-    /// NMS done in the graph: boxes `[1, N, 4]`, class ids `[1, N]`,
-    /// scores `[1, N]`, count `[1]`.
-    SsdPostprocessed {
-        boxes: String,
-        classes: String,
-        scores: String,
-        count: Option<String>,
-        class_offset: i64,
-    },
-    /// Classifier: one `[1, N]` output of probabilities (float, or uint8
-    /// quantised with `scale`) or logits.
-    Classify {
-        output: String,
-        dtype: DType,
-        scale: f32,
-        logits: bool,
-        top_k: usize,
-    },
-}
 
 /// Room for `max_batch` input tensors, reused for every run.
 enum InputBuf {
@@ -120,14 +52,14 @@ impl std::fmt::Debug for Model {
 impl Model {
     /// Loads the model's session with `threads` intra-op threads and reads
     /// its input and output description.
-    pub fn load(cfg: &ModelConfig, threads: usize) -> Result<Self, ModelError> {
-        Self::load_sharing(cfg, threads, None)
+    pub fn load(spec: &ModelSpec, threads: usize) -> Result<Self, ModelError> {
+        Self::load_sharing(spec, threads, None)
     }
 
     /// Loads `workers` sessions of the model, warmed up, that share one copy
     /// of the pre-packed weights; also returns the first warm-up in ms.
     pub fn load_workers(
-        cfg: &ModelConfig,
+        spec: &ModelSpec,
         workers: usize,
         threads: usize,
     ) -> Result<(Vec<Self>, f64), ModelError> {
@@ -135,7 +67,7 @@ impl Model {
         let mut models = Vec::with_capacity(workers);
         let mut warm_up_ms = 0.0;
         for _ in 0..workers {
-            let mut model = Self::load_sharing(cfg, threads, Some(&weights))?;
+            let mut model = Self::load_sharing(spec, threads, Some(&weights))?;
             let ms = model.warm_up()?;
             if models.is_empty() {
                 warm_up_ms = ms;
@@ -148,16 +80,16 @@ impl Model {
     /// As [`Model::load`]; sessions given the same `weights` share their
     /// pre-packed weights instead of holding a copy each.
     fn load_sharing(
-        cfg: &ModelConfig,
+        spec: &ModelSpec,
         threads: usize,
         weights: Option<&ort::session::builder::PrepackedWeights>,
     ) -> Result<Self, ModelError> {
         let err = |e: ort::Error| ModelError::Load {
-            model: cfg.name.clone(),
+            model: spec.name.clone(),
             message: e.to_string(),
         };
-        let provider = choose_provider(&cfg.providers).map_err(|message| ModelError::Load {
-            model: cfg.name.clone(),
+        let provider = choose_provider(&spec.providers).map_err(|message| ModelError::Load {
+            model: spec.name.clone(),
             message,
         })?;
         let mut builder = Session::builder(super::runtime::environment()?).map_err(err)?;
@@ -187,23 +119,23 @@ impl Model {
             .map_err(|e| err(e.into()))?
             .with_inter_op_spinning(false)
             .map_err(|e| err(e.into()))?
-            .commit_from_file(&cfg.path)
+            .commit_from_file(&spec.path)
             .map_err(|e| ModelError::Load {
-                model: cfg.name.clone(),
-                message: format!("{}: {e}", cfg.path.display()),
+                model: spec.name.clone(),
+                message: format!("{}: {e}", spec.path.display()),
             })?;
-        let labels = match &cfg.labels {
+        let labels = match &spec.labels {
             Some(p) => {
                 Labels::parse(&std::fs::read_to_string(p).map_err(|e| ModelError::Load {
-                    model: cfg.name.clone(),
+                    model: spec.name.clone(),
                     message: format!("labels {}: {e}", p.display()),
                 })?)
             }
             None => Labels::default(),
         };
-        let (input, decoder, task, max_batch) = describe(cfg, &session)?;
+        let (input, decoder, task, max_batch) = describe(spec, &session)?;
         let too_big = |message| ModelError::Unsupported {
-            model: cfg.name.clone(),
+            model: spec.name.clone(),
             message,
         };
         let item = tensor_len(input.width, input.height, 1).map_err(too_big)?;
@@ -213,7 +145,7 @@ impl Model {
             DType::F32 => InputBuf::F32(vec![0.0; n]),
         };
         Ok(Self {
-            name: cfg.name.as_str().into(),
+            name: spec.name.as_str().into(),
             task,
             provider,
             input,

@@ -5,8 +5,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use super::payload::rfc3339;
-use crate::frame::SubLabel;
+use super::payload::{SubLabelPayload, rfc3339};
 use crate::tracking::{Event, EventKind};
 
 /// Version of the event and count payloads.
@@ -50,22 +49,6 @@ struct EventPayload<'a> {
     /// Once a `classify` rule named the object.
     #[serde(skip_serializing_if = "Option::is_none")]
     sub_label: Option<SubLabelPayload<'a>>,
-}
-
-/// `{"label": "goldfinch", "score": 0.83}`.
-#[derive(Serialize)]
-pub(super) struct SubLabelPayload<'a> {
-    label: &'a str,
-    score: f32,
-}
-
-impl<'a> SubLabelPayload<'a> {
-    pub(super) fn of(s: &'a SubLabel) -> Self {
-        Self {
-            label: &s.label,
-            score: unit(s.score),
-        }
-    }
 }
 
 #[derive(Serialize)]

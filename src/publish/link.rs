@@ -4,20 +4,13 @@
 use rumqttc::v5::mqttbytes::v5 as m5;
 use rumqttc::{Outgoing, v5};
 
-use super::MqttSettings;
+use super::settings::{MqttSettings, Protocol};
 
 /// Requests rumqttc may hold while the connection is busy or down.
 const REQUEST_CAPACITY: usize = 4096;
 /// Mosquitto's default `max_packet_size` is 256 MiB; ours only needs to
 /// exceed any detections payload.
 const MAX_PACKET: usize = 16 * 1024 * 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Protocol {
-    #[default]
-    V311,
-    V5,
-}
 
 /// Incoming payloads larger than this are dropped unread: commands are a
 /// few bytes and discovery configs kilobytes; a hostile broker's megabytes

@@ -9,6 +9,7 @@ mod mqtt;
 mod outbox;
 pub mod payload;
 mod retry;
+mod settings;
 pub mod spool;
 mod spooler;
 mod wire;
@@ -19,9 +20,10 @@ use crate::frame::Analysis;
 use crate::status::StreamStatus;
 use crate::tracking::Event;
 
-pub use crate::tracking::Tally;
+use crate::tracking::Tally;
 pub use counters::MqttCounters;
-pub use mqtt::{Incoming, MqttPublisher, MqttSettings, Protocol, TlsFiles};
+pub use mqtt::{Incoming, MqttPublisher};
+pub use settings::{MqttSettings, Protocol, TlsFiles};
 pub use wire::{Keep, Message, Sink, Wire};
 
 /// Where results and stream health go: MQTT, the fleet's fence in front of

@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use serde::{Serialize, Serializer};
 
-use crate::frame::{Analysis, BBox, Class, Detection, Output};
+use crate::frame::{Analysis, BBox, Class, Detection, Output, SubLabel};
 use crate::status::StreamStatus;
 
 /// Version of the detections payload.
@@ -76,7 +76,7 @@ struct PublishedDetection<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     track: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    sub_label: Option<super::events::SubLabelPayload<'a>>,
+    sub_label: Option<SubLabelPayload<'a>>,
 }
 
 #[derive(Serialize)]
@@ -98,7 +98,7 @@ impl Serialize for Objects<'_> {
             score: unit(d.score),
             bbox: UnitBox::from(&d.bbox),
             track: d.track.as_deref(),
-            sub_label: d.sub_label.as_ref().map(super::events::SubLabelPayload::of),
+            sub_label: d.sub_label.as_ref().map(SubLabelPayload::of),
         }))
     }
 }
@@ -173,6 +173,22 @@ pub fn status(s: &StreamStatus) -> Vec<u8> {
 /// The years a timestamp of the contract can show (four digits).
 const FIRST_SECOND: i64 = -62_167_219_200; // 0000-01-01T00:00:00Z
 const LAST_SECOND: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+
+/// `{"label": "goldfinch", "score": 0.83}`.
+#[derive(Serialize)]
+pub(super) struct SubLabelPayload<'a> {
+    label: &'a str,
+    score: f32,
+}
+
+impl<'a> SubLabelPayload<'a> {
+    pub(super) fn of(s: &'a SubLabel) -> Self {
+        Self {
+            label: &s.label,
+            score: unit(s.score),
+        }
+    }
+}
 
 /// UTC, millisecond precision: `2026-11-28T17:00:00.123Z`. A time outside
 /// years 0000 to 9999 (a broken clock) is clamped to them:

@@ -7,9 +7,10 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use super::{Publish, Tally, Topics, events, payload};
+use super::{Publish, Topics, events, payload};
 use crate::frame::Analysis;
 use crate::status::StreamStatus;
+use crate::tracking::Tally;
 use crate::tracking::{Change, Event};
 
 /// How the contract keeps a message.

@@ -5,7 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
 use crate::frame::{BBox, Detection, FrameMeta, FullView, RgbFull};
-use crate::publish::Tally;
+use crate::tracking::Tally;
 use crate::tracking::{Event, EventKind, TrackSettings, TrackSpec};
 
 #[derive(Default)]
@@ -84,8 +84,8 @@ fn stages() -> (Arc<Routes>, Arc<Routes>, Arc<Sent>) {
             geometry: Geometry::default(),
             min_score: 0.5,
             labels: vec!["person".into()],
-            classify: Vec::new(),
         },
+        Vec::new(),
     );
     (routes.clone(), routes, sent)
 }

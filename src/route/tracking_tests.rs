@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::frame::{BBox, Detection, FrameMeta};
-use crate::publish::Tally;
+use crate::tracking::Tally;
 use crate::tracking::{Event, Line, TrackSettings, Zone};
 
 /// Everything the stage hands on, in order.
@@ -63,7 +63,6 @@ fn spec() -> TrackSpec {
         },
         min_score: 0.5,
         labels: vec!["person".into()],
-        classify: Vec::new(),
     }
 }
 
@@ -128,7 +127,7 @@ fn count(out: &[Out], zone: Option<&str>) -> Vec<u32> {
 fn a_person_crossing_then_the_stream_stopping() {
     let seen = Arc::new(Seen::default());
     let stage = Routes::new(seen.clone());
-    stage.track("cam", spec());
+    stage.track("cam", spec(), Vec::new());
     stage.status("cam", StreamStatus::new(StreamState::Starting));
     for i in 0..30u64 {
         let x = 0.05 + 0.025 * i as f32;
@@ -177,7 +176,7 @@ fn a_person_crossing_then_the_stream_stopping() {
 fn weak_detections_carry_the_object_but_are_not_published() {
     let seen = Arc::new(Seen::default());
     let stage = Routes::new(seen.clone());
-    stage.track("cam", spec());
+    stage.track("cam", spec(), Vec::new());
     for i in 0..10u64 {
         let score = if i >= 5 { 0.3 } else { 0.9 };
         stage.analysis(&frame("s1", i, vec![person(0.1, score)]));
@@ -198,7 +197,7 @@ fn weak_detections_carry_the_object_but_are_not_published() {
 fn a_new_session_ends_the_old_objects_and_line_counts_add_up() {
     let seen = Arc::new(Seen::default());
     let stage = Routes::new(seen.clone());
-    stage.track("cam", spec());
+    stage.track("cam", spec(), Vec::new());
     let cross = |session: &str, stage: &Routes| {
         for i in 0..30u64 {
             stage.analysis(&frame(
@@ -228,7 +227,7 @@ fn a_new_session_ends_the_old_objects_and_line_counts_add_up() {
 fn at_shutdown_objects_end_with_shutdown_once() {
     let seen = Arc::new(Seen::default());
     let stage = Routes::new(seen.clone());
-    stage.track("cam", spec());
+    stage.track("cam", spec(), Vec::new());
     for i in 0..5u64 {
         stage.analysis(&frame("s1", i, vec![person(0.2, 0.9)]));
     }
@@ -257,7 +256,7 @@ fn untracked_streams_and_statuses_pass_through() {
 fn a_pause_ends_objects_zeroes_counts_and_resuming_keeps_ids_unique() {
     let seen = Arc::new(Seen::default());
     let stage = Routes::new(seen.clone());
-    stage.track("cam", spec());
+    stage.track("cam", spec(), Vec::new());
     for i in 0..5u64 {
         stage.analysis(&frame("s1", i, vec![person(0.2, 0.9)]));
     }

@@ -133,7 +133,7 @@ pub use events::{
     Change, Counts, Crossing, Direction, EndReason, Event, EventKind, InZone, LineCount,
 };
 pub use geometry::{Geometry, Line, Point, Zone, validate};
-pub use stage::{Ended, StreamTracking, Tally, TrackSpec, Tracked};
+pub use stage::{Ended, Namer, StreamTracking, Tally, TrackSpec, Tracked};
 pub use tracker::Tracker;
 
 use crate::frame::FrameMeta;

@@ -15,9 +15,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::{Counts, EndReason, Event, FrameInfo, Geometry, LineCount, TrackSettings, Tracker};
-use crate::cascade::Cascade;
-use crate::config::ClassifyRule;
-use crate::frame::{Analysis, Detection, Output, SubLabel};
+use crate::frame::{Analysis, Detection, ObjectView, Output, SubLabel};
 
 /// One count of the contract, as it is now.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -49,12 +47,12 @@ pub struct TrackSpec {
     /// Labels whose counts are set to 0 at start and stop even before one
     /// was seen: the stream's `labels` (zones' and lines' own are added).
     pub labels: Vec<Arc<str>>,
-    /// The stream's `classify` rules (the cascade).
-    pub classify: Vec<ClassifyRule>,
 }
 
-/// One stream's tracking: its tracker, the counts it published, and its
-/// classifier rules at work.
+/// Names objects: the ids named in this frame and their sub-labels.
+pub type Namer<'a> = dyn FnMut(&[ObjectView], u64) -> Vec<(Arc<str>, SubLabel)> + 'a;
+
+/// One stream's tracking: its tracker and the counts it published.
 pub struct StreamTracking {
     spec: TrackSpec,
     /// The session the tracker follows, and the tracker.
@@ -66,8 +64,6 @@ pub struct StreamTracking {
     /// The session of the latest tracker and how many came before it in
     /// that session (a pause ends one): object ids stay unique.
     resumed: Option<(Arc<str>, u32)>,
-    /// The `classify` rules at work, where the stream has some.
-    cascade: Option<Cascade>,
 }
 
 type Key = (u8, Arc<str>, Arc<str>);
@@ -248,14 +244,13 @@ pub struct Ended {
 }
 
 impl StreamTracking {
-    pub fn new(spec: TrackSpec, cascade: Option<Cascade>) -> Self {
+    pub fn new(spec: TrackSpec) -> Self {
         Self {
             spec,
             tracker: None,
             lines_before: BTreeMap::new(),
             published: BTreeMap::new(),
             resumed: None,
-            cascade,
         }
     }
 
@@ -264,21 +259,25 @@ impl StreamTracking {
     }
 
     /// New zones, lines or rules for a stream that keeps running: its
-    /// objects stay; `cascade` is the new rules' (when they changed).
-    pub fn respec(&mut self, spec: TrackSpec, cascade: Option<Cascade>) {
+    /// objects stay.
+    pub fn respec(&mut self, spec: TrackSpec) {
         if let Some((_, t)) = &mut self.tracker {
             t.set_geometry(spec.geometry.clone());
-        }
-        if self.spec.classify != spec.classify {
-            self.cascade = cascade;
         }
         self.spec = spec;
     }
 
     /// Follows the objects into frame `a` (of detections). A frame of a new
     /// session (the source came back) first ends the objects of the old
-    /// one: that is the [`Ended`].
-    pub fn frame(&mut self, a: &Analysis, dets: &[Detection]) -> (Ended, Tracked) {
+    /// one: that is the [`Ended`]. `name`, where the stream has classify
+    /// rules, names objects (the cascade): it gets the tracked objects and
+    /// the tracker's clock and returns the names it gave.
+    pub fn frame(
+        &mut self,
+        a: &Analysis,
+        dets: &[Detection],
+        name: Option<&mut Namer<'_>>,
+    ) -> (Ended, Tracked) {
         let mut ended = Ended::default();
         if self
             .tracker
@@ -302,9 +301,9 @@ impl StreamTracking {
             }
         };
         let mut out = tracker.update(&FrameInfo::from(&a.meta), dets);
-        if let (Some(cascade), Some(full)) = (self.cascade.as_mut(), &a.meta.full) {
+        if let Some(name) = name {
             let objects = tracker.objects();
-            for (id, sub) in cascade.frame(&objects, full, tracker.now_ns()) {
+            for (id, sub) in name(&objects, tracker.now_ns()) {
                 out.events.extend(tracker.set_sub_label(&id, sub));
             }
         }

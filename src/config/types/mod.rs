@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-pub use crate::inference::{Colour, DType, Layout, ResizeMode};
+pub use crate::cascade::ClassGroup;
+pub use crate::inference::{Colour, DType, DecoderKind, Layout, Provider, ResizeMode, Task};
 use crate::source::{SourceOptions, SourceSpec};
 
 mod models;

@@ -1,30 +1,10 @@
 //! The models: files, what they take and return, variants.
 
 use super::*;
-use std::fmt;
 use std::path::PathBuf;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-
-/// What a model does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Task {
-    /// Boxes with labels and scores.
-    Detection,
-    /// Labels with scores for the whole frame.
-    Classification,
-}
-
-impl fmt::Display for Task {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Task::Detection => "detection",
-            Task::Classification => "classification",
-        })
-    }
-}
 
 /// One model streams can name.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
@@ -160,18 +140,6 @@ impl InputConfig {
     }
 }
 
-/// How a model's outputs are decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum DecoderKind {
-    /// Raw SSD head: per-class scores and decoded boxes; NMS in visiond.
-    Ssd,
-    /// TensorFlow Object Detection API layout: boxes, classes, scores, count.
-    SsdPostprocessed,
-    /// Probabilities or logits per class.
-    Classification,
-}
-
 /// The output side of a model description.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -215,29 +183,6 @@ impl OutputConfig {
             scale: self.scale.or(base.scale),
             class_offset: self.class_offset.or(base.class_offset),
         }
-    }
-}
-
-/// An ONNX Runtime execution provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Provider {
-    Cpu,
-    Cuda,
-    Tensorrt,
-    Openvino,
-    Xnnpack,
-}
-
-impl fmt::Display for Provider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Provider::Cpu => "cpu",
-            Provider::Cuda => "cuda",
-            Provider::Tensorrt => "tensorrt",
-            Provider::Openvino => "openvino",
-            Provider::Xnnpack => "xnnpack",
-        })
     }
 }
 

@@ -101,20 +101,6 @@ pub struct ClassifyRule {
     pub max_attempts: Option<u32>,
 }
 
-/// Named sets of ImageNet-1k classes (a classifier with 1000 labels).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ClassGroup {
-    /// 59 bird species.
-    Birds,
-    /// 118 dog breeds.
-    Dogs,
-    /// 5 domestic cats.
-    Cats,
-    /// Cars, buses, trucks, vans, motorbikes, bicycles and the like.
-    Vehicles,
-}
-
 /// `track:` of a stream: `true`, `false`, or its settings.
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[serde(untagged)]

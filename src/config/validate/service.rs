@@ -194,7 +194,7 @@ pub(super) fn validate_http_access(
                 "give password_hash (printed by `visiond passwd`) or password_hash_file".into(),
             )),
             (Some(hash), file) => {
-                if let Some(why) = crate::http::auth::hash_problem(hash) {
+                if let Some(why) = crate::password::hash_problem(hash) {
                     let field = if file.is_some() {
                         "password_hash_file"
                     } else {
@@ -218,7 +218,7 @@ pub(super) fn validate_http_access(
     if let Some(tls) = &h.tls
         && !tls.pem.cert.is_empty()
         && !tls.pem.key.is_empty()
-        && let Err(e) = crate::http::tls::server_config(&tls.pem.cert, &tls.pem.key)
+        && let Err(e) = crate::tls::server_config(&tls.pem.cert, &tls.pem.key)
     {
         let field = if e.starts_with("cert") { "cert" } else { "key" };
         let file = if field == "cert" { &tls.cert } else { &tls.key };
