@@ -57,7 +57,6 @@ pub(crate) fn expand(text: &str, env: impl Fn(&str) -> Option<String>) -> Expand
             map: SourceMap::identity(&chars),
         };
     }
-    let lines = line_starts(chars.iter().copied());
     let mut masked = chars.clone();
     for v in &vars {
         masked[v.start] = MASK_START;
@@ -66,11 +65,16 @@ pub(crate) fn expand(text: &str, env: impl Fn(&str) -> Option<String>) -> Expand
         }
     }
     let (tokens, scan_error) = scan(&masked);
-    let mut values = Vec::new();
-    let mut problems = Vec::new();
-    // (start, end, replacement) in chars of the original, in order.
-    let mut edits: Vec<(usize, usize, String)> = Vec::new();
-    let mut used = vec![false; vars.len()];
+    let mut x = Expander {
+        vars: &vars,
+        masked: &masked,
+        lines: line_starts(chars.iter().copied()),
+        env: &env,
+        values: Vec::new(),
+        problems: Vec::new(),
+        edits: Vec::new(),
+        used: vec![false; vars.len()],
+    };
     for (i, Token(mark, token)) in tokens.iter().enumerate() {
         let TokenType::Scalar(style, cooked) = token else {
             continue;
@@ -79,11 +83,65 @@ pub(crate) fn expand(text: &str, env: impl Fn(&str) -> Option<String>) -> Expand
         let Some(Token(next, _)) = tokens.get(i + 1) else {
             break;
         };
+        let prev = i.checked_sub(1).and_then(|p| tokens.get(p)).map(|t| &t.0);
+        x.scalar(*style, cooked, mark, prev, next);
+    }
+    // A `${VAR}` left in a part of the file that does not scan would stay
+    // literal text if the other parser accepted it: say so instead.
+    if let Some(err) = &scan_error
+        && let Some(k) = (0..vars.len()).find(|&k| !x.used[k] && vars[k].start >= err.0.index())
+    {
+        x.problems.push((
+            Pos {
+                line: err.0.line(),
+                col: err.0.col() + 1,
+            },
+            format!(
+                "{} (so ${{{}}} further on cannot be substituted)",
+                err.1, vars[k].name
+            ),
+        ));
+    }
+    let (text, map) = rewrite(&chars, &x.edits);
+    Expanded {
+        text,
+        values: x.values,
+        problems: x.problems,
+        map,
+    }
+}
+
+/// The substitution under way: the edits found so far and what went wrong.
+struct Expander<'a, E> {
+    vars: &'a [Var],
+    masked: &'a [char],
+    lines: Vec<usize>,
+    env: &'a E,
+    values: Vec<String>,
+    problems: Vec<(Pos, String)>,
+    /// (start, end, replacement) in chars of the original, in order.
+    edits: Vec<(usize, usize, String)>,
+    /// Which `vars` sit in a scalar that was looked at.
+    used: Vec<bool>,
+}
+
+impl<E: Fn(&str) -> Option<String>> Expander<'_, E> {
+    /// One scalar token (`cooked`: its value with the masks in it), between
+    /// the tokens at `prev` and `next`: an edit where it holds `${VAR}`s.
+    fn scalar(
+        &mut self,
+        style: TScalarStyle,
+        cooked: &str,
+        mark: &Marker,
+        prev: Option<&Marker>,
+        next: &Marker,
+    ) {
+        let masked = self.masked;
         let mut start = mark.index().min(masked.len());
         // A block scalar's token starts at its content; its `|` or `>` is
         // the first after the token before it (`:`, `-`, a tag, an anchor).
         if matches!(style, TScalarStyle::Literal | TScalarStyle::Folded)
-            && let Some(Token(prev, _)) = i.checked_sub(1).and_then(|p| tokens.get(p))
+            && let Some(prev) = prev
         {
             // (A `-` token's mark is after the `- `: it may be the `|`.)
             let from = prev.index().min(start);
@@ -96,46 +154,76 @@ pub(crate) fn expand(text: &str, env: impl Fn(&str) -> Option<String>) -> Expand
         }
         let bound = next.index().min(masked.len());
         let end = match style {
-            TScalarStyle::Plain => plain_end(&masked, start, bound, cooked),
-            _ => Some(scalar_end(&masked, *style, start, bound)),
+            TScalarStyle::Plain => plain_end(masked, start, bound, cooked),
+            _ => Some(scalar_end(masked, style, start, bound)),
         };
         let Some(end) = end else {
-            if vars.iter().any(|v| v.start >= start && v.start < bound) {
-                problems.push((
-                    pos_in(&lines, start),
-                    "cannot substitute ${...} in this scalar".into(),
-                ));
+            if self
+                .vars
+                .iter()
+                .any(|v| v.start >= start && v.start < bound)
+            {
+                self.problem(start, "cannot substitute ${...} in this scalar".into());
             }
-            continue;
+            return;
         };
         // `vars` is in order: those inside start at the first at or after `start`.
+        let vars = self.vars;
         let first = vars.partition_point(|v| v.start < start);
         let inside: Vec<usize> = (first..vars.len())
             .take_while(|&k| vars[k].start + vars[k].len <= end)
             .collect();
         if inside.is_empty() {
-            continue;
+            return;
         }
         for &k in &inside {
-            used[k] = true;
+            self.used[k] = true;
         }
+        let Some(value) = self.value(cooked, &inside, start) else {
+            return;
+        };
+        // Spans found for broken YAML may overlap (a block scalar's up to
+        // the next token); the file is refused then rather than rewritten.
+        if self.edits.last().is_some_and(|e| start < e.1) || end < start {
+            self.problem(
+                start,
+                "cannot substitute ${...} here: the YAML around it does not parse".into(),
+            );
+            return;
+        }
+        let whole = inside.len() == 1 && vars[inside[0]].start == start && {
+            let v = &vars[inside[0]];
+            v.start + v.len == end
+        };
+        let replacement = if style == TScalarStyle::Plain && whole && is_bare_token(&value) {
+            value
+        } else {
+            quote(&value)
+        };
+        self.edits.push((start, end, replacement));
+    }
+
+    /// The scalar's value with the variables `inside` it in place of their
+    /// masks; `None` (and the problem said) when one cannot be had.
+    fn value(&mut self, cooked: &str, inside: &[usize], start: usize) -> Option<String> {
         let mut value = String::with_capacity(cooked.len());
         let mut pending = inside.iter().copied();
         let mut ok = true;
         for c in cooked.chars() {
             match c {
                 MASK_START => match pending.next() {
-                    Some(k) => match env(&vars[k].name) {
+                    Some(k) => match (self.env)(&self.vars[k].name) {
                         Some(v) => {
                             value.push_str(&v);
-                            values.push(v);
+                            self.values.push(v);
                         }
                         None => {
                             ok = false;
-                            problems.push((
-                                pos_in(&lines, vars[k].start),
-                                format!("environment variable {} is not set", vars[k].name),
-                            ));
+                            let v = &self.vars[k];
+                            self.problem(
+                                v.start,
+                                format!("environment variable {} is not set", v.name),
+                            );
                         }
                     },
                     None => ok = false,
@@ -146,76 +234,41 @@ pub(crate) fn expand(text: &str, env: impl Fn(&str) -> Option<String>) -> Expand
         }
         if pending.next().is_some() {
             // The file itself holds a private-use character the masks use.
-            ok = false;
-            problems.push((
-                pos_in(&lines, start),
+            self.problem(
+                start,
                 "cannot substitute ${...} here: U+E000 and U+E001 are reserved".into(),
-            ));
+            );
+            return None;
         }
-        if !ok {
-            continue;
-        }
-        // Spans found for broken YAML may overlap (a block scalar's up to
-        // the next token); the file is refused then rather than rewritten.
-        if edits.last().is_some_and(|e| start < e.1) || end < start {
-            problems.push((
-                pos_in(&lines, start),
-                "cannot substitute ${...} here: the YAML around it does not parse".into(),
-            ));
-            continue;
-        }
-        let whole = inside.len() == 1 && vars[inside[0]].start == start && {
-            let v = &vars[inside[0]];
-            v.start + v.len == end
-        };
-        let replacement = if *style == TScalarStyle::Plain && whole && is_bare_token(&value) {
-            value
-        } else {
-            quote(&value)
-        };
-        edits.push((start, end, replacement));
-    }
-    // A `${VAR}` left in a part of the file that does not scan would stay
-    // literal text if the other parser accepted it: say so instead.
-    if let Some(err) = &scan_error
-        && let Some(k) = (0..vars.len()).find(|&k| !used[k] && vars[k].start >= err.0.index())
-    {
-        problems.push((
-            Pos {
-                line: err.0.line(),
-                col: err.0.col() + 1,
-            },
-            format!(
-                "{} (so ${{{}}} further on cannot be substituted)",
-                err.1, vars[k].name
-            ),
-        ));
+        ok.then_some(value)
     }
 
-    let mut out = String::with_capacity(text.len());
-    let mut map = SourceMap::identity(&chars);
+    fn problem(&mut self, at: usize, message: String) {
+        self.problems.push((pos_in(&self.lines, at), message));
+    }
+}
+
+/// The text with the edits made, and the map back to the original.
+fn rewrite(chars: &[char], edits: &[(usize, usize, String)]) -> (String, SourceMap) {
+    let mut out = String::with_capacity(chars.len());
+    let mut map = SourceMap::identity(chars);
     let mut at = 0;
     let mut new_len = 0;
     for (start, end, replacement) in edits {
-        out.extend(&chars[at..start]);
+        out.extend(&chars[at..*start]);
         new_len += start - at;
         let n = replacement.chars().count();
         map.edits.push(Edit {
-            orig: (start, end),
+            orig: (*start, *end),
             new: (new_len, new_len + n),
         });
-        out.push_str(&replacement);
+        out.push_str(replacement);
         new_len += n;
-        at = end;
+        at = *end;
     }
     out.extend(&chars[at..]);
     map.new_lines = line_starts(out.chars());
-    Expanded {
-        text: out,
-        values,
-        problems,
-        map,
-    }
+    (out, map)
 }
 
 /// Every `${NAME}` (closed on its line), in order.

@@ -105,7 +105,58 @@ fn parse_expanded(file: &Path, expanded: env::Expanded) -> (Option<Loaded>, Vec<
         .map(Path::to_path_buf)
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
+    // Problems found after parsing, at config paths.
     let mut late = Vec::new();
+    read_files(&mut config, &base, &mut late);
+
+    let found: Vec<(String, String)> = late
+        .into_iter()
+        .chain(validate::validate(&config))
+        .collect();
+    // The partial config keeps only the models with no problem of their
+    // own: `check` loads those, and a bound that failed (threads: 1e9)
+    // must not reach ONNX Runtime.
+    let mut i = 0;
+    config.models.retain(|_| {
+        let entry = format!("models[{i}]");
+        i += 1;
+        !found.iter().any(|(path, _)| {
+            path.strip_prefix(&entry)
+                .is_some_and(|r| r.is_empty() || r.starts_with('.'))
+        })
+    });
+    problems.extend(
+        found
+            .into_iter()
+            .map(|(path, m)| problem(locator.nearest(&path), m)),
+    );
+
+    let secrets = secrets(&config, &expanded.values);
+    let node = config
+        .node
+        .clone()
+        .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
+    let client_id = config
+        .mqtt
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("visiond-{node}"));
+    locator.map_positions(|p| expanded.original(p));
+    let loaded = Loaded {
+        file: file.to_path_buf(),
+        config,
+        node,
+        client_id,
+        secrets,
+        locator,
+    };
+    (Some(loaded), problems)
+}
+
+/// Paths made relative to the config file's folder `base`, and the files
+/// the config points to read (model descriptions, passwords, the page's
+/// users and certificates); their problems go to `late`.
+fn read_files(config: &mut super::Config, base: &Path, late: &mut Vec<(String, String)>) {
     for (i, m) in config.models.iter_mut().enumerate() {
         m.path = base.join(&m.path);
         if let Some(l) = &mut m.labels {
@@ -157,32 +208,14 @@ fn parse_expanded(file: &Path, expanded: env::Expanded) -> (Option<Loaded>, Vec<
     }
 
     if let Some(h) = &mut config.http {
-        read_http_files(h, &base, &mut late);
+        read_http_files(h, base, late);
     }
+}
 
-    let found: Vec<(String, String)> = late
-        .into_iter()
-        .chain(validate::validate(&config))
-        .collect();
-    // The partial config keeps only the models with no problem of their
-    // own: `check` loads those, and a bound that failed (threads: 1e9)
-    // must not reach ONNX Runtime.
-    let mut i = 0;
-    config.models.retain(|_| {
-        let entry = format!("models[{i}]");
-        i += 1;
-        !found.iter().any(|(path, _)| {
-            path.strip_prefix(&entry)
-                .is_some_and(|r| r.is_empty() || r.starts_with('.'))
-        })
-    });
-    problems.extend(
-        found
-            .into_iter()
-            .map(|(path, m)| problem(locator.nearest(&path), m)),
-    );
-
-    let mut secrets = expanded.values.clone();
+/// The values that must never reach a log: substituted variables, the
+/// broker's password, the metrics token, passwords in camera URLs.
+fn secrets(config: &super::Config, substituted: &[String]) -> Vec<String> {
+    let mut secrets = substituted.to_vec();
     if let Some(p) = &config.mqtt.password {
         secrets.push(p.clone());
     }
@@ -197,25 +230,7 @@ fn parse_expanded(file: &Path, expanded: env::Expanded) -> (Option<Loaded>, Vec<
         }
     }
     secrets.retain(|s| !s.is_empty());
-    let node = config
-        .node
-        .clone()
-        .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
-    let client_id = config
-        .mqtt
-        .client_id
-        .clone()
-        .unwrap_or_else(|| format!("visiond-{node}"));
-    locator.map_positions(|p| expanded.original(p));
-    let loaded = Loaded {
-        file: file.to_path_buf(),
-        config,
-        node,
-        client_id,
-        secrets,
-        locator,
-    };
-    (Some(loaded), problems)
+    secrets
 }
 
 /// A message and where it belongs.

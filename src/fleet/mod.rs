@@ -13,7 +13,7 @@ pub mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -142,46 +142,4 @@ impl Drop for Fleet {
             let _ = t.join();
         }
     }
-}
-
-/// The Prometheus lines for `state`.
-pub fn metrics(state: &FleetState) -> String {
-    let refused = crate::sync::locked(&state.refused).len();
-    let gauge = |name: &str, help: &str, v: usize| {
-        format!(
-            "# HELP visiond_fleet_{name} {help}\n# TYPE visiond_fleet_{name} gauge\nvisiond_fleet_{name} {v}\n"
-        )
-    };
-    [
-        gauge(
-            "etcd_up",
-            "1 while etcd answers.",
-            usize::from(state.etcd_up.load(Relaxed)),
-        ),
-        gauge(
-            "lease_ok",
-            "1 while this node's lease is alive: its fleet cameras may run.",
-            usize::from(state.lease_ok.load(Relaxed)),
-        ),
-        gauge(
-            "streams_owned",
-            "Fleet cameras this node runs (holds the owner key of).",
-            state.owned.load(Relaxed),
-        ),
-        gauge(
-            "nodes",
-            "Live nodes in the fleet, this one included.",
-            state.nodes.load(Relaxed),
-        ),
-        gauge(
-            "streams_refused",
-            "Fleet cameras this node refuses (invalid here, or failed to start).",
-            refused,
-        ),
-        format!(
-            "# HELP visiond_fleet_messages_fenced_total Fleet cameras' messages held back: the lease had lapsed, or the camera had moved.\n# TYPE visiond_fleet_messages_fenced_total counter\nvisiond_fleet_messages_fenced_total {}\n",
-            state.fence.dropped.load(Relaxed)
-        ),
-    ]
-    .concat()
 }

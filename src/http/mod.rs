@@ -3,18 +3,17 @@
 //! its users' passwords (`auth`) and optionally TLS (`tls`).
 
 pub mod auth;
+mod metrics;
 mod server;
 
 pub use server::HttpServer;
 
-use std::fmt::Write as _;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
 use crate::publish::MqttCounters;
-use crate::stats::{LATENCY_BUCKETS_MS, StreamStats};
+use crate::stats::StreamStats;
 use crate::status::StreamState;
 
 /// What the endpoint reports on: the running streams and the MQTT client.
@@ -135,159 +134,14 @@ impl Monitor {
 
     /// The Prometheus text exposition.
     pub fn metrics(&self) -> String {
-        let streams = self.streams();
-        let mut out = String::new();
-        let counter =
-            |out: &mut String, name: &str, help: &str, get: &dyn Fn(&StreamStats) -> u64| {
-                let _ = writeln!(
-                    out,
-                    "# HELP visiond_{name} {help}\n# TYPE visiond_{name} counter"
-                );
-                for (s, stats) in &streams {
-                    let _ = writeln!(out, "visiond_{name}{{stream=\"{s}\"}} {}", get(stats));
-                }
-            };
-        counter(&mut out, "frames_in_total", "Decoded frames.", &|s| {
-            s.frames_in.load(Relaxed)
-        });
-        counter(
-            &mut out,
-            "frames_skipped_total",
-            "Frames left out by the fps setting.",
-            &|s| s.frames_skipped.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "frames_dropped_total",
-            "Frames dropped because inference was busy.",
-            &|s| s.frames_dropped.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "frames_analysed_total",
-            "Frames analysed and published.",
-            &|s| s.frames_analysed.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "frames_failed_total",
-            "Frames the model failed on (an error or a panic).",
-            &|s| s.frames_failed.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "inference_panics_total",
-            "Frames whose analysis panicked; the worker carries on.",
-            &|s| s.inference_panics.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "reconnects_total",
-            "Source reconnections.",
-            &|s| s.sessions.load(Relaxed).saturating_sub(1),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP visiond_stream_state 1 for the state the stream is in.\n# TYPE visiond_stream_state gauge"
-        );
-        for (s, stats) in &streams {
-            let now = stats.state.lock().ok().and_then(|st| *st).map(|st| st.0);
-            for state in StreamState::ALL {
-                let (v, label) = (u8::from(now == Some(state)), state.as_str());
-                let _ = writeln!(
-                    out,
-                    "visiond_stream_state{{stream=\"{s}\",state=\"{label}\"}} {v}"
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP visiond_inference_ms Time in the model per analysed frame.\n# TYPE visiond_inference_ms histogram"
-        );
-        for (s, stats) in &streams {
-            let (counts, sum) = stats.inference.read();
-            for (i, c) in counts.iter().enumerate() {
-                let le = LATENCY_BUCKETS_MS
-                    .get(i)
-                    .map_or("+Inf".to_string(), |b| b.to_string());
-                let _ = writeln!(
-                    out,
-                    "visiond_inference_ms_bucket{{stream=\"{s}\",le=\"{le}\"}} {c}"
-                );
-            }
-            let _ = writeln!(out, "visiond_inference_ms_sum{{stream=\"{s}\"}} {sum}");
-            let _ = writeln!(
-                out,
-                "visiond_inference_ms_count{{stream=\"{s}\"}} {}",
-                counts.last().copied().unwrap_or(0)
-            );
-        }
-        let m = &self.mqtt;
-        for (name, help, kind, v) in [
-            (
-                "mqtt_published_total",
-                "Messages sent (QoS 0) or acknowledged by the broker (QoS 1).",
-                "counter",
-                m.published.load(Relaxed),
-            ),
-            (
-                "mqtt_dropped_total",
-                "Messages lost: QoS 0 while the broker was unreachable, QoS 1 beyond the spool's bound.",
-                "counter",
-                m.dropped.load(Relaxed),
-            ),
-            (
-                "mqtt_spooled",
-                "QoS 1 messages in the spool waiting for the broker's acknowledgement.",
-                "gauge",
-                m.spooled.load(Relaxed),
-            ),
-            (
-                "mqtt_connected",
-                "1 while connected to the broker.",
-                "gauge",
-                u64::from(m.connected.load(Relaxed)),
-            ),
-            (
-                "full_frames_held",
-                "Decoded frames kept by reference for snapshots and the status page, all streams.",
-                "gauge",
-                crate::source::full::held(),
-            ),
-            (
-                "heap_in_use_bytes",
-                "Bytes allocated and not freed (glibc's count): a leak raises it; RSS also keeps what was freed.",
-                "gauge",
-                heap_in_use(),
-            ),
-        ] {
-            let _ = writeln!(
-                out,
-                "# HELP visiond_{name} {help}\n# TYPE visiond_{name} {kind}\nvisiond_{name} {v}"
-            );
-        }
-        if let Some(f) = crate::sync::locked(&self.fleet).as_ref() {
-            out.push_str(&crate::fleet::metrics(f));
-        }
-        out
+        let fleet = crate::sync::locked(&self.fleet).clone();
+        metrics::text(self.streams(), self.mqtt.clone(), fleet)
     }
-}
-
-/// What glibc's allocator has handed out and not had back, in its arenas
-/// and mmapped blocks; 0 on other C libraries.
-fn heap_in_use() -> u64 {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: mallinfo2 only reads the allocator's statistics.
-        let m = unsafe { libc::mallinfo2() };
-        (m.uordblks + m.hblkhd) as u64
-    }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    0
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
     use std::time::Instant;
 
     use crossbeam_channel::Receiver;
