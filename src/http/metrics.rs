@@ -245,3 +245,35 @@ fn heap_in_use() -> u64 {
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::Fence;
+
+    #[test]
+    fn the_fleet_counts_under_their_names() {
+        let fleet = Arc::new(FleetState {
+            fence: Arc::new(Fence::new(std::time::Instant::now())),
+            etcd_up: true.into(),
+            lease_ok: true.into(),
+            owned: 3.into(),
+            nodes: 2.into(),
+            refused: std::sync::Mutex::new([("cam".into(), "why".into())].into()),
+        });
+        let text = text(Vec::new(), Arc::default(), Some(fleet));
+        for line in [
+            "visiond_fleet_etcd_up 1",
+            "visiond_fleet_lease_ok 1",
+            "visiond_fleet_streams_owned 3",
+            "visiond_fleet_nodes 2",
+            "visiond_fleet_streams_refused 1",
+            "visiond_fleet_messages_fenced_total 0",
+            "# TYPE visiond_fleet_messages_fenced_total counter",
+            "visiond_mqtt_connected 0",
+            "visiond_mqtt_published_total 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+    }
+}
