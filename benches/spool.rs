@@ -113,7 +113,8 @@ fn through_broker(port: u16, qos: u8, spool: Option<PathBuf>, n: u64) -> f64 {
     };
     let p = Arc::new(MqttPublisher::start(settings).expect("publisher"));
     // The daemon's path: the contract's message made, then handed to MQTT.
-    let wire = Wire::new(Topics::new("visiond", "bench"), "bench", p.clone());
+    let clock = Arc::new(visiond::clock::SystemClock);
+    let wire = Wire::new(Topics::new("visiond", "bench"), "bench", p.clone(), clock);
     assert!(p.wait_connected(Duration::from_secs(5)));
     let c = p.counters();
     // `online` is one acknowledged message before ours.

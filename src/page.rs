@@ -240,13 +240,16 @@ mod tests {
     #[test]
     fn the_page_lists_streams_with_their_states_and_escapes_their_names() {
         let routes = Arc::new(Routes::new(Arc::new(Nowhere)));
-        let mut st = StreamStatus::new(StreamState::Reconnecting);
+        let mut st = StreamStatus::new(StreamState::Reconnecting, std::time::SystemTime::now());
         st.error = Some("<script>alert(1)</script>".into());
         st.fps_in = 12.5;
         routes.status("<b>cam</b>", st);
         let page = StatusPage::new(routes);
         let idle = Arc::new(StreamStats::default());
-        idle.set_state(StreamState::Playing, std::time::Instant::now());
+        idle.set_state(
+            &StreamStatus::new(StreamState::Playing, std::time::SystemTime::now()),
+            std::time::Instant::now(),
+        );
         let html = page.html(&[("<b>cam</b>".into(), Arc::default()), ("yard".into(), idle)]);
         assert!(html.contains("<h2>&lt;b&gt;cam&lt;/b&gt;</h2>"), "{html}");
         assert!(!html.contains("<script>"), "{html}");

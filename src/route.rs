@@ -324,9 +324,8 @@ impl Routes {
     }
 
     /// Ends every object still open (frames analysed after their stream
-    /// stopped) with `shutdown`; call once the engines are drained.
-    pub fn finish(&self) {
-        let now = SystemTime::now();
+    /// stopped) with `shutdown`, at `now`; call once the engines are drained.
+    pub fn finish(&self, now: SystemTime) {
         let routes: Vec<Arc<Route>> = locked(&self.routes).values().cloned().collect();
         for r in routes {
             let mut state = locked(&r.state);

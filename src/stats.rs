@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::clock::now_ms;
-use crate::status::StreamState;
+use crate::clock::epoch_ms;
+use crate::status::{StreamState, StreamStatus};
 
 /// Counters of one stream, shared by its source and the inference stage.
 #[derive(Debug, Default)]
@@ -82,14 +82,14 @@ impl Histogram {
 }
 
 impl StreamStats {
-    /// Records a new state, on the wall clock and at `at` on the
-    /// supervisor's clock.
-    pub fn set_state(&self, state: StreamState, at: Instant) {
+    /// Records a new state: its date for people, and `at` on the
+    /// supervisor's monotonic clock for the health check.
+    pub fn set_state(&self, status: &StreamStatus, at: Instant) {
         if let Ok(mut st) = self.state.lock() {
-            *st = Some((state, now_ms()));
+            *st = Some((status.state, epoch_ms(status.since)));
         }
         if let Ok(mut st) = self.state_at.lock() {
-            *st = Some((state, at));
+            *st = Some((status.state, at));
         }
     }
 }

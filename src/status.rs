@@ -47,10 +47,10 @@ pub struct StreamStatus {
 }
 
 impl StreamStatus {
-    pub fn new(state: StreamState) -> Self {
+    pub fn new(state: StreamState, since: SystemTime) -> Self {
         Self {
             state,
-            since: SystemTime::now(),
+            since,
             error: None,
             fps_in: 0.0,
             fps_analysed: 0.0,

@@ -6,6 +6,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use visiond::clock::SystemClock;
+
 use common::*;
 use visiond::config::{self, ModelConfig};
 use visiond::frame::{Image, Output};
@@ -36,6 +38,7 @@ fn photo(name: &str, width: u32, height: u32, resize: ResizeMode) -> (Image, (u3
     let p = Pipeline::start(
         &settings,
         Arc::default(),
+        Arc::new(SystemClock),
         Box::new(move |f| tx.send(f).is_ok()),
     )
     .expect("pipeline");

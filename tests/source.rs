@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use visiond::clock::SystemClock;
+
 use visiond::source::{BusEvent, Pipeline, PipelineSettings, RawFrame, SourceSpec, StreamStats};
 
 fn collect(
@@ -16,6 +18,7 @@ fn collect(
     let p = Pipeline::start(
         &settings,
         stats.clone(),
+        Arc::new(SystemClock),
         Box::new(move |f| tx.send(f).is_ok()),
     )
     .expect("pipeline starts");
@@ -146,9 +149,14 @@ fn a_bad_source_is_an_error_not_a_panic() {
         options: Default::default(),
         keep_full: false,
     };
-    let err = Pipeline::start(&settings, Arc::default(), Box::new(|_| true))
-        .err()
-        .expect("fails");
+    let err = Pipeline::start(
+        &settings,
+        Arc::default(),
+        Arc::new(SystemClock),
+        Box::new(|_| true),
+    )
+    .err()
+    .expect("fails");
     assert!(
         err.to_string().contains("this-element-does-not-exist"),
         "{err}"
@@ -199,6 +207,7 @@ fn software_decoders_run_one_thread_unless_configured() {
         let p = Pipeline::start(
             &settings,
             Arc::new(StreamStats::default()),
+            Arc::new(SystemClock),
             Box::new(move |f| tx.send(f).is_ok()),
         )
         .expect("pipeline starts");
@@ -248,7 +257,12 @@ fn a_gst_fragment_that_fails_shows_no_credentials() {
             options: Default::default(),
             keep_full: false,
         };
-        let e = match Pipeline::start(&settings, Arc::default(), Box::new(|_| true)) {
+        let e = match Pipeline::start(
+            &settings,
+            Arc::default(),
+            Arc::new(SystemClock),
+            Box::new(|_| true),
+        ) {
             Ok(_) => panic!("{source} started"),
             Err(e) => e.to_string(),
         };

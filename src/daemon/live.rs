@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::apply::{Parts, Stages};
 use super::control::Switches;
 use super::{DaemonError, load_model};
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Loaded, StreamConfig, StreamSettings, Task};
 use crate::inference::{Engine, Heartbeat, Input, Model};
 use crate::route::Routes;
@@ -20,6 +21,8 @@ pub(super) struct Live<'a> {
     pub(super) switches: &'a Arc<Switches>,
     /// Discovery is on: streams without `labels` count the default ones.
     pub(super) homeassistant: bool,
+    /// The streams' clock: the system's.
+    pub(super) clock: Arc<dyn Clock>,
 }
 
 impl Stages for Live<'_> {
@@ -65,6 +68,7 @@ impl Running {
             routes,
             switches,
             homeassistant: loaded.config.homeassistant.is_some(),
+            clock: Arc::new(SystemClock),
         };
         let result = running.start_all(loaded, models, live);
         match result {
@@ -221,6 +225,7 @@ fn start_stream(
         },
         stats,
         looping: settings.looping,
+        clock: live.clock.clone(),
     };
     Ok(spawn_stream(setup, inlet)?)
 }

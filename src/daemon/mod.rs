@@ -171,7 +171,9 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
         }),
         None => mqtt.clone(),
     };
-    let routes = Arc::new(Routes::new(Arc::new(Wire::new(topics, &loaded.node, sink))));
+    let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
+    let wire = Wire::new(topics, &loaded.node, sink, clock.clone());
+    let routes = Arc::new(Routes::new(Arc::new(wire)));
     routes.set_models(&loaded.model_specs());
     let fleet_state = fleet.as_ref().map(|f| f.state.clone());
     let page = Arc::new(StatusPage::new(routes.clone()).with_fleet(fleet_state.clone()));
@@ -188,11 +190,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     let streams = running.streams.len();
     info!(streams, "running");
     crate::notify::notify(&format!("READY=1\nSTATUS={streams} streams"));
-    let _trim = trim::Trimmer::start(
-        Arc::new(crate::clock::SystemClock),
-        trim::EVERY,
-        trim::malloc_trim,
-    );
+    let _trim = trim::Trimmer::start(clock.clone(), trim::EVERY, trim::malloc_trim);
     let watchdog = watchdog::Watchdog::start(
         watchdog::interval_from_env(),
         running.heartbeats(),
@@ -234,7 +232,7 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     serving.running.stop();
     // The lease goes with the cameras: the others take them at once.
     drop(fleet);
-    routes.finish();
+    routes.finish(clock.wall());
     drop(control);
     drop(serving.http);
     drop(routes);
@@ -387,8 +385,8 @@ fn tell_reload_refused(running: &Running, routes: &Routes, why: &str) {
         let Some((state, since_ms)) = stats.state.lock().ok().and_then(|s| *s) else {
             continue;
         };
-        let mut status = crate::status::StreamStatus::new(state);
-        status.since = std::time::UNIX_EPOCH + Duration::from_millis(since_ms);
+        let since = std::time::UNIX_EPOCH + Duration::from_millis(since_ms);
+        let mut status = crate::status::StreamStatus::new(state, since);
         status.error = Some(format!(
             "config reload refused, running the previous config: {why}"
         ));
@@ -446,6 +444,7 @@ fn reload(
         routes,
         switches,
         homeassistant: new.config.homeassistant.is_some(),
+        clock: Arc::new(crate::clock::SystemClock),
     };
     routes.set_models(&new.model_specs());
     let result = apply::apply(&mut live, running, loaded, &new, &plan);

@@ -73,6 +73,11 @@ mod tests {
     struct Ticks(Mutex<u32>, Instant);
 
     impl Clock for Ticks {
+        fn wall(&self) -> std::time::SystemTime {
+            // A fixed date: these tests time intervals, not dates.
+            std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+        }
+
         fn now(&self) -> Instant {
             self.1
         }

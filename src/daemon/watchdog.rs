@@ -51,7 +51,7 @@ pub enum Verdict {
 pub struct Observation {
     /// The longest any inference worker has been on its current frame.
     pub busiest: Option<Duration>,
-    /// The MQTT loop's last-turn stamp: only whether it moves matters.
+    /// The MQTT loop's turns: only whether the count moves matters.
     pub mqtt_turn: u64,
 }
 
@@ -126,7 +126,7 @@ impl Probe for Stages {
             .and_then(|beats| beats.iter().filter_map(|b| b.busy_for()).max());
         Observation {
             busiest,
-            mqtt_turn: self.mqtt.last_turn_ms.load(Relaxed),
+            mqtt_turn: self.mqtt.turns.load(Relaxed),
         }
     }
 }
@@ -286,10 +286,11 @@ mod tests {
 
     #[test]
     fn a_wall_clock_step_is_not_a_stuck_mqtt_loop() {
-        // Before: now_ms() - last_turn_ms, both wall clock: NTP stepping the
+        // Once: now_ms() - last_turn_ms, both wall clock: NTP stepping the
         // clock an hour on made a loop that turned a second ago look stuck
-        // for an hour. Stamps here are that wall clock, stepping forward then
-        // back; the loop turns every 30 s of real (monotonic) time.
+        // for an hour. The judge takes any stamp that moves (now a count),
+        // even one that jumps and goes back; the loop turns every 30 s of
+        // real (monotonic) time.
         let t0 = Instant::now();
         let mut j = Judge::new(INTERVAL, MQTT_LIMIT);
         let stamps = [1_000, 31_000, 3_661_000, 3_691_000, 5_000, 35_000];
@@ -308,6 +309,11 @@ mod tests {
     }
 
     impl Clock for Arc<SimClock> {
+        fn wall(&self) -> std::time::SystemTime {
+            // A fixed date: these tests time intervals, not dates.
+            std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+        }
+
         fn now(&self) -> Instant {
             *self.now.lock().expect("clock")
         }

@@ -144,6 +144,8 @@ mod tests {
     use std::sync::atomic::Ordering::Relaxed;
     use std::time::Instant;
 
+    use crate::status::StreamStatus;
+
     use crossbeam_channel::Receiver;
 
     use super::*;
@@ -160,6 +162,11 @@ mod tests {
     }
 
     impl Clock for SimClock {
+        fn wall(&self) -> std::time::SystemTime {
+            // A fixed date: these tests time intervals, not dates.
+            std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+        }
+
         fn now(&self) -> Instant {
             self.0.lock().map(|t| *t).unwrap_or_else(|_| Instant::now())
         }
@@ -191,8 +198,14 @@ mod tests {
     fn health_waits_the_grace_period_in_the_clock_it_is_given() {
         let (m, clock, cam, other) = monitor();
         assert_eq!(m.health(), Ok(()), "no state yet: nothing to report");
-        cam.set_state(StreamState::Starting, clock.now());
-        other.set_state(StreamState::Playing, clock.now());
+        cam.set_state(
+            &StreamStatus::new(StreamState::Starting, std::time::SystemTime::now()),
+            clock.now(),
+        );
+        other.set_state(
+            &StreamStatus::new(StreamState::Playing, std::time::SystemTime::now()),
+            clock.now(),
+        );
         clock.advance(Duration::from_millis(29_999));
         assert_eq!(m.health(), Ok(()), "starting, within the grace");
         clock.advance(Duration::from_millis(1));
@@ -201,11 +214,17 @@ mod tests {
         assert_eq!(why["streams"]["cam"], "starting for 30 s");
         assert!(why["streams"].get("other").is_none(), "{why}");
         // It plays: healthy again at once.
-        cam.set_state(StreamState::Playing, clock.now());
+        cam.set_state(
+            &StreamStatus::new(StreamState::Playing, std::time::SystemTime::now()),
+            clock.now(),
+        );
         assert_eq!(m.health(), Ok(()));
         // The camera goes: a grace period again, counted from the loss.
         clock.advance(Duration::from_secs(600));
-        cam.set_state(StreamState::Reconnecting, clock.now());
+        cam.set_state(
+            &StreamStatus::new(StreamState::Reconnecting, std::time::SystemTime::now()),
+            clock.now(),
+        );
         clock.advance(Duration::from_secs(29));
         assert_eq!(m.health(), Ok(()));
         clock.advance(Duration::from_secs(16));
@@ -214,9 +233,15 @@ mod tests {
             "reconnecting for 45 s"
         );
         // A failed stream is down at once; a stopped one (a file's end) is fine.
-        cam.set_state(StreamState::Failed, clock.now());
+        cam.set_state(
+            &StreamStatus::new(StreamState::Failed, std::time::SystemTime::now()),
+            clock.now(),
+        );
         assert_eq!(m.health().unwrap_err()["streams"]["cam"], "failed");
-        cam.set_state(StreamState::Stopped, clock.now());
+        cam.set_state(
+            &StreamStatus::new(StreamState::Stopped, std::time::SystemTime::now()),
+            clock.now(),
+        );
         assert_eq!(m.health(), Ok(()));
     }
 
@@ -224,7 +249,7 @@ mod tests {
     fn a_state_from_the_future_of_the_clock_is_not_unhealthy() {
         let (m, clock, cam, _) = monitor();
         cam.set_state(
-            StreamState::Reconnecting,
+            &StreamStatus::new(StreamState::Reconnecting, std::time::SystemTime::now()),
             clock.now() + Duration::from_secs(5),
         );
         assert_eq!(m.health(), Ok(()));

@@ -14,7 +14,8 @@ pub struct MqttCounters {
     /// QoS 1 messages in the spool, not yet acknowledged.
     pub spooled: AtomicU64,
     pub connected: AtomicBool,
-    /// When the connection loop last turned (ms since the Unix epoch): it
-    /// turns at least every keep-alive while connected, every backoff while not.
-    pub last_turn_ms: AtomicU64,
+    /// Turns of the connection loop: it turns at least every keep-alive
+    /// while connected, every backoff while not (the watchdog sees whether
+    /// the count moves; no clock is involved).
+    pub turns: AtomicU64,
 }

@@ -146,10 +146,7 @@ impl MqttPublisher {
             .counters
             .dropped
             .store(found.dropped, Ordering::Relaxed);
-        shared
-            .counters
-            .last_turn_ms
-            .store(crate::clock::now_ms(), Ordering::Relaxed);
+        shared.counters.turns.fetch_add(1, Ordering::Relaxed);
         let (closing_tx, closing_rx) = crossbeam_channel::bounded(0);
         let s = shared.clone();
         let thread = std::thread::Builder::new()
@@ -333,9 +330,7 @@ fn poll(mut connection: Connection, s: &Shared, closing: &Receiver<()>) {
     let broker = format!("{}:{}", s.settings.host, s.settings.port);
     let c = &mut Qos1(&s.client);
     while let Some(event) = connection.next() {
-        s.counters
-            .last_turn_ms
-            .store(crate::clock::now_ms(), Ordering::Relaxed);
+        s.counters.turns.fetch_add(1, Ordering::Relaxed);
         let is_closing = closing.try_recv().is_err_and(|e| e.is_disconnected());
         match event {
             Ev::Connected => {

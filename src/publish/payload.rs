@@ -318,7 +318,10 @@ mod tests {
 
     #[test]
     fn status_payload() {
-        let mut s = StreamStatus::new(crate::status::StreamState::Reconnecting);
+        let mut s = StreamStatus::new(
+            crate::status::StreamState::Reconnecting,
+            std::time::SystemTime::now(),
+        );
         s.since = SystemTime::UNIX_EPOCH;
         s.error = Some("refused".into());
         s.fps_in = 29.999;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use super::{Publish, Topics, events, payload};
+use crate::clock::Clock;
 use crate::frame::Analysis;
 use crate::status::StreamStatus;
 use crate::tracking::Tally;
@@ -55,15 +56,18 @@ pub struct Wire {
     /// Line counters count from here (their `since`).
     started: SystemTime,
     sink: Arc<dyn Sink>,
+    /// Dates what is published (a detection's latency is measured to it).
+    clock: Arc<dyn Clock>,
 }
 
 impl Wire {
-    pub fn new(topics: Topics, node: &str, sink: Arc<dyn Sink>) -> Self {
+    pub fn new(topics: Topics, node: &str, sink: Arc<dyn Sink>, clock: Arc<dyn Clock>) -> Self {
         Self {
             topics,
             node: node.to_string(),
-            started: SystemTime::now(),
+            started: clock.wall(),
             sink,
+            clock,
         }
     }
 
@@ -84,7 +88,7 @@ impl Publish for Wire {
             stream: a.meta.stream.clone(),
             delivered: Some(a.meta.delivered),
             topic: self.topics.detections(&a.meta.stream),
-            payload: payload::detections(a, &self.node, SystemTime::now()),
+            payload: payload::detections(a, &self.node, self.clock.wall()),
             keep: Keep::Frame,
         });
     }
@@ -150,8 +154,16 @@ mod tests {
     #[test]
     fn each_output_becomes_its_topic_kept_as_the_contract_says() {
         let kept = Arc::new(Kept::default());
-        let wire = Wire::new(Topics::new("visiond", "edge"), "edge", kept.clone());
-        wire.status("door", &StreamStatus::new(StreamState::Playing));
+        let wire = Wire::new(
+            Topics::new("visiond", "edge"),
+            "edge",
+            kept.clone(),
+            Arc::new(crate::clock::SystemClock),
+        );
+        wire.status(
+            "door",
+            &StreamStatus::new(StreamState::Playing, std::time::SystemTime::now()),
+        );
         let count = Tally::Objects {
             label: "person".into(),
             count: 2,

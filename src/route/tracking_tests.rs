@@ -1,4 +1,4 @@
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::frame::{BBox, Detection, FrameMeta};
@@ -128,12 +128,18 @@ fn a_person_crossing_then_the_stream_stopping() {
     let seen = Arc::new(Seen::default());
     let stage = Routes::new(seen.clone());
     stage.track("cam", spec(), Vec::new());
-    stage.status("cam", StreamStatus::new(StreamState::Starting));
+    stage.status(
+        "cam",
+        StreamStatus::new(StreamState::Starting, std::time::SystemTime::now()),
+    );
     for i in 0..30u64 {
         let x = 0.05 + 0.025 * i as f32;
         stage.analysis(&frame("s1", i, vec![person(x, 0.9)]));
     }
-    stage.status("cam", StreamStatus::new(StreamState::Stopped));
+    stage.status(
+        "cam",
+        StreamStatus::new(StreamState::Stopped, std::time::SystemTime::now()),
+    );
     let out = seen.take();
     let ev = events(&out);
     assert_eq!(ev.first().map(|e| e.0.as_str()), Some("new"), "{ev:?}");
@@ -232,8 +238,11 @@ fn at_shutdown_objects_end_with_shutdown_once() {
         stage.analysis(&frame("s1", i, vec![person(0.2, 0.9)]));
     }
     stage.shutting_down();
-    stage.status("cam", StreamStatus::new(StreamState::Stopped));
-    stage.finish();
+    stage.status(
+        "cam",
+        StreamStatus::new(StreamState::Stopped, std::time::SystemTime::now()),
+    );
+    stage.finish(SystemTime::now());
     let ev = events(&seen.take());
     let ends: Vec<_> = ev.iter().filter(|e| e.0 == "end").collect();
     assert_eq!(ends, [&("end".to_string(), Some("shutdown"))], "{ev:?}");
@@ -244,7 +253,10 @@ fn untracked_streams_and_statuses_pass_through() {
     let seen = Arc::new(Seen::default());
     let stage = Routes::new(seen.clone());
     stage.analysis(&frame("s1", 0, vec![person(0.2, 0.3)]));
-    stage.status("cam", StreamStatus::new(StreamState::Playing));
+    stage.status(
+        "cam",
+        StreamStatus::new(StreamState::Playing, std::time::SystemTime::now()),
+    );
     let out = seen.take();
     assert!(matches!(&out[0], Out::Analysis(d) if d.len() == 1 && d[0].track.is_none()));
     assert!(matches!(out[1], Out::Status(StreamState::Playing)));
@@ -266,7 +278,10 @@ fn a_pause_ends_objects_zeroes_counts_and_resuming_keeps_ids_unique() {
         Out::Event(kind, id, _) if kind == "new" => Some(id.clone()),
         _ => None,
     });
-    stage.status("cam", StreamStatus::new(StreamState::Paused));
+    stage.status(
+        "cam",
+        StreamStatus::new(StreamState::Paused, std::time::SystemTime::now()),
+    );
     let paused = seen.take();
     assert_eq!(
         events(&paused),
@@ -277,7 +292,10 @@ fn a_pause_ends_objects_zeroes_counts_and_resuming_keeps_ids_unique() {
         paused.last(),
         Some(Out::Status(StreamState::Paused))
     ));
-    stage.status("cam", StreamStatus::new(StreamState::Playing));
+    stage.status(
+        "cam",
+        StreamStatus::new(StreamState::Playing, std::time::SystemTime::now()),
+    );
     for i in 5..10u64 {
         stage.analysis(&frame("s1", i, vec![person(0.2, 0.9)]));
     }

@@ -179,7 +179,10 @@ mod tests {
         assert!(inlet.live(frame(2)));
         assert_eq!(stats.frames_dropped.load(Relaxed), 1);
         assert_eq!(what(rx.try_recv().unwrap()), "frame 2");
-        inlet.status(StreamStatus::new(StreamState::Playing));
+        inlet.status(StreamStatus::new(
+            StreamState::Playing,
+            std::time::SystemTime::now(),
+        ));
         // A status waiting: the new frame is dropped, the status stays.
         assert!(inlet.live(frame(3)));
         assert_eq!(stats.frames_dropped.load(Relaxed), 2);
@@ -199,7 +202,10 @@ mod tests {
                 for pts in 0..5 {
                     assert!(inlet.wait(frame(pts), &stop));
                 }
-                inlet.status(StreamStatus::new(StreamState::Stopped));
+                inlet.status(StreamStatus::new(
+                    StreamState::Stopped,
+                    std::time::SystemTime::now(),
+                ));
             })
         };
         let seen: Vec<String> = (0..6).map(|_| what(rx.recv().unwrap())).collect();

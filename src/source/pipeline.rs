@@ -14,6 +14,7 @@ use gstreamer_video as gst_video;
 
 use super::full::GstFull;
 use super::{FpsGate, SourceError, SourceOptions, SourceSpec, StreamStats, Transport};
+use crate::clock::Clock;
 use crate::frame::{FullView, Image};
 use crate::inference::ResizeMode;
 
@@ -78,6 +79,7 @@ impl Pipeline {
     pub fn start(
         settings: &PipelineSettings,
         stats: Arc<StreamStats>,
+        clock: Arc<dyn Clock>,
         mut deliver: Deliver,
     ) -> Result<Self, SourceError> {
         gst::init().map_err(|e| SourceError::Build(format!("GStreamer init: {e}")))?;
@@ -131,11 +133,11 @@ impl Pipeline {
         let full_slot = FullSlot::default();
         install_gate(
             &scale_sink,
-            settings.fps,
-            settings.fps_phase,
+            FpsGate::new(settings.fps, settings.fps_phase),
             &stats,
             &source_size,
             &gate_time,
+            &clock,
             settings.keep_full.then_some(&full_slot),
         );
 
@@ -166,10 +168,11 @@ impl Pipeline {
                     let buffer = sample.buffer_owned().ok_or(gst::FlowError::Error)?;
                     let pts_ns = buffer.pts().map(|t| t.nseconds());
                     let live = live.load(Ordering::Relaxed);
-                    let captured_at = capture_time(sink, &sample, live).unwrap_or_else(|| {
-                        SystemTime::UNIX_EPOCH
-                            + Duration::from_nanos(gate_time.load(Ordering::Relaxed))
-                    });
+                    let captured_at = capture_time(sink, &sample, live, clock.wall())
+                        .unwrap_or_else(|| {
+                            SystemTime::UNIX_EPOCH
+                                + Duration::from_nanos(gate_time.load(Ordering::Relaxed))
+                        });
                     let mapped = buffer
                         .into_mapped_buffer_readable()
                         .map_err(|_| gst::FlowError::Error)?;
@@ -305,11 +308,11 @@ fn limit_decoder_threads(pipeline: &gst::Pipeline, threads: u32) {
 /// the scaler's sink pad.
 fn install_gate(
     pad: &gst::Pad,
-    fps: Option<f64>,
-    phase: f64,
+    gate: FpsGate,
     stats: &Arc<StreamStats>,
     source_size: &Arc<AtomicU64>,
     gate_time: &Arc<AtomicU64>,
+    clock: &Arc<dyn Clock>,
     full_slot: Option<&FullSlot>,
 ) {
     let size = source_size.clone();
@@ -330,16 +333,17 @@ fn install_gate(
         gst::PadProbeReturn::Ok
     });
     let full_slot = full_slot.cloned();
-    let gate = FpsGate::new(fps, phase);
     let stats = stats.clone();
     let gate_time = gate_time.clone();
+    let clock = clock.clone();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         stats.frames_in.fetch_add(1, Ordering::Relaxed);
         let pts = info.buffer().and_then(|b| b.pts()).map(|t| t.nseconds());
         // Paused: never scaled, converted or analysed.
         if !stats.paused.load(Ordering::Relaxed) && gate.keep(pts) {
             stats.frames_kept.fetch_add(1, Ordering::Relaxed);
-            let now = SystemTime::now()
+            let now = clock
+                .wall()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
             gate_time.store(now, Ordering::Relaxed);
@@ -364,7 +368,12 @@ fn install_gate(
 
 /// For live pipelines: the wall-clock time the frame was captured, from the
 /// pipeline clock (includes jitter-buffer and decode latency).
-fn capture_time(sink: &gst_app::AppSink, sample: &gst::Sample, live: bool) -> Option<SystemTime> {
+fn capture_time(
+    sink: &gst_app::AppSink,
+    sample: &gst::Sample,
+    live: bool,
+    wall: SystemTime,
+) -> Option<SystemTime> {
     if !live {
         return None;
     }
@@ -374,7 +383,7 @@ fn capture_time(sink: &gst_app::AppSink, sample: &gst::Sample, live: bool) -> Op
     let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?;
     let running = segment.to_running_time(pts)?;
     let age = clock.time().checked_sub(base + running)?;
-    SystemTime::now().checked_sub(Duration::from_nanos(age.nseconds()))
+    wall.checked_sub(Duration::from_nanos(age.nseconds()))
 }
 
 /// Adds the source part of the pipeline and links it to `sink` (the scaler).

@@ -11,7 +11,7 @@ use tracing::{debug, error, info, info_span, warn};
 
 use super::{BusEvent, Deliver, Inlet, Pipeline, PipelineSettings, RawFrame, StreamStats};
 use crate::backoff::Backoff;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::frame::{Frame, FrameMeta};
 use crate::status::{StreamState, StreamStatus};
 
@@ -119,6 +119,8 @@ pub struct StreamSetup {
     pub stats: Arc<StreamStats>,
     /// A file starts again at its end instead of stopping.
     pub looping: bool,
+    /// Dates frames and statuses, times the retries.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// A running stream; dropping `stop` (via [`StreamHandle::stop`]) ends it.
@@ -188,7 +190,8 @@ struct PipelineOpener<'a> {
 impl Opener for PipelineOpener<'_> {
     fn open(&self, session: Arc<str>) -> Result<Box<dyn Session>, String> {
         let deliver = deliverer(self.setup, session, self.inlet, self.stop);
-        Pipeline::start(&self.setup.settings, self.setup.stats.clone(), deliver)
+        let (settings, stats) = (&self.setup.settings, self.setup.stats.clone());
+        Pipeline::start(settings, stats, self.setup.clock.clone(), deliver)
             .map(|p| Box::new(p) as Box<dyn Session>)
             // The error goes to the log and the status: no credentials.
             .map_err(|e| crate::redact::text(&e.to_string()))
@@ -208,7 +211,7 @@ fn supervise_pipeline(setup: &StreamSetup, inlet: &Arc<Inlet>, stop: &Receiver<(
         kind,
         &setup.stats,
         &opener,
-        &SystemClock,
+        &*setup.clock,
         stop,
         &**inlet,
         &Policy::default(),
@@ -231,9 +234,9 @@ pub fn supervise(
     let mut backoff = Backoff::new(policy.backoff_min, policy.backoff_max);
     let mut incident: Option<String> = None;
     let report = |state: StreamState, error: Option<String>| {
-        let mut s = StreamStatus::new(state);
+        let mut s = StreamStatus::new(state, clock.wall());
         s.error = error;
-        stats.set_state(state, clock.now());
+        stats.set_state(&s, clock.now());
         out.status(s);
     };
     loop {
@@ -374,8 +377,8 @@ fn watch(
         };
         match &mut playing {
             None if frames_in > frames_at_start => {
-                let status = StreamStatus::new(want);
-                stats.set_state(want, now);
+                let status = StreamStatus::new(want, clock.wall());
+                stats.set_state(&status, now);
                 out.status(status.clone());
                 let decoders = describe_decoders(&running.decoders());
                 info!(session, %decoders, "playing");
@@ -385,8 +388,8 @@ fn watch(
             Some(status) if status.state != want => {
                 // `paused` goes behind the frames already past the gate,
                 // and the inlet lets none through after it.
-                *status = StreamStatus::new(want);
-                stats.set_state(want, now);
+                *status = StreamStatus::new(want, clock.wall());
+                stats.set_state(status, now);
                 out.status(status.clone());
                 info!(session, state = ?want, "detect switch");
                 window = (now, frames_in, analysed);

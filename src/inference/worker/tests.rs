@@ -185,7 +185,7 @@ fn run_items(items: Vec<Item>, workers: usize) -> (Arc<Seen>, Arc<StreamStats>) 
 #[test]
 fn statuses_are_released_behind_the_frames_before_them() {
     use crate::status::StreamState::{Playing, Stopped};
-    let status = |s| Item::Status(StreamStatus::new(s), None);
+    let status = |s| Item::Status(StreamStatus::new(s, std::time::SystemTime::now()), None);
     let mut items = vec![status(Playing)];
     // Frame 5 panics: its place is kept all the same.
     items.extend((0..10).map(|pts| Item::Frame(frame(pts, if pts == 5 { 0xFF } else { 0 }))));

@@ -199,7 +199,7 @@ proptest! {
         since in time(),
         error in proptest::option::of(any::<String>()),
     ) {
-        let mut s = StreamStatus::new(StreamState::Playing);
+        let mut s = StreamStatus::new(StreamState::Playing, std::time::SystemTime::now());
         s.fps_in = fps_in;
         s.fps_analysed = fps_analysed;
         s.since = since;

@@ -25,6 +25,11 @@ mod supervise {
     }
 
     impl Clock for Arc<SimClock> {
+        fn wall(&self) -> std::time::SystemTime {
+            // A fixed date: these tests time intervals, not dates.
+            std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+        }
+
         fn now(&self) -> Instant {
             *self.now.lock().unwrap()
         }
@@ -433,6 +438,7 @@ mod delivery {
                 keep_full: false,
             },
             stats: Arc::default(),
+            clock: Arc::new(crate::clock::SystemClock),
             looping: false,
         }
     }
