@@ -43,7 +43,7 @@ fn photo(name: &str, width: u32, height: u32, resize: ResizeMode) -> (Image, (u3
     )
     .expect("pipeline");
     let f = rx.recv_timeout(Duration::from_secs(10)).expect("a frame");
-    p.stop();
+    drop(p);
     (f.image, (f.source_width, f.source_height))
 }
 
@@ -284,6 +284,8 @@ fn providers_fall_back_in_order_and_say_which_runs() {
     );
 }
 
+/// Needs the test build's `Model::input_tensor` (`--features test-support`).
+#[cfg(feature = "test-support")]
 #[test]
 fn stride_padded_rows_reach_the_tensor_unpadded() {
     // A 225-pixel-wide frame has 675 bytes of pixels and 676 per row.

@@ -1,6 +1,8 @@
 //! visiond's pre-processing and inference against Python onnxruntime's, on
 //! the same pixels (reference data from scripts/assets/ref_outputs.py, made
-//! by scripts/setup-assets.sh).
+//! by scripts/setup-assets.sh). Needs the test build's raw tensors
+//! (`--features test-support`, as scripts/test.sh runs it).
+#![cfg(feature = "test-support")]
 
 mod common;
 

@@ -32,7 +32,7 @@ fn collect(
             panic!("pipeline error: {e}");
         }
     }
-    p.stop();
+    drop(p);
     (frames, stats)
 }
 
@@ -214,7 +214,7 @@ fn software_decoders_run_one_thread_unless_configured() {
         // A frame out means the decoder was plugged and configured.
         rx.recv_timeout(Duration::from_secs(10)).expect("a frame");
         let decoders = p.decoders();
-        p.stop();
+        drop(p);
         assert_eq!(
             decoders,
             vec![("avdec_h264".to_string(), Some(want))],

@@ -91,6 +91,9 @@ fn ready_then_watchdog_pings_then_stopping() {
     assert!(stopping, "no STOPPING=1");
 }
 
+/// Needs the test build's fault injection (`scripts/test.sh` builds with
+/// `--features test-support`).
+#[cfg(feature = "test-support")]
 #[test]
 fn a_stuck_inference_stage_stops_the_watchdog_pings() {
     let UnderSystemd {

@@ -212,7 +212,8 @@ impl Model {
 
     /// Every output of the model for one frame, as numbers (uint8 outputs
     /// unscaled), in the model's output order: for checking against other
-    /// runtimes.
+    /// runtimes (tests/reference.rs; test builds only).
+    #[cfg(feature = "test-support")]
     pub fn raw_outputs(&mut self, image: &Image) -> Result<Vec<(String, Vec<f32>)>, ModelError> {
         self.fill(0, image)?;
         let model = self.name.clone();
@@ -236,7 +237,9 @@ impl Model {
         Ok(raw)
     }
 
-    /// The input tensor as the model will see it (for tests of pre-processing).
+    /// The input tensor as the model will see it (for tests of
+    /// pre-processing; test builds only).
+    #[cfg(feature = "test-support")]
     pub fn input_tensor(&mut self, image: &Image) -> Result<Vec<f32>, ModelError> {
         self.fill(0, image)?;
         let item = self.item_len();

@@ -215,10 +215,16 @@ impl Served {
     }
 }
 
-/// Whether `VISIOND_FAULT=stall-inference` asks the workers to hang.
-fn stall_for_tests() -> bool {
+/// Fault injection, in test builds only (`--features test-support`,
+/// which `scripts/test.sh` uses; release builds have no such code):
+/// `VISIOND_FAULT=stall-inference` hangs the workers, a stuck stage for
+/// the watchdog's test under a real systemd.
+#[cfg(feature = "test-support")]
+fn stall_if_asked() {
     static STALL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *STALL.get_or_init(|| std::env::var("VISIOND_FAULT").is_ok_and(|v| v == "stall-inference"))
+    if *STALL.get_or_init(|| std::env::var("VISIOND_FAULT").is_ok_and(|v| v == "stall-inference")) {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
 }
 
 /// Failure streaks, so a model failing on every frame logs one line, not
@@ -332,11 +338,8 @@ pub(super) fn work<R: Runner>(mut model: R, control: Receiver<Control>, heartbea
 /// Runs one batch and finishes its tickets.
 fn analyse<R: Runner>(model: &mut R, batch: Vec<(Ticket, Frame)>, failures: &mut u64) {
     let started = Instant::now();
-    if stall_for_tests() {
-        // Fault injection (VISIOND_FAULT=stall-inference): a stuck stage,
-        // so the watchdog's refusal to ping can be tested for real.
-        std::thread::sleep(Duration::from_secs(3600));
-    }
+    #[cfg(feature = "test-support")]
+    stall_if_asked();
     let images: Vec<&Image> = batch.iter().map(|b| &b.1.image).collect();
     let min_scores: Vec<f32> = batch
         .iter()

@@ -355,6 +355,7 @@ impl Spool {
     }
 
     /// Bytes in the log file (0 in memory).
+    #[cfg(test)]
     pub fn log_bytes(&self) -> u64 {
         self.disk.as_ref().map_or(0, |d| d.len)
     }

@@ -263,11 +263,6 @@ impl Pipeline {
             _ => None,
         }
     }
-
-    /// Stops the pipeline and frees its resources.
-    pub fn stop(self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
-    }
 }
 
 impl Drop for Pipeline {
