@@ -160,7 +160,28 @@ impl Discovery {
     pub fn stream_config(&self, s: &StreamEntities) -> (String, DeviceConfig) {
         let id = self.stream_id(&s.name);
         let mut c = Components::new(&id);
-        let stream_topics = self.topics.stream(&s.name);
+        self.counts(&mut c, s);
+        self.pictures_and_names(&mut c, s);
+        self.controls(&mut c, s);
+        let config = DeviceConfig {
+            device: Device {
+                identifiers: vec![id.clone()],
+                name: s.name.clone(),
+                manufacturer: "visiond".into(),
+                model: format!("visiond stream ({})", s.model),
+                sw_version: env!("CARGO_PKG_VERSION").into(),
+                via_device: Some(self.node_id()),
+            },
+            origin: self.origin(),
+            components: c.done(),
+            qos: 1,
+        };
+        (self.device_topic(&id), config)
+    }
+
+    /// Occupancy and count per label, in the whole view and per zone:
+    /// available only while the stream is analysed.
+    fn counts(&self, c: &mut Components, s: &StreamEntities) {
         let status = self.topics.status(&s.name);
         let analysed = {
             let mut a = self.online();
@@ -220,13 +241,18 @@ impl Discovery {
             );
         };
         for label in &s.labels {
-            counted(&mut c, None, label);
+            counted(c, None, label);
         }
         for (zone, labels) in &s.zones {
             for label in labels {
-                counted(&mut c, Some(zone), label);
+                counted(c, Some(zone), label);
             }
         }
+    }
+
+    /// A snapshot per label, a sub-label sensor per classified label.
+    fn pictures_and_names(&self, c: &mut Components, s: &StreamEntities) {
+        let stream_topics = self.topics.stream(&s.name);
         for label in &s.labels {
             c.add(
                 &format!("{}_snapshot", object_id(label)),
@@ -257,6 +283,12 @@ impl Discovery {
                 },
             );
         }
+    }
+
+    /// The detect switch, the state and the frame rates.
+    fn controls(&self, c: &mut Components, s: &StreamEntities) {
+        let stream_topics = self.topics.stream(&s.name);
+        let status = self.topics.status(&s.name);
         c.add(
             "detect",
             Component {
@@ -305,20 +337,6 @@ impl Discovery {
                 },
             );
         }
-        let config = DeviceConfig {
-            device: Device {
-                identifiers: vec![id.clone()],
-                name: s.name.clone(),
-                manufacturer: "visiond".into(),
-                model: format!("visiond stream ({})", s.model),
-                sw_version: env!("CARGO_PKG_VERSION").into(),
-                via_device: Some(self.node_id()),
-            },
-            origin: self.origin(),
-            components: c.done(),
-            qos: 1,
-        };
-        (self.device_topic(&id), config)
     }
 
     /// Whether a retained config is one this node published: visiond's

@@ -2,6 +2,7 @@
 //! lines, classify rules.
 
 use super::*;
+use crate::config::StreamConfig;
 
 pub(super) fn validate_streams(
     config: &Config,
@@ -23,44 +24,6 @@ pub(super) fn validate_streams(
         for (path, message) in crate::tracking::validate(&s.geometry()) {
             problems.push((at(&path), format!("stream {:?}: {message}", s.name)));
         }
-        if let crate::config::Track::Settings(t) = &s.track {
-            // Seconds of stream time: an hour is longer than any object
-            // should stay unconfirmed or unseen; 0 or NaN would confirm
-            // or end on every frame.
-            within(
-                problems,
-                at("track.confirm_s"),
-                "confirm_s",
-                t.confirm_s,
-                0.0,
-                3600.0,
-            );
-            within(
-                problems,
-                at("track.lost_s"),
-                "lost_s",
-                t.lost_s,
-                0.01,
-                3600.0,
-            );
-        }
-        let spec = s.source_spec();
-        match (&s.source, &s.gst) {
-            (Some(_), Some(_)) => problems.push((
-                at("gst"),
-                format!("stream {:?}: give either source or gst, not both", s.name),
-            )),
-            (None, None) => problems.push((
-                format!("streams[{i}]"),
-                format!("stream {:?}: source is missing", s.name),
-            )),
-            _ => {
-                if let Err(e) = &spec {
-                    let field = if s.source.is_some() { "source" } else { "gst" };
-                    problems.push((at(field), format!("stream {:?}: {e}", s.name)));
-                }
-            }
-        }
         if !model_names.contains(s.model.as_str()) {
             problems.push((
                 at("model"),
@@ -70,93 +33,149 @@ pub(super) fn validate_streams(
                 ),
             ));
         }
-        if let Some(fps) = s.fps {
-            if !(fps > 0.0 && fps.is_finite()) {
-                problems.push((at("fps"), "fps must be a positive number".into()));
-            } else if fps > MAX_FPS {
-                problems.push((
-                    at("fps"),
-                    format!("fps must be at most {MAX_FPS}, not {fps}"),
-                ));
+        validate_tracking(s, i, problems);
+        validate_ranges(s, i, problems);
+        validate_source(s, i, problems);
+        validate_classify(s, i, model_names, problems);
+    }
+}
+
+/// `track:` settings within their ranges.
+fn validate_tracking(s: &StreamConfig, i: usize, problems: &mut Vec<(String, String)>) {
+    let at = |f: &str| format!("streams[{i}].{f}");
+    if let crate::config::Track::Settings(t) = &s.track {
+        // Seconds of stream time: an hour is longer than any object
+        // should stay unconfirmed or unseen; 0 or NaN would confirm
+        // or end on every frame.
+        within(
+            problems,
+            at("track.confirm_s"),
+            "confirm_s",
+            t.confirm_s,
+            0.0,
+            3600.0,
+        );
+        within(
+            problems,
+            at("track.lost_s"),
+            "lost_s",
+            t.lost_s,
+            0.01,
+            3600.0,
+        );
+    }
+}
+
+/// fps, max_objects and min_score within their ranges.
+fn validate_ranges(s: &StreamConfig, i: usize, problems: &mut Vec<(String, String)>) {
+    let at = |f: &str| format!("streams[{i}].{f}");
+    if let Some(fps) = s.fps {
+        if !(fps > 0.0 && fps.is_finite()) {
+            problems.push((at("fps"), "fps must be a positive number".into()));
+        } else if fps > MAX_FPS {
+            problems.push((
+                at("fps"),
+                format!("fps must be at most {MAX_FPS}, not {fps}"),
+            ));
+        }
+    }
+    within(
+        problems,
+        at("max_objects"),
+        "max_objects",
+        s.max_objects,
+        1,
+        MAX_OBJECTS,
+    );
+    if let Some(ms) = s.min_score
+        && !(0.0..=1.0).contains(&ms)
+    {
+        problems.push((at("min_score"), "min_score must be between 0 and 1".into()));
+    }
+}
+
+/// The source (`source` or `gst`) and the options that go with its kind.
+fn validate_source(s: &StreamConfig, i: usize, problems: &mut Vec<(String, String)>) {
+    let at = |f: &str| format!("streams[{i}].{f}");
+    let spec = s.source_spec();
+    match (&s.source, &s.gst) {
+        (Some(_), Some(_)) => problems.push((
+            at("gst"),
+            format!("stream {:?}: give either source or gst, not both", s.name),
+        )),
+        (None, None) => problems.push((
+            format!("streams[{i}]"),
+            format!("stream {:?}: source is missing", s.name),
+        )),
+        _ => {
+            if let Err(e) = &spec {
+                let field = if s.source.is_some() { "source" } else { "gst" };
+                problems.push((at(field), format!("stream {:?}: {e}", s.name)));
             }
         }
-        within(
-            problems,
-            at("max_objects"),
-            "max_objects",
-            s.max_objects,
-            1,
-            MAX_OBJECTS,
-        );
-        if let Some(ms) = s.min_score
-            && !(0.0..=1.0).contains(&ms)
-        {
-            problems.push((at("min_score"), "min_score must be between 0 and 1".into()));
-        }
-        let o = &s.options;
-        within(
-            problems,
-            at("options.decoder_threads"),
-            "decoder_threads",
-            o.decoder_threads,
-            0,
-            MAX_DECODER_THREADS,
-        );
-        within(
-            problems,
-            at("options.latency_ms"),
-            "latency_ms",
-            o.latency_ms,
-            0,
-            MAX_LATENCY_MS,
-        );
-        within(
-            problems,
-            at("options.width"),
-            "width",
-            o.width,
-            1,
-            MAX_CAPTURE_SIDE,
-        );
-        within(
-            problems,
-            at("options.height"),
-            "height",
-            o.height,
-            1,
-            MAX_CAPTURE_SIDE,
-        );
-        within(
-            problems,
-            at("options.framerate"),
-            "framerate",
-            o.framerate,
-            1,
-            MAX_FRAMERATE,
-        );
-        let is_file = matches!(spec, Ok(SourceSpec::File { .. }));
-        if o.has_rtsp() && !matches!(spec, Ok(SourceSpec::Rtsp { .. })) {
-            problems.push((
-                at("options"),
-                "transport and latency_ms apply to rtsp:// sources only".into(),
-            ));
-        }
-        if o.has_capture() && !matches!(spec, Ok(SourceSpec::V4l2 { .. })) {
-            problems.push((
-                at("options"),
-                "width, height, framerate and format apply to v4l2:// sources only".into(),
-            ));
-        }
-        if s.realtime && !is_file {
-            problems.push((
-                at("realtime"),
-                "realtime applies to file:// sources only".into(),
-            ));
-        }
-        if s.looping && !is_file {
-            problems.push((at("loop"), "loop applies to file:// sources only".into()));
-        }
-        validate_classify(s, i, model_names, problems);
+    }
+    let o = &s.options;
+    within(
+        problems,
+        at("options.decoder_threads"),
+        "decoder_threads",
+        o.decoder_threads,
+        0,
+        MAX_DECODER_THREADS,
+    );
+    within(
+        problems,
+        at("options.latency_ms"),
+        "latency_ms",
+        o.latency_ms,
+        0,
+        MAX_LATENCY_MS,
+    );
+    within(
+        problems,
+        at("options.width"),
+        "width",
+        o.width,
+        1,
+        MAX_CAPTURE_SIDE,
+    );
+    within(
+        problems,
+        at("options.height"),
+        "height",
+        o.height,
+        1,
+        MAX_CAPTURE_SIDE,
+    );
+    within(
+        problems,
+        at("options.framerate"),
+        "framerate",
+        o.framerate,
+        1,
+        MAX_FRAMERATE,
+    );
+    let is_file = matches!(spec, Ok(SourceSpec::File { .. }));
+    if o.has_rtsp() && !matches!(spec, Ok(SourceSpec::Rtsp { .. })) {
+        problems.push((
+            at("options"),
+            "transport and latency_ms apply to rtsp:// sources only".into(),
+        ));
+    }
+    if o.has_capture() && !matches!(spec, Ok(SourceSpec::V4l2 { .. })) {
+        problems.push((
+            at("options"),
+            "width, height, framerate and format apply to v4l2:// sources only".into(),
+        ));
+    }
+    if s.realtime && !is_file {
+        problems.push((
+            at("realtime"),
+            "realtime applies to file:// sources only".into(),
+        ));
+    }
+    if s.looping && !is_file {
+        problems.push((at("loop"), "loop applies to file:// sources only".into()));
     }
 }
 
