@@ -4,6 +4,7 @@
 pub mod full;
 mod gate;
 mod inlet;
+mod inputs;
 mod pipeline;
 mod probe;
 mod spec;

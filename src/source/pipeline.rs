@@ -13,7 +13,8 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
 use super::full::GstFull;
-use super::{FpsGate, SourceError, SourceOptions, SourceSpec, StreamStats, Transport};
+use super::inputs::{add_source, make};
+use super::{FpsGate, SourceError, SourceOptions, SourceSpec, StreamStats};
 use crate::clock::Clock;
 use crate::frame::{FullView, Image};
 use crate::inference::ResizeMode;
@@ -80,129 +81,44 @@ impl Pipeline {
         settings: &PipelineSettings,
         stats: Arc<StreamStats>,
         clock: Arc<dyn Clock>,
-        mut deliver: Deliver,
+        deliver: Deliver,
     ) -> Result<Self, SourceError> {
         gst::init().map_err(|e| SourceError::Build(format!("GStreamer init: {e}")))?;
         let pipeline = gst::Pipeline::new();
-        let build = |e: gst::glib::BoolError| SourceError::Build(e.to_string());
-
-        let scale = make("videoscale")?;
-        // Letterbox: square pixels in the output make the scaler pad.
-        scale.set_property("add-borders", settings.resize == ResizeMode::Letterbox);
-        let convert = make("videoconvert")?;
-        let mut caps = gst_video::VideoCapsBuilder::new()
-            .format(gst_video::VideoFormat::Rgb)
-            .width(settings.width as i32)
-            .height(settings.height as i32);
-        if settings.resize == ResizeMode::Letterbox {
-            caps = caps.pixel_aspect_ratio(gst::Fraction::new(1, 1));
-        }
-        let caps = caps.build();
         let spec_live = settings.spec.is_live(settings.realtime);
-        let appsink = gst_app::AppSink::builder()
-            .caps(&caps)
-            .max_buffers(1)
-            // A live source never queues: the newest frame wins.
-            .drop(spec_live != Some(false))
-            .sync(settings.realtime)
-            .build();
-        pipeline
-            .add_many([&scale, &convert, appsink.upcast_ref()])
-            .map_err(build)?;
-        gst::Element::link_many([&scale, &convert, appsink.upcast_ref()]).map_err(build)?;
-        // The first element after the source: the fps gate sits on its input.
-        let head = if settings.resize == ResizeMode::CentreCrop {
-            let crop = make("aspectratiocrop")?;
-            crop.set_property(
-                "aspect-ratio",
-                gst::Fraction::new(settings.width as i32, settings.height as i32),
-            );
-            pipeline.add(&crop).map_err(build)?;
-            crop.link(&scale).map_err(build)?;
-            crop
-        } else {
-            scale.clone()
-        };
-
+        let (head, appsink) = add_tail(&pipeline, settings, spec_live)?;
         let scale_sink = head
             .static_pad("sink")
             .ok_or_else(|| SourceError::Build("the scaler has no sink pad".into()))?;
-        let source_size = Arc::new(AtomicU64::new(0));
-        // When the last kept frame passed the gate, in ns since the Unix epoch.
-        let gate_time = Arc::new(AtomicU64::new(0));
-        let full_slot = FullSlot::default();
+        let frames = Frames {
+            width: settings.width,
+            height: settings.height,
+            live: Arc::new(AtomicBool::new(spec_live.unwrap_or(true))),
+            stride: None,
+            source_size: Arc::default(),
+            gate_time: Arc::default(),
+            full_slot: FullSlot::default(),
+            clock,
+            deliver,
+        };
         install_gate(
             &scale_sink,
             FpsGate::new(settings.fps, settings.fps_phase),
             &stats,
-            &source_size,
-            &gate_time,
-            &clock,
-            settings.keep_full.then_some(&full_slot),
+            &frames.source_size,
+            &frames.gate_time,
+            &frames.clock,
+            settings.keep_full.then_some(&frames.full_slot),
         );
-
         if let Some(threads) = settings.options.decoder_threads(&settings.spec) {
             limit_decoder_threads(&pipeline, threads);
         }
         add_source(&pipeline, &settings.spec, &settings.options, &head)?;
-
-        let live_flag = Arc::new(AtomicBool::new(spec_live.unwrap_or(true)));
-        let live = live_flag.clone();
-        let (width, height) = (settings.width, settings.height);
-        let mut stride_cache: Option<(gst::Caps, usize)> = None;
+        let live_flag = frames.live.clone();
+        let mut frames = frames;
         appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |sink| {
-                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    let caps = sample.caps_owned().ok_or(gst::FlowError::NotNegotiated)?;
-                    let stride = match &stride_cache {
-                        Some((c, s)) if *c == caps => *s,
-                        _ => {
-                            let info = gst_video::VideoInfo::from_caps(&caps)
-                                .map_err(|_| gst::FlowError::NotNegotiated)?;
-                            let s = info.stride()[0] as usize;
-                            stride_cache = Some((caps, s));
-                            s
-                        }
-                    };
-                    let buffer = sample.buffer_owned().ok_or(gst::FlowError::Error)?;
-                    let pts_ns = buffer.pts().map(|t| t.nseconds());
-                    let live = live.load(Ordering::Relaxed);
-                    let captured_at = capture_time(sink, &sample, live, clock.wall())
-                        .unwrap_or_else(|| {
-                            SystemTime::UNIX_EPOCH
-                                + Duration::from_nanos(gate_time.load(Ordering::Relaxed))
-                        });
-                    let mapped = buffer
-                        .into_mapped_buffer_readable()
-                        .map_err(|_| gst::FlowError::Error)?;
-                    let size = source_size.load(Ordering::Relaxed);
-                    let full = full_slot
-                        .lock()
-                        .ok()
-                        .and_then(|mut s| s.take())
-                        .filter(|(p, _)| *p == pts_ns)
-                        .map(|(_, f)| FullView(Arc::new(f)));
-                    let frame = RawFrame {
-                        image: Image {
-                            width,
-                            height,
-                            stride,
-                            data: Box::new(mapped),
-                        },
-                        pts_ns,
-                        captured_at,
-                        source_width: (size >> 32) as u32,
-                        source_height: size as u32,
-                        full,
-                        live,
-                    };
-                    if deliver(frame) {
-                        Ok(gst::FlowSuccess::Ok)
-                    } else {
-                        Err(gst::FlowError::Flushing)
-                    }
-                })
+                .new_sample(move |sink| frames.sample(sink))
                 .build(),
         );
         // PAUSED first: only that transition tells a live source (NO_PREROLL).
@@ -271,12 +187,124 @@ impl Drop for Pipeline {
     }
 }
 
-fn make(factory: &str) -> Result<gst::Element, SourceError> {
-    gst::ElementFactory::make(factory).build().map_err(|_| {
-        SourceError::Build(format!(
-            "GStreamer element {factory:?} is missing; install the GStreamer plugins (scripts/apt-deps.sh)"
-        ))
-    })
+/// Adds the scaler, the converter to RGB and the appsink; returns the
+/// first element after the source (the fps gate sits on its input) and the
+/// appsink.
+fn add_tail(
+    pipeline: &gst::Pipeline,
+    settings: &PipelineSettings,
+    spec_live: Option<bool>,
+) -> Result<(gst::Element, gst_app::AppSink), SourceError> {
+    let build = |e: gst::glib::BoolError| SourceError::Build(e.to_string());
+    let scale = make("videoscale")?;
+    // Letterbox: square pixels in the output make the scaler pad.
+    scale.set_property("add-borders", settings.resize == ResizeMode::Letterbox);
+    let convert = make("videoconvert")?;
+    let mut caps = gst_video::VideoCapsBuilder::new()
+        .format(gst_video::VideoFormat::Rgb)
+        .width(settings.width as i32)
+        .height(settings.height as i32);
+    if settings.resize == ResizeMode::Letterbox {
+        caps = caps.pixel_aspect_ratio(gst::Fraction::new(1, 1));
+    }
+    let appsink = gst_app::AppSink::builder()
+        .caps(&caps.build())
+        .max_buffers(1)
+        // A live source never queues: the newest frame wins.
+        .drop(spec_live != Some(false))
+        .sync(settings.realtime)
+        .build();
+    pipeline
+        .add_many([&scale, &convert, appsink.upcast_ref()])
+        .map_err(build)?;
+    gst::Element::link_many([&scale, &convert, appsink.upcast_ref()]).map_err(build)?;
+    let head = if settings.resize == ResizeMode::CentreCrop {
+        let crop = make("aspectratiocrop")?;
+        crop.set_property(
+            "aspect-ratio",
+            gst::Fraction::new(settings.width as i32, settings.height as i32),
+        );
+        pipeline.add(&crop).map_err(build)?;
+        crop.link(&scale).map_err(build)?;
+        crop
+    } else {
+        scale
+    };
+    Ok((head, appsink))
+}
+
+/// What the appsink's handler keeps between frames and shares with the
+/// gate's probes.
+struct Frames {
+    width: u32,
+    height: u32,
+    /// Whether the source is live (known once it starts).
+    live: Arc<AtomicBool>,
+    /// The stride of the caps last seen.
+    stride: Option<(gst::Caps, usize)>,
+    /// The source's frame size, width << 32 | height.
+    source_size: Arc<AtomicU64>,
+    /// When the last kept frame passed the gate, in ns since the Unix epoch.
+    gate_time: Arc<AtomicU64>,
+    full_slot: FullSlot,
+    clock: Arc<dyn Clock>,
+    deliver: Deliver,
+}
+
+impl Frames {
+    /// One scaled frame from the appsink, to `deliver`.
+    fn sample(&mut self, sink: &gst_app::AppSink) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+        let caps = sample.caps_owned().ok_or(gst::FlowError::NotNegotiated)?;
+        let stride = match &self.stride {
+            Some((c, s)) if *c == caps => *s,
+            _ => {
+                let info = gst_video::VideoInfo::from_caps(&caps)
+                    .map_err(|_| gst::FlowError::NotNegotiated)?;
+                let s = info.stride()[0] as usize;
+                self.stride = Some((caps, s));
+                s
+            }
+        };
+        let buffer = sample.buffer_owned().ok_or(gst::FlowError::Error)?;
+        let pts_ns = buffer.pts().map(|t| t.nseconds());
+        let live = self.live.load(Ordering::Relaxed);
+        let captured_at =
+            capture_time(sink, &sample, live, self.clock.wall()).unwrap_or_else(|| {
+                SystemTime::UNIX_EPOCH
+                    + Duration::from_nanos(self.gate_time.load(Ordering::Relaxed))
+            });
+        let mapped = buffer
+            .into_mapped_buffer_readable()
+            .map_err(|_| gst::FlowError::Error)?;
+        let size = self.source_size.load(Ordering::Relaxed);
+        let full = self
+            .full_slot
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .filter(|(p, _)| *p == pts_ns)
+            .map(|(_, f)| FullView(Arc::new(f)));
+        let frame = RawFrame {
+            image: Image {
+                width: self.width,
+                height: self.height,
+                stride,
+                data: Box::new(mapped),
+            },
+            pts_ns,
+            captured_at,
+            source_width: (size >> 32) as u32,
+            source_height: size as u32,
+            full,
+            live,
+        };
+        if (self.deliver)(frame) {
+            Ok(gst::FlowSuccess::Ok)
+        } else {
+            Err(gst::FlowError::Flushing)
+        }
+    }
 }
 
 /// A decoding element; decodebin and uridecodebin are bins typed as
@@ -379,145 +407,6 @@ fn capture_time(
     let running = segment.to_running_time(pts)?;
     let age = clock.time().checked_sub(base + running)?;
     wall.checked_sub(Duration::from_nanos(age.nseconds()))
-}
-
-/// Adds the source part of the pipeline and links it to `sink` (the scaler).
-fn add_source(
-    pipeline: &gst::Pipeline,
-    spec: &SourceSpec,
-    options: &SourceOptions,
-    sink: &gst::Element,
-) -> Result<(), SourceError> {
-    let build = |e: gst::glib::BoolError| SourceError::Build(e.to_string());
-    match spec {
-        SourceSpec::Test {
-            pattern,
-            width,
-            height,
-            fps,
-        } => {
-            let src = make("videotestsrc")?;
-            src.set_property("is-live", true);
-            // The pattern was checked against videotestsrc's nicks when parsed.
-            src.set_property_from_str("pattern", pattern);
-            let caps = gst_video::VideoCapsBuilder::new()
-                .format(gst_video::VideoFormat::I420)
-                .width(*width as i32)
-                .height(*height as i32)
-                .framerate(gst::Fraction::new(*fps as i32, 1))
-                .build();
-            let filter = gst::ElementFactory::make("capsfilter")
-                .property("caps", &caps)
-                .build()
-                .map_err(build)?;
-            pipeline.add_many([&src, &filter]).map_err(build)?;
-            gst::Element::link_many([&src, &filter, sink]).map_err(build)?;
-        }
-        SourceSpec::Gst { launch } => {
-            // A fragment may end in caps ("... ! video/x-raw,width=640"),
-            // which the parser accepts only between two elements.
-            let launch = format!("{launch} ! identity silent=true");
-            // GStreamer's message quotes the fragment (element names,
-            // property values): it may hold credentials.
-            let bin = gst::parse::bin_from_description(&launch, true).map_err(|e| {
-                SourceError::Build(crate::redact::text(&format!(
-                    "gst: fragment does not parse: {e}"
-                )))
-            })?;
-            pipeline.add(&bin).map_err(build)?;
-            bin.link(sink).map_err(|_| {
-                SourceError::Build("gst: fragment does not end in raw video".into())
-            })?;
-        }
-        SourceSpec::V4l2 { device } if options.has_capture() => {
-            // Explicit capture caps: v4l2src ! capsfilter ! decodebin.
-            let src = make("v4l2src")?;
-            src.set_property("device", device.display().to_string());
-            let filter = gst::ElementFactory::make("capsfilter")
-                .property("caps", options.capture_caps())
-                .build()
-                .map_err(build)?;
-            let decode = make("decodebin")?;
-            pipeline.add_many([&src, &filter, &decode]).map_err(build)?;
-            gst::Element::link_many([&src, &filter, &decode]).map_err(build)?;
-            link_decoded(&decode, pipeline, sink);
-        }
-        SourceSpec::File { .. }
-        | SourceSpec::Rtsp { .. }
-        | SourceSpec::V4l2 { .. }
-        | SourceSpec::Http { .. } => {
-            let uri = match spec {
-                SourceSpec::File { path } => gst::glib::filename_to_uri(path, None)
-                    .map_err(|e| SourceError::Build(e.to_string()))?
-                    .to_string(),
-                SourceSpec::Rtsp { url } | SourceSpec::Http { url } => url.clone(),
-                SourceSpec::V4l2 { device } => format!("v4l2://{}", device.display()),
-                _ => unreachable!(),
-            };
-            let decode = gst::ElementFactory::make("uridecodebin")
-                .property("uri", &uri)
-                .build()
-                .map_err(|_| {
-                    SourceError::Build("GStreamer element uridecodebin is missing".into())
-                })?;
-            let transport = options.transport.unwrap_or_default();
-            let latency = options
-                .latency_ms
-                .unwrap_or_else(|| transport.default_latency_ms());
-            let protocols = match transport {
-                Transport::Tcp => "tcp",
-                Transport::Udp => "udp",
-            };
-            decode.connect("source-setup", false, move |args| {
-                if let Some(src) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
-                    && src.find_property("latency").is_some()
-                    && src.find_property("protocols").is_some()
-                {
-                    // rtspsrc: a low jitter buffer; TCP by default because
-                    // UDP is lost behind NAT and firewalls.
-                    src.set_property("latency", latency);
-                    src.set_property_from_str("protocols", protocols);
-                }
-                None
-            });
-            link_decoded(&decode, pipeline, sink);
-            pipeline.add(&decode).map_err(build)?;
-        }
-    }
-    Ok(())
-}
-
-/// Links a decoder's video pad to `sink`; other pads go to fakesinks.
-fn link_decoded(decode: &gst::Element, pipeline: &gst::Pipeline, sink: &gst::Element) {
-    let sink = sink.clone();
-    let weak_pipeline = pipeline.downgrade();
-    decode.connect_pad_added(move |_, pad| {
-        let is_video = pad
-            .current_caps()
-            .or_else(|| Some(pad.query_caps(None)))
-            .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
-            .unwrap_or(false);
-        match sink.static_pad("sink") {
-            Some(t) if is_video && !t.is_linked() => {
-                let _ = pad.link(&t);
-            }
-            _ => {
-                // Audio and extra video tracks go nowhere, quietly.
-                if let Some(p) = weak_pipeline.upgrade()
-                    && let Ok(fake) = gst::ElementFactory::make("fakesink")
-                        .property("sync", false)
-                        .property("async", false)
-                        .build()
-                    && p.add(&fake).is_ok()
-                {
-                    let _ = fake.sync_state_with_parent();
-                    if let Some(fp) = fake.static_pad("sink") {
-                        let _ = pad.link(&fp);
-                    }
-                }
-            }
-        }
-    });
 }
 
 fn describe_error(e: &gst::message::Error) -> String {
