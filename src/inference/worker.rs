@@ -282,56 +282,76 @@ pub(super) fn work<R: Runner>(mut model: R, control: Receiver<Control>, heartbea
                 continue;
             }
         };
-        let mut batch = vec![first];
-        // Frames already waiting in other streams share the run.
-        while batch.len() < model.max_batch() {
-            let before = batch.len();
-            for j in 1..=served.len() {
-                let other = &served[(k + j) % served.len()];
-                if batch.len() < model.max_batch()
-                    && let Take::Frame(ticket, frame) = other.take()
-                {
-                    batch.push((ticket, frame));
-                }
-            }
-            if batch.len() == before {
-                break;
-            }
-        }
-        let streams: Vec<Arc<Served>> = batch.iter().map(|(t, _)| t.served.clone()).collect();
-        heartbeat.busy();
-        // A panic in the model, its decoding or the geometry costs these
-        // frames, not the worker: its tickets drop as failed while unwinding.
-        let run = catch_unwind(AssertUnwindSafe(|| {
-            analyse(&mut model, batch, &mut streaks.failures)
-        }));
-        heartbeat.idle();
-        match run {
-            Ok(()) => streaks.panics = 0,
-            Err(panic) => {
-                streaks.panics += 1;
-                for s in &streams {
-                    s.input
-                        .stats
-                        .inference_panics
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                if streaks.panics == 1 {
-                    let names: Vec<&str> = streams.iter().map(|s| &*s.input.stream).collect();
-                    error!(
-                        model = %model.name(),
-                        streams = %names.join(","),
-                        panic = panic_text(&*panic),
-                        "inference panicked; its frames count as failed"
-                    );
-                } else if streaks.panics.is_multiple_of(1000) {
-                    warn!(model = %model.name(), panics = streaks.panics, "inference still panicking");
-                }
-                for s in &streams {
-                    s.release_waiting();
-                }
+        let batch = gather(first, &served, k, model.max_batch());
+        run_guarded(&mut model, batch, heartbeat, &mut streaks);
+    }
+}
+
+/// `first` and the frames already waiting in the other streams (from the
+/// one after `k` round), up to `max`: they share the run.
+fn gather(
+    first: (Ticket, Frame),
+    served: &[Arc<Served>],
+    k: usize,
+    max: usize,
+) -> Vec<(Ticket, Frame)> {
+    let mut batch = vec![first];
+    while batch.len() < max {
+        let before = batch.len();
+        for j in 1..=served.len() {
+            let other = &served[(k + j) % served.len()];
+            if batch.len() < max
+                && let Take::Frame(ticket, frame) = other.take()
+            {
+                batch.push((ticket, frame));
             }
         }
+        if batch.len() == before {
+            break;
+        }
+    }
+    batch
+}
+
+/// Analyses `batch`; a panic in the model, its decoding or the geometry
+/// costs these frames, not the worker: their tickets drop as failed while
+/// unwinding.
+fn run_guarded<R: Runner>(
+    model: &mut R,
+    batch: Vec<(Ticket, Frame)>,
+    heartbeat: &Heartbeat,
+    streaks: &mut Streaks,
+) {
+    let streams: Vec<Arc<Served>> = batch.iter().map(|(t, _)| t.served.clone()).collect();
+    heartbeat.busy();
+    let run = catch_unwind(AssertUnwindSafe(|| {
+        analyse(model, batch, &mut streaks.failures)
+    }));
+    heartbeat.idle();
+    let Err(panic) = run else {
+        streaks.panics = 0;
+        return;
+    };
+    streaks.panics += 1;
+    for s in &streams {
+        s.input
+            .stats
+            .inference_panics
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    if streaks.panics == 1 {
+        let names: Vec<&str> = streams.iter().map(|s| &*s.input.stream).collect();
+        error!(
+            model = %model.name(),
+            streams = %names.join(","),
+            panic = panic_text(&*panic),
+            "inference panicked; its frames count as failed"
+        );
+    } else if streaks.panics.is_multiple_of(1000) {
+        warn!(model = %model.name(), panics = streaks.panics, "inference still panicking");
+    }
+    for s in &streams {
+        s.release_waiting();
     }
 }
 

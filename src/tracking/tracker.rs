@@ -114,38 +114,7 @@ impl Tracker {
         let high: Vec<usize> = (0..obs.len())
             .filter(|&i| obs[i].score >= self.p.s.high_score)
             .collect();
-        let low: Vec<usize> = (0..obs.len())
-            .filter(|&i| obs[i].score < self.p.s.high_score)
-            .collect();
-        let gates: Vec<BBox> = self
-            .tracks
-            .iter()
-            .map(|t| t.gate_box(now, &self.p))
-            .collect();
-        for t in &mut self.tracks {
-            t.matched = false;
-        }
-
-        // Obs index -> track index.
-        let mut owner: Vec<Option<usize>> = vec![None; obs.len()];
-        let confirmed: Vec<usize> = (0..self.tracks.len())
-            .filter(|&i| self.tracks[i].id.is_some())
-            .collect();
-        let tentative: Vec<usize> = (0..self.tracks.len())
-            .filter(|&i| self.tracks[i].id.is_none())
-            .collect();
-        let mut taken = vec![false; self.tracks.len()];
-        let (hi_gate, lo_gate) = (self.p.s.match_iou, self.p.s.low_match_iou);
-        {
-            let tracks = &self.tracks;
-            let mut stage = |ts: &[usize], ds: &[usize], gate: f32| {
-                associate(tracks, &obs, &gates, ts, ds, gate, &mut owner, &mut taken)
-            };
-            stage(&confirmed, &high, hi_gate);
-            stage(&confirmed, &low, lo_gate);
-            stage(&tentative, &high, hi_gate);
-        }
-
+        let mut owner = self.associate_all(&obs, &high);
         for (o, t) in owner.iter().enumerate() {
             if let Some(t) = *t {
                 self.tracks[t].observe(&obs[o], now, frame.captured_at, &self.p);
@@ -158,10 +127,59 @@ impl Tracker {
             track_of: vec![None; detections.len()],
             ..FrameOutput::default()
         };
+        self.confirm_and_update(frame, &mut out);
+        for (o, t) in owner.iter().enumerate() {
+            if let Some(t) = *t {
+                out.track_of[obs[o].idx] = self.tracks[t].id.clone();
+            }
+        }
+        self.end_unmatched(frame, &mut out);
+        out.counts_changed = self.refresh_counts();
+        out
+    }
+
+    /// Which track each observation belongs to (obs index -> track index):
+    /// confirmed tracks take the sure detections, then the doubtful ones
+    /// (at a looser gate); tentative tracks only sure ones.
+    fn associate_all(&mut self, obs: &[Obs], high: &[usize]) -> Vec<Option<usize>> {
+        let now = self.now;
+        let low: Vec<usize> = (0..obs.len())
+            .filter(|&i| obs[i].score < self.p.s.high_score)
+            .collect();
+        let gates: Vec<BBox> = self
+            .tracks
+            .iter()
+            .map(|t| t.gate_box(now, &self.p))
+            .collect();
+        for t in &mut self.tracks {
+            t.matched = false;
+        }
+        let mut owner: Vec<Option<usize>> = vec![None; obs.len()];
+        let confirmed: Vec<usize> = (0..self.tracks.len())
+            .filter(|&i| self.tracks[i].id.is_some())
+            .collect();
+        let tentative: Vec<usize> = (0..self.tracks.len())
+            .filter(|&i| self.tracks[i].id.is_none())
+            .collect();
+        let mut taken = vec![false; self.tracks.len()];
+        let (hi_gate, lo_gate) = (self.p.s.match_iou, self.p.s.low_match_iou);
+        let tracks = &self.tracks;
+        let mut stage = |ts: &[usize], ds: &[usize], gate: f32| {
+            associate(tracks, obs, &gates, ts, ds, gate, &mut owner, &mut taken)
+        };
+        stage(&confirmed, high, hi_gate);
+        stage(&confirmed, &low, lo_gate);
+        stage(&tentative, high, hi_gate);
+        owner
+    }
+
+    /// `new` for tentative tracks seen long and often enough, `update` for
+    /// confirmed ones whose view changed.
+    fn confirm_and_update(&mut self, frame: &FrameInfo, out: &mut FrameOutput) {
         for t in 0..self.tracks.len() {
             let track = &self.tracks[t];
             if track.id.is_none() {
-                let age = now.saturating_sub(track.first_ns);
+                let age = self.now.saturating_sub(track.first_ns);
                 if track.matched && track.hits >= 2 && age >= self.p.confirm_ns {
                     self.confirm(t);
                     let e = self.event(t, EventKind::New, Vec::new(), frame);
@@ -173,16 +191,15 @@ impl Tracker {
                 out.events.push(e);
             }
         }
-        for (o, t) in owner.iter().enumerate() {
-            if let Some(t) = *t {
-                out.track_of[obs[o].idx] = self.tracks[t].id.clone();
-            }
-        }
-        // Ends and drops of the unmatched.
+    }
+
+    /// Unmatched tracks: a tentative one unseen past the confirmation time
+    /// is dropped; a confirmed one unseen past its lost time ends (`lost`).
+    fn end_unmatched(&mut self, frame: &FrameInfo, out: &mut FrameOutput) {
         let mut t = 0;
         while t < self.tracks.len() {
             let track = &self.tracks[t];
-            let unseen = now.saturating_sub(track.last_ns);
+            let unseen = self.now.saturating_sub(track.last_ns);
             if track.matched {
                 t += 1;
             } else if track.id.is_none() {
@@ -204,8 +221,6 @@ impl Tracker {
                 t += 1;
             }
         }
-        out.counts_changed = self.refresh_counts();
-        out
     }
 
     /// Ends every confirmed object (each once, with `reason`, `end` = `at`)
