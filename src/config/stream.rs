@@ -32,36 +32,10 @@ pub fn parse_stream(
         let m = format!("camera name {name:?} must match [A-Za-z0-9_-]+ (it is used in topics)");
         return Err(invalid(vec![(at_start, m)]));
     }
-    match serde_yaml::from_str::<serde_yaml::Value>(text) {
-        Ok(serde_yaml::Value::Mapping(_)) => {}
-        Ok(_) => {
-            let m = "the value must be one stream entry: a mapping of its fields (JSON or YAML)";
-            return Err(invalid(vec![(at_start, m.into())]));
-        }
-        Err(e) => {
-            let pos = e.location().map_or(at_start, |l| Pos {
-                line: l.line(),
-                col: l.column(),
-            });
-            return Err(invalid(vec![(pos, format!("not JSON or YAML: {e}"))]));
-        }
+    if let Err(p) = one_mapping(text) {
+        return Err(invalid(vec![p]));
     }
-    let trimmed = text.trim_start();
-    // The key names the camera: a value without `name` gets it, written
-    // where it shifts no position the user sees (one line, or one column
-    // run on the first line).
-    let locator = Locator::new(text);
-    let (text, shift) = if locator.key("name").is_some() {
-        (text.to_string(), Shift::None)
-    } else if trimmed.starts_with('{') {
-        let at = text.len() - trimmed.len() + 1;
-        let insert = format!("\"name\": {name:?}, ");
-        let mut t = text.to_string();
-        t.insert_str(at, &insert);
-        (t, Shift::Cols(insert.chars().count()))
-    } else {
-        (format!("name: {name:?}\n{text}"), Shift::Line)
-    };
+    let (text, shift) = with_name(text, name);
     let back = |p: Pos| shift.back(p);
     let locator = Locator::new(&text);
     let (parsed, unknown) =
@@ -104,6 +78,43 @@ pub fn parse_stream(
         Ok(stream)
     } else {
         Err(invalid(problems))
+    }
+}
+
+/// The text is one mapping (JSON or YAML), or the problem and where.
+fn one_mapping(text: &str) -> Result<(), (Pos, String)> {
+    let at_start = Pos { line: 1, col: 1 };
+    match serde_yaml::from_str::<serde_yaml::Value>(text) {
+        Ok(serde_yaml::Value::Mapping(_)) => Ok(()),
+        Ok(_) => Err((
+            at_start,
+            "the value must be one stream entry: a mapping of its fields (JSON or YAML)".into(),
+        )),
+        Err(e) => {
+            let pos = e.location().map_or(at_start, |l| Pos {
+                line: l.line(),
+                col: l.column(),
+            });
+            Err((pos, format!("not JSON or YAML: {e}")))
+        }
+    }
+}
+
+/// The key names the camera: a value without `name` gets it, written
+/// where it shifts no position the user sees (one line, or one column run
+/// on the first line).
+fn with_name(text: &str, name: &str) -> (String, Shift) {
+    let trimmed = text.trim_start();
+    if Locator::new(text).key("name").is_some() {
+        (text.to_string(), Shift::None)
+    } else if trimmed.starts_with('{') {
+        let at = text.len() - trimmed.len() + 1;
+        let insert = format!("\"name\": {name:?}, ");
+        let mut t = text.to_string();
+        t.insert_str(at, &insert);
+        (t, Shift::Cols(insert.chars().count()))
+    } else {
+        (format!("name: {name:?}\n{text}"), Shift::Line)
     }
 }
 

@@ -162,19 +162,8 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     let (mqtt, topics, control) = connect(&loaded, &models, &switches)?;
     // Fleet cameras come as commands once the loop below runs.
     let fleet = start_fleet(&loaded, commands)?;
-    // Inference -> each stream's route -> the contract's messages -> (the
-    // fleet's fence) -> MQTT.
-    let sink: Arc<dyn Sink> = match &fleet {
-        Some(f) => Arc::new(crate::fleet::Fenced {
-            next: mqtt.clone(),
-            fence: f.fence.clone(),
-        }),
-        None => mqtt.clone(),
-    };
     let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
-    let wire = Wire::new(topics, &loaded.node, sink, clock.clone());
-    let routes = Arc::new(Routes::new(Arc::new(wire)));
-    routes.set_models(&loaded.model_specs());
+    let routes = data_plane(&loaded, &mqtt, topics, fleet.as_ref(), &clock);
     let fleet_state = fleet.as_ref().map(|f| f.state.clone());
     let page = Arc::new(StatusPage::new(routes.clone()).with_fleet(fleet_state.clone()));
 
@@ -241,6 +230,28 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     mqtt.close(deadline.saturating_duration_since(Instant::now()));
     info!("stopped");
     Ok(())
+}
+
+/// Inference -> each stream's route -> the contract's messages -> (the
+/// fleet's fence) -> MQTT.
+fn data_plane(
+    loaded: &Loaded,
+    mqtt: &Arc<MqttPublisher>,
+    topics: crate::publish::Topics,
+    fleet: Option<&crate::fleet::Fleet>,
+    clock: &Arc<dyn crate::clock::Clock>,
+) -> Arc<Routes> {
+    let sink: Arc<dyn Sink> = match fleet {
+        Some(f) => Arc::new(crate::fleet::Fenced {
+            next: mqtt.clone(),
+            fence: f.fence.clone(),
+        }),
+        None => mqtt.clone(),
+    };
+    let wire = Wire::new(topics, &loaded.node, sink, clock.clone());
+    let routes = Arc::new(Routes::new(Arc::new(wire)));
+    routes.set_models(&loaded.model_specs());
+    routes
 }
 
 /// The broker connection and the control loop (the detect switches, Home
@@ -420,6 +431,25 @@ fn control_setup(
     }
 }
 
+/// New zones and lines on a running stream: its objects stay. Discovery
+/// turned on or off changes which labels a stream without `labels` zeroes:
+/// running streams take that too.
+fn retrack(routes: &Routes, running: &Running, loaded: &Loaded, new: &Loaded, plan: &Plan) {
+    let ha = new.config.homeassistant.is_some();
+    let ha_toggled = loaded.config.homeassistant.is_some() != ha;
+    for s in new.config.streams.iter().filter(|s| {
+        plan.regeometry.contains(&s.name) || (ha_toggled && plan.keep.contains(&s.name))
+    }) {
+        if let Some((spec, rules)) = running
+            .engines
+            .get(&s.model)
+            .and_then(|(e, t)| track_spec(s, *t, &e.labels, ha))
+        {
+            routes.track(&s.name, spec, rules);
+        }
+    }
+}
+
 /// Applies a new, valid config as a plan: all of it, or none of it. On
 /// failure, says why (the error is logged here already).
 fn reload(
@@ -465,23 +495,7 @@ fn reload(
             for name in &plan.remove {
                 routes.removed(name);
             }
-            // New zones and lines on a running stream: its objects stay.
-            // Discovery turned on or off changes which labels a stream
-            // without `labels` zeroes: running streams take that too.
-            let ha_toggled =
-                loaded.config.homeassistant.is_some() != new.config.homeassistant.is_some();
-            for s in new.config.streams.iter().filter(|s| {
-                plan.regeometry.contains(&s.name) || (ha_toggled && plan.keep.contains(&s.name))
-            }) {
-                let ha = new.config.homeassistant.is_some();
-                if let Some((spec, rules)) = running
-                    .engines
-                    .get(&s.model)
-                    .and_then(|(e, t)| track_spec(s, *t, &e.labels, ha))
-                {
-                    routes.track(&s.name, spec, rules);
-                }
-            }
+            retrack(routes, running, loaded, &new, &plan);
             info!(
                 kept = r.kept,
                 restarted = r.restarted,
