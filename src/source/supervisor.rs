@@ -311,6 +311,27 @@ pub fn supervise(
     }
 }
 
+/// Why a session that gave no frame for `quiet` is over, if it is: a live
+/// one without a frame for `stall`, or one that never gave its first (a
+/// damaged file can leave the demuxer waiting, `starting` forever).
+fn stalled(live: bool, seen_any: bool, quiet: Duration, stall: Duration) -> Option<Outcome> {
+    if quiet < stall {
+        None
+    } else if live {
+        Some(Outcome::Error(format!(
+            "no frame for {} s; restarting the source",
+            stall.as_secs()
+        )))
+    } else if !seen_any {
+        Some(Outcome::Error(format!(
+            "no first frame within {} s",
+            stall.as_secs()
+        )))
+    } else {
+        None
+    }
+}
+
 /// Watches a running session until it ends, fails, stalls or is stopped;
 /// reports `playing` at its first frame and the rates every `status_every`.
 fn watch(
@@ -351,23 +372,13 @@ fn watch(
             last_frames = frames_in;
             last_progress = now;
             frames_seen = Some((frames_seen.map_or(now, |s| s.0), now));
-        } else if running.is_live() && now.saturating_duration_since(last_progress) >= policy.stall
-        {
-            let stalled = Outcome::Error(format!(
-                "no frame for {} s; restarting the source",
-                policy.stall.as_secs()
-            ));
+        } else if let Some(stalled) = stalled(
+            running.is_live(),
+            frames_seen.is_some(),
+            now.saturating_duration_since(last_progress),
+            policy.stall,
+        ) {
             return ended(stalled, frames_seen);
-        } else if frames_seen.is_none()
-            && now.saturating_duration_since(last_progress) >= policy.stall
-        {
-            // A file that gives no first frame at all (a damaged one can
-            // leave the demuxer waiting) would say `starting` forever.
-            let stuck = Outcome::Error(format!(
-                "no first frame within {} s",
-                policy.stall.as_secs()
-            ));
-            return ended(stuck, frames_seen);
         }
         // The detect switch: `paused` while it is off, `playing` otherwise.
         let want = if stats.paused.load(Ordering::Relaxed) {
