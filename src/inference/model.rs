@@ -367,83 +367,81 @@ fn decode_outputs(
     at: (usize, usize),
     min_score: f32,
 ) -> Result<Output, ModelError> {
-    {
-        let err = |e: ort::Error| ModelError::Run {
-            model: model.to_string(),
-            message: e.to_string(),
-        };
-        let missing = |name: &str| ModelError::Run {
-            model: model.to_string(),
-            message: format!("output {name:?} missing"),
-        };
-        match decoder {
-            Decoder::SsdRaw { scores, boxes, iou } => {
-                let s = outputs
-                    .get(scores.as_str())
-                    .ok_or_else(|| missing(scores))?;
-                let b = outputs.get(boxes.as_str()).ok_or_else(|| missing(boxes))?;
-                let (shape, s) = s.try_extract_tensor::<f32>().map_err(err)?;
-                let classes = shape.last().copied().unwrap_or(0).max(0) as usize;
-                let (_, b) = b.try_extract_tensor::<f32>().map_err(err)?;
-                let (s, b) = (item(s, at), item(b, at));
-                let mut out = Vec::new();
-                decode::ssd_raw(s, b, classes, min_score, *iou, labels, &mut out);
-                Ok(Output::Detections(out))
-            }
-            Decoder::SsdPostprocessed {
-                boxes,
-                classes,
-                scores,
-                count,
-                class_offset,
-            } => {
-                let get = |name: &String| {
-                    outputs
-                        .get(name.as_str())
-                        .ok_or_else(|| missing(name))?
-                        .try_extract_tensor::<f32>()
-                        .map(|(_, v)| item(v, at))
-                        .map_err(err)
-                };
-                let (b, c, sc) = (get(boxes)?, get(classes)?, get(scores)?);
-                let n = match count {
-                    Some(name) => get(name)?.first().map(|n| n.max(0.0) as usize),
-                    None => None,
-                };
-                let mut out = Vec::new();
-                decode::ssd_postprocessed(b, c, sc, n, *class_offset, min_score, labels, &mut out);
-                Ok(Output::Detections(out))
-            }
-            Decoder::Classify {
-                output,
-                dtype,
-                scale,
-                logits,
-                top_k,
-            } => {
-                let o = outputs
-                    .get(output.as_str())
-                    .ok_or_else(|| missing(output))?;
-                probs.clear();
-                match dtype {
-                    DType::U8 => {
-                        let (_, v) = o.try_extract_tensor::<u8>().map_err(err)?;
-                        let per = v.len() / at.1.max(1);
-                        let v = &v[at.0 * per..(at.0 + 1) * per];
-                        probs.extend(v.iter().map(|&q| f32::from(q) * scale));
-                    }
-                    DType::F32 => {
-                        let (_, v) = o.try_extract_tensor::<f32>().map_err(err)?;
-                        probs.extend_from_slice(item(v, at));
-                    }
+    let err = |e: ort::Error| ModelError::Run {
+        model: model.to_string(),
+        message: e.to_string(),
+    };
+    let missing = |name: &str| ModelError::Run {
+        model: model.to_string(),
+        message: format!("output {name:?} missing"),
+    };
+    match decoder {
+        Decoder::SsdRaw { scores, boxes, iou } => {
+            let s = outputs
+                .get(scores.as_str())
+                .ok_or_else(|| missing(scores))?;
+            let b = outputs.get(boxes.as_str()).ok_or_else(|| missing(boxes))?;
+            let (shape, s) = s.try_extract_tensor::<f32>().map_err(err)?;
+            let classes = shape.last().copied().unwrap_or(0).max(0) as usize;
+            let (_, b) = b.try_extract_tensor::<f32>().map_err(err)?;
+            let (s, b) = (item(s, at), item(b, at));
+            let mut out = Vec::new();
+            decode::ssd_raw(s, b, classes, min_score, *iou, labels, &mut out);
+            Ok(Output::Detections(out))
+        }
+        Decoder::SsdPostprocessed {
+            boxes,
+            classes,
+            scores,
+            count,
+            class_offset,
+        } => {
+            let get = |name: &String| {
+                outputs
+                    .get(name.as_str())
+                    .ok_or_else(|| missing(name))?
+                    .try_extract_tensor::<f32>()
+                    .map(|(_, v)| item(v, at))
+                    .map_err(err)
+            };
+            let (b, c, sc) = (get(boxes)?, get(classes)?, get(scores)?);
+            let n = match count {
+                Some(name) => get(name)?.first().map(|n| n.max(0.0) as usize),
+                None => None,
+            };
+            let mut out = Vec::new();
+            decode::ssd_postprocessed(b, c, sc, n, *class_offset, min_score, labels, &mut out);
+            Ok(Output::Detections(out))
+        }
+        Decoder::Classify {
+            output,
+            dtype,
+            scale,
+            logits,
+            top_k,
+        } => {
+            let o = outputs
+                .get(output.as_str())
+                .ok_or_else(|| missing(output))?;
+            probs.clear();
+            match dtype {
+                DType::U8 => {
+                    let (_, v) = o.try_extract_tensor::<u8>().map_err(err)?;
+                    let per = v.len() / at.1.max(1);
+                    let v = &v[at.0 * per..(at.0 + 1) * per];
+                    probs.extend(v.iter().map(|&q| f32::from(q) * scale));
                 }
-                if *logits {
-                    decode::softmax(probs);
+                DType::F32 => {
+                    let (_, v) = o.try_extract_tensor::<f32>().map_err(err)?;
+                    probs.extend_from_slice(item(v, at));
                 }
-                Ok(Output::Classes(decode::top_k(
-                    probs, *top_k, min_score, labels,
-                )))
             }
+            if *logits {
+                decode::softmax(probs);
+            }
+            Ok(Output::Classes(decode::top_k(
+                probs, *top_k, min_score, labels,
+            )))
         }
     }
 }

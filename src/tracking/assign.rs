@@ -98,46 +98,53 @@ pub(crate) fn assign(
     }
     let mut out = Vec::new();
     for (_, es) in groups {
-        if es.len() == 1 {
-            out.push((es[0].0, es[0].1));
-            continue;
-        }
-        let mut rs: Vec<usize> = es.iter().map(|e| e.0).collect();
-        let mut cs: Vec<usize> = es.iter().map(|e| e.1).collect();
-        rs.sort_unstable();
-        rs.dedup();
-        cs.sort_unstable();
-        cs.dedup();
-        let transpose = rs.len() > cs.len();
-        let (nr, nc) = if transpose {
-            (cs.len(), rs.len())
-        } else {
-            (rs.len(), cs.len())
-        };
-        let mut m = Matrix::new(nr, nc, 0i64);
-        for &(r, c, w) in &es {
-            let (i, j) = (
-                rs.binary_search(&r).unwrap_or(0),
-                cs.binary_search(&c).unwrap_or(0),
-            );
-            if transpose {
-                m[(j, i)] = w;
-            } else {
-                m[(i, j)] = w;
-            }
-        }
-        let (_, to) = kuhn_munkres(&m);
-        for (i, &j) in to.iter().enumerate() {
-            if m[(i, j)] > 0 {
-                out.push(if transpose {
-                    (rs[j], cs[i])
-                } else {
-                    (rs[i], cs[j])
-                });
-            }
-        }
+        out.extend(match_group(&es));
     }
     out.sort_unstable();
+    out
+}
+
+/// The maximum-weight matching of one connected group of edges (row,
+/// column, weight), by the Hungarian method on the group's own small matrix.
+fn match_group(es: &[(usize, usize, i64)]) -> Vec<(usize, usize)> {
+    if es.len() == 1 {
+        return vec![(es[0].0, es[0].1)];
+    }
+    let mut rs: Vec<usize> = es.iter().map(|e| e.0).collect();
+    let mut cs: Vec<usize> = es.iter().map(|e| e.1).collect();
+    rs.sort_unstable();
+    rs.dedup();
+    cs.sort_unstable();
+    cs.dedup();
+    let transpose = rs.len() > cs.len();
+    let (nr, nc) = if transpose {
+        (cs.len(), rs.len())
+    } else {
+        (rs.len(), cs.len())
+    };
+    let mut m = Matrix::new(nr, nc, 0i64);
+    for &(r, c, w) in es {
+        let (i, j) = (
+            rs.binary_search(&r).unwrap_or(0),
+            cs.binary_search(&c).unwrap_or(0),
+        );
+        if transpose {
+            m[(j, i)] = w;
+        } else {
+            m[(i, j)] = w;
+        }
+    }
+    let (_, to) = kuhn_munkres(&m);
+    let mut out = Vec::new();
+    for (i, &j) in to.iter().enumerate() {
+        if m[(i, j)] > 0 {
+            out.push(if transpose {
+                (rs[j], cs[i])
+            } else {
+                (rs[i], cs[j])
+            });
+        }
+    }
     out
 }
 
