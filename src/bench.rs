@@ -122,7 +122,21 @@ pub fn stream(
         std::thread::sleep(Duration::from_millis(20));
     }
     running.stop();
-    let cpu = cpu_time() - cpu_before;
+    Ok(report(
+        stream_name,
+        &counting,
+        &routes,
+        cpu_time() - cpu_before,
+    ))
+}
+
+/// What was counted, per frame and per second.
+fn report(
+    stream_name: &str,
+    counting: &Counting,
+    routes: &crate::route::Routes,
+    cpu: f64,
+) -> StreamReport {
     let n = counting.analysed.load(Ordering::Relaxed);
     let seconds = counting
         .first_last
@@ -141,7 +155,7 @@ pub fn stream(
     let c = routes.counters();
     let render_us = c.render_us.load(Ordering::Relaxed);
     let seen = c.frames.load(Ordering::Relaxed);
-    Ok(StreamReport {
+    StreamReport {
         snapshot_frame_us: if seen > 0 {
             c.frame_ns.load(Ordering::Relaxed) as f64 / 1e3 / seen as f64
         } else {
@@ -167,5 +181,5 @@ pub fn stream(
         latency_p99_ms: percentile(&lat, 0.99),
         rss_mib: rss,
         peak_rss_mib: peak,
-    })
+    }
 }

@@ -1,7 +1,7 @@
 //! Reading a config: `${VAR}` values, YAML into the types, every unknown
 //! key (as serde sees them), relative paths resolved, secrets collected.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
@@ -102,29 +102,17 @@ fn parse_expanded(file: &Path, expanded: env::Expanded) -> (Option<Loaded>, Vec<
 
     let base = file
         .parent()
-        .map(Path::to_path_buf)
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("."));
+        .unwrap_or(Path::new("."));
     // Problems found after parsing, at config paths.
     let mut late = Vec::new();
-    read_files(&mut config, &base, &mut late);
+    read_files(&mut config, base, &mut late);
 
     let found: Vec<(String, String)> = late
         .into_iter()
         .chain(validate::validate(&config))
         .collect();
-    // The partial config keeps only the models with no problem of their
-    // own: `check` loads those, and a bound that failed (threads: 1e9)
-    // must not reach ONNX Runtime.
-    let mut i = 0;
-    config.models.retain(|_| {
-        let entry = format!("models[{i}]");
-        i += 1;
-        !found.iter().any(|(path, _)| {
-            path.strip_prefix(&entry)
-                .is_some_and(|r| r.is_empty() || r.starts_with('.'))
-        })
-    });
+    keep_sound_models(&mut config, &found);
     problems.extend(
         found
             .into_iter()
@@ -151,6 +139,21 @@ fn parse_expanded(file: &Path, expanded: env::Expanded) -> (Option<Loaded>, Vec<
         locator,
     };
     (Some(loaded), problems)
+}
+
+/// The partial config keeps only the models with no problem of their own
+/// (`found`: path, message): `check` loads those, and a bound that failed
+/// (threads: 1e9) must not reach ONNX Runtime.
+fn keep_sound_models(config: &mut super::Config, found: &[(String, String)]) {
+    let mut i = 0;
+    config.models.retain(|_| {
+        let entry = format!("models[{i}]");
+        i += 1;
+        !found.iter().any(|(path, _)| {
+            path.strip_prefix(&entry)
+                .is_some_and(|r| r.is_empty() || r.starts_with('.'))
+        })
+    });
 }
 
 /// Paths made relative to the config file's folder `base`, and the files

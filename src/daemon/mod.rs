@@ -143,6 +143,11 @@ fn load_model(loaded: &Loaded, name: &str) -> Result<Vec<Model>, DaemonError> {
 }
 
 /// Runs the configured streams until SIGTERM or SIGINT.
+///
+/// Long: the daemon's whole life in order, start, serve, stop, read top to
+/// bottom; each step is a call, and the order of the stop is the contract
+/// (objects end with `shutdown` before `offline`, the lease goes with the
+/// cameras).
 pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     crate::redact::register(&loaded.secrets);
     gstreamer::init().map_err(|e| DaemonError::Stream {

@@ -115,6 +115,38 @@ fn validate_source(s: &StreamConfig, i: usize, problems: &mut Vec<(String, Strin
         }
     }
     let o = &s.options;
+    validate_options(o, i, problems);
+    let is_file = matches!(spec, Ok(SourceSpec::File { .. }));
+    if o.has_rtsp() && !matches!(spec, Ok(SourceSpec::Rtsp { .. })) {
+        problems.push((
+            at("options"),
+            "transport and latency_ms apply to rtsp:// sources only".into(),
+        ));
+    }
+    if o.has_capture() && !matches!(spec, Ok(SourceSpec::V4l2 { .. })) {
+        problems.push((
+            at("options"),
+            "width, height, framerate and format apply to v4l2:// sources only".into(),
+        ));
+    }
+    if s.realtime && !is_file {
+        problems.push((
+            at("realtime"),
+            "realtime applies to file:// sources only".into(),
+        ));
+    }
+    if s.looping && !is_file {
+        problems.push((at("loop"), "loop applies to file:// sources only".into()));
+    }
+}
+
+/// The source options within their ranges.
+fn validate_options(
+    o: &crate::source::SourceOptions,
+    i: usize,
+    problems: &mut Vec<(String, String)>,
+) {
+    let at = |f: &str| format!("streams[{i}].{f}");
     within(
         problems,
         at("options.decoder_threads"),
@@ -155,28 +187,6 @@ fn validate_source(s: &StreamConfig, i: usize, problems: &mut Vec<(String, Strin
         1,
         MAX_FRAMERATE,
     );
-    let is_file = matches!(spec, Ok(SourceSpec::File { .. }));
-    if o.has_rtsp() && !matches!(spec, Ok(SourceSpec::Rtsp { .. })) {
-        problems.push((
-            at("options"),
-            "transport and latency_ms apply to rtsp:// sources only".into(),
-        ));
-    }
-    if o.has_capture() && !matches!(spec, Ok(SourceSpec::V4l2 { .. })) {
-        problems.push((
-            at("options"),
-            "width, height, framerate and format apply to v4l2:// sources only".into(),
-        ));
-    }
-    if s.realtime && !is_file {
-        problems.push((
-            at("realtime"),
-            "realtime applies to file:// sources only".into(),
-        ));
-    }
-    if s.looping && !is_file {
-        problems.push((at("loop"), "loop applies to file:// sources only".into()));
-    }
 }
 
 /// A stream's `classify` rules, as far as the file tells (the models'
