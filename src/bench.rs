@@ -121,7 +121,7 @@ pub fn stream(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    running.stop();
+    running.stop(Instant::now() + Duration::from_secs(5));
     Ok(report(
         stream_name,
         &counting,

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::apply::{Parts, Stages};
 use super::control::Switches;
@@ -43,7 +44,7 @@ impl Stages for Live<'_> {
     }
 
     fn stop(&mut self, streams: Vec<StreamHandle>) {
-        stop_streams(streams);
+        stop_streams(streams, Instant::now() + STOP_LIMIT);
     }
 
     fn retire(&mut self, (engine, _): (Engine, Task)) {
@@ -74,7 +75,7 @@ impl Running {
         match result {
             Ok(()) => Ok(running),
             Err(e) => {
-                running.stop();
+                running.stop(Instant::now() + STOP_LIMIT);
                 Err(e)
             }
         }
@@ -120,21 +121,29 @@ impl Running {
     }
 
     /// Stops the sources, lets the engines finish the frames in flight.
-    pub fn stop(self) {
-        stop_streams(self.streams.into_values().collect());
+    /// Stops the streams (those not stopped `by` then are left behind),
+    /// then the engines.
+    pub fn stop(self, by: Instant) {
+        stop_streams(self.streams.into_values().collect(), by);
         for (_, (e, _)) in self.engines {
             e.join();
         }
     }
 }
 
-/// Asks every stream to stop, then waits for each: they stop side by side.
-fn stop_streams(mut streams: Vec<StreamHandle>) {
+/// How long stopping streams may take on a reload: a stream's last status
+/// waits at most this for the model (`source::Inlet`); one that takes
+/// longer is stuck in its source and is left behind.
+const STOP_LIMIT: Duration = Duration::from_secs(5);
+
+/// Asks every stream to stop, then waits for each until `deadline`: they
+/// stop side by side.
+fn stop_streams(mut streams: Vec<StreamHandle>, deadline: Instant) {
     for s in &mut streams {
         s.stop();
     }
     for s in streams {
-        s.join();
+        s.join_by(deadline);
     }
 }
 

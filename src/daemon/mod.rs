@@ -33,6 +33,8 @@ use live::{Live, track_spec};
 
 /// SIGTERM to exit: PRODUCT.md allows 5 s; MQTT gets what is left of it.
 const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4500);
+/// Of it, what the broker gets at least (`offline`, the spool's last acks).
+const MQTT_MIN: Duration = Duration::from_millis(1500);
 /// How long the streams wait for the broker at start.
 const BROKER_GRACE: Duration = Duration::from_secs(3);
 
@@ -223,7 +225,10 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     drop(watchdog);
     // Every open object ends with `shutdown` before `offline`.
     routes.shutting_down();
-    serving.running.stop();
+    // A stream stuck in its source is left behind in time for `offline`.
+    serving
+        .running
+        .stop(deadline.checked_sub(MQTT_MIN).unwrap_or(deadline));
     // The lease goes with the cameras: the others take them at once.
     drop(fleet);
     routes.finish(clock.wall());

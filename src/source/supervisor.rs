@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tracing::{debug, error, info, info_span, warn};
 
 use super::{BusEvent, Deliver, Inlet, Pipeline, PipelineSettings, RawFrame, StreamStats};
@@ -129,6 +129,8 @@ pub struct StreamHandle {
     pub stats: Arc<StreamStats>,
     stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// Closes when the thread ends (its sender goes with the thread).
+    ended: Receiver<()>,
 }
 
 impl StreamHandle {
@@ -137,12 +139,21 @@ impl StreamHandle {
         self.stop.take();
     }
 
-    /// Waits for the stream's thread to end.
-    pub fn join(mut self) {
+    /// Waits for the stream's thread to end, until `deadline`; false when
+    /// it has not. A stream stuck in its source (a GStreamer element that
+    /// will not stop) is then left behind, and said, so that it holds up
+    /// neither the other streams nor the daemon's exit.
+    pub fn join_by(mut self, deadline: Instant) -> bool {
         self.stop();
+        // Nothing is ever sent: the channel only closes, when the thread ends.
+        if let Err(RecvTimeoutError::Timeout) = self.ended.recv_deadline(deadline) {
+            error!(stream = %self.name, "the stream did not stop in time; left behind");
+            return false;
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        true
     }
 }
 
@@ -150,11 +161,13 @@ impl StreamHandle {
 /// through `inlet`.
 pub fn spawn_stream(setup: StreamSetup, inlet: Inlet) -> std::io::Result<StreamHandle> {
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+    let (ended_tx, ended) = crossbeam_channel::bounded::<()>(0);
     let name = setup.name.clone();
     let stats = setup.stats.clone();
     let thread = std::thread::Builder::new()
         .name(format!("stream-{name}"))
         .spawn(move || {
+            let _ended = ended_tx;
             let span = info_span!("stream", stream = %setup.name);
             let _enter = span.enter();
             supervise_pipeline(&setup, &Arc::new(inlet), &stop_rx);
@@ -164,6 +177,7 @@ pub fn spawn_stream(setup: StreamSetup, inlet: Inlet) -> std::io::Result<StreamH
         stats,
         stop: Some(stop_tx),
         thread: Some(thread),
+        ended,
     })
 }
 

@@ -508,4 +508,37 @@ mod delivery {
             "avdec_h264 (a thread per core)"
         );
     }
+
+    /// A handle on a thread that runs `body` (given the stop signal).
+    fn handle(body: impl FnOnce(Receiver<()>) + Send + 'static) -> StreamHandle {
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        let (ended_tx, ended) = crossbeam_channel::bounded::<()>(0);
+        let thread = std::thread::spawn(move || {
+            let _ended = ended_tx;
+            body(stop_rx);
+        });
+        StreamHandle {
+            name: "s".into(),
+            stats: Arc::default(),
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            ended,
+        }
+    }
+
+    #[test]
+    fn a_stream_stuck_in_its_source_is_left_behind_at_the_deadline() {
+        // One that stops when asked is joined.
+        let polite = handle(|stop| while stop.recv().is_ok() {});
+        assert!(polite.join_by(Instant::now() + Duration::from_secs(5)));
+        // One stuck (an element that will not stop) does not hold the caller.
+        let (release, stuck_until) = crossbeam_channel::bounded::<()>(0);
+        let stuck = handle(move |_| {
+            let _ = stuck_until.recv();
+        });
+        let t = Instant::now();
+        assert!(!stuck.join_by(t + Duration::from_millis(200)));
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        drop(release);
+    }
 }
