@@ -133,52 +133,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config } => {
             raise_file_limit();
-            match run(&config) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    report(&e);
-                    ExitCode::FAILURE
-                }
-            }
+            exit(run(&config))
         }
         Command::Check { config } => check(&config),
-        Command::Passwd => match passwd() {
-            Ok(hash) => {
-                println!("{hash}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                report(&e);
-                ExitCode::FAILURE
-            }
-        },
-        Command::Probe { uri, timeout } => {
-            let result = visiond::source::SourceSpec::parse(&uri)
-                .map_err(anyhow::Error::msg)
-                .and_then(|spec| {
-                    Ok(visiond::source::probe(
-                        &spec,
-                        std::time::Duration::from_secs(timeout),
-                    )?)
-                });
-            match result {
-                Ok(r) => {
-                    print!("{r}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    report(&e.context(visiond::redact::url(&uri)));
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::Eval(args) => match eval(&args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                report(&e);
-                ExitCode::FAILURE
-            }
-        },
+        Command::Passwd => exit(passwd().map(|hash| println!("{hash}"))),
+        Command::Probe { uri, timeout } => exit(probe(&uri, timeout)),
+        Command::Eval(args) => exit(eval(&args)),
         Command::Bench {
             config,
             model,
@@ -189,7 +149,7 @@ fn main() -> ExitCode {
             pick,
             cameras,
             fps,
-        } => match if pick {
+        } => exit(if pick {
             pick_variants(&config, model.as_deref(), frames, layout, cameras.zip(fps))
         } else {
             bench(
@@ -200,13 +160,37 @@ fn main() -> ExitCode {
                 layout,
                 batch.map(usize::from),
             )
-        } {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                report(&e);
-                ExitCode::FAILURE
-            }
-        },
+        }),
+    }
+}
+
+/// Success, or the error reported and failure.
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `visiond probe`: what the source offers, printed.
+fn probe(uri: &str, timeout: u64) -> anyhow::Result<()> {
+    let result = visiond::source::SourceSpec::parse(uri)
+        .map_err(anyhow::Error::msg)
+        .and_then(|spec| {
+            Ok(visiond::source::probe(
+                &spec,
+                std::time::Duration::from_secs(timeout),
+            )?)
+        });
+    match result {
+        Ok(r) => {
+            print!("{r}");
+            Ok(())
+        }
+        Err(e) => Err(e.context(visiond::redact::url(uri))),
     }
 }
 
@@ -365,6 +349,16 @@ fn check(path: &std::path::Path) -> ExitCode {
         return ExitCode::FAILURE;
     }
     println!("{}: OK", path.display());
+    summary(&loaded, &models);
+    ExitCode::SUCCESS
+}
+
+/// What `check` found, for a config that is OK: the broker, the models,
+/// the streams, the Home Assistant entities.
+fn summary(
+    loaded: &config::Loaded,
+    models: &std::collections::HashMap<String, Vec<visiond::inference::Model>>,
+) {
     println!(
         "node {} -> {}",
         loaded.node,
@@ -401,7 +395,7 @@ fn check(path: &std::path::Path) -> ExitCode {
         let m = models.get(name)?.first()?;
         Some((m.task, m.labels.names()))
     };
-    if let Some((d, streams)) = visiond::homeassistant::setup(&loaded, model) {
+    if let Some((d, streams)) = visiond::homeassistant::setup(loaded, model) {
         for (s, (topic, config)) in streams
             .iter()
             .zip(streams.iter().map(|s| d.stream_config(s)))
@@ -413,7 +407,6 @@ fn check(path: &std::path::Path) -> ExitCode {
             );
         }
     }
-    ExitCode::SUCCESS
 }
 
 fn eval(a: &EvalArgs) -> anyhow::Result<()> {
@@ -484,6 +477,37 @@ fn pick_variants(
     Ok(())
 }
 
+/// `visiond bench --stream`: one stream through the whole pipeline.
+fn bench_stream(loaded: &config::Loaded, stream: &str, frames: usize) -> anyhow::Result<()> {
+    let r = visiond::bench::stream(
+        loaded,
+        stream,
+        frames as u64,
+        std::time::Duration::from_secs(600),
+    )?;
+    println!(
+        "| stream | frames | seconds | frames/s | CPU ms/frame | latency p50 ms | latency p99 ms | RSS MiB | peak RSS MiB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {:.2} | {:.1} | {:.2} | {:.1} | {:.1} | {:.0} | {:.0} |",
+        r.stream,
+        r.frames,
+        r.seconds,
+        r.fps,
+        r.cpu_ms_per_frame,
+        r.latency_p50_ms,
+        r.latency_p99_ms,
+        r.rss_mib,
+        r.peak_rss_mib
+    );
+    println!(
+        "\nsnapshots: {} sent, {:.2} ms each to convert, draw and encode; {:.1} µs a frame in the stage besides",
+        r.snapshots, r.snapshot_ms, r.snapshot_frame_us
+    );
+    Ok(())
+}
+
 fn bench(
     path: &std::path::Path,
     model: Option<&str>,
@@ -496,33 +520,7 @@ fn bench(
     let loaded = config::load(path)?;
     let cores = visiond::inference::cores();
     if let Some(stream) = stream {
-        let r = bench::stream(
-            &loaded,
-            stream,
-            frames as u64,
-            std::time::Duration::from_secs(600),
-        )?;
-        println!(
-            "| stream | frames | seconds | frames/s | CPU ms/frame | latency p50 ms | latency p99 ms | RSS MiB | peak RSS MiB |"
-        );
-        println!("|---|---|---|---|---|---|---|---|---|");
-        println!(
-            "| {} | {} | {:.2} | {:.1} | {:.2} | {:.1} | {:.1} | {:.0} | {:.0} |",
-            r.stream,
-            r.frames,
-            r.seconds,
-            r.fps,
-            r.cpu_ms_per_frame,
-            r.latency_p50_ms,
-            r.latency_p99_ms,
-            r.rss_mib,
-            r.peak_rss_mib
-        );
-        println!(
-            "\nsnapshots: {} sent, {:.2} ms each to convert, draw and encode; {:.1} µs a frame in the stage besides",
-            r.snapshots, r.snapshot_ms, r.snapshot_frame_us
-        );
-        return Ok(());
+        return bench_stream(&loaded, stream, frames);
     }
     let names: Vec<String> = match model {
         Some(m) => vec![m.to_string()],
