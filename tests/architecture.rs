@@ -397,6 +397,69 @@ fn no_folder_imports_in_a_circle() {
     );
 }
 
+/// The layers, bottom up (README's Layout): a folder uses only its own
+/// layer's and the ones below.
+const LAYERS: [&[&str]; 3] = [
+    // The core every layer shares.
+    &[
+        "frame", "clock", "stats", "limits", "sync", "status", "password", "tls", "backoff",
+        "redact", "notify",
+    ],
+    // The data plane.
+    &[
+        "source",
+        "inference",
+        "motion",
+        "route",
+        "tracking",
+        "cascade",
+        "snapshot",
+        "render",
+        "publish",
+    ],
+    // The daemon and its tools.
+    &[
+        "config",
+        "daemon",
+        "fleet",
+        "http",
+        "page",
+        "homeassistant",
+        "bench",
+        "evaluate",
+    ],
+];
+
+#[test]
+fn no_folder_uses_a_layer_above_its_own() {
+    let files = library();
+    let edges = graph(&files);
+    let layer = |f: &File| {
+        let top = f.module.first().map(String::as_str).unwrap_or_default();
+        LAYERS.iter().position(|l| l.contains(&top))
+    };
+    let mut upward = BTreeSet::new();
+    for (i, to) in edges.iter().enumerate() {
+        let from = &files[i];
+        if from.module.is_empty() {
+            continue;
+        }
+        let Some(a) = layer(from) else {
+            panic!("{}: its folder is in no layer of LAYERS", from.rel);
+        };
+        for &j in to {
+            if layer(&files[j]).is_some_and(|b| b > a) {
+                upward.insert(format!("{} -> {}", from.rel, files[j].rel));
+            }
+        }
+    }
+    assert!(
+        upward.is_empty(),
+        "uses of a layer above:\n{}",
+        upward.into_iter().collect::<Vec<_>>().join("\n")
+    );
+}
+
 #[test]
 fn the_resolver_sees_a_circle_when_there_is_one() {
     // Two files naming each other's items, as a regression in src/ would.

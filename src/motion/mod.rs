@@ -53,6 +53,49 @@ pub struct Gray {
     pub data: Vec<u8>,
 }
 
+impl Gray {
+    /// The grey image motion runs on, from a decoded frame's luma plane
+    /// (Y of I420 or NV12, `stride` bytes a row): each output pixel is the
+    /// mean of a square block, so that the image is at most `max_height`
+    /// rows high and keeps the frame's aspect. The full frame is never
+    /// converted; about one addition a source pixel.
+    pub fn from_luma(
+        plane: &[u8],
+        stride: usize,
+        width: u32,
+        height: u32,
+        max_height: u32,
+    ) -> Gray {
+        let (w, h) = (width as usize, height as usize);
+        if w == 0 || h == 0 || stride < w || plane.len() < stride * (h - 1) + w {
+            return Gray {
+                width: 0,
+                height: 0,
+                data: Vec::new(),
+            };
+        }
+        let step = h.div_ceil(max_height.max(1) as usize).max(1);
+        let (ow, oh) = (w / step, h / step);
+        let mut sums = vec![0u32; ow];
+        let mut data = Vec::with_capacity(ow * oh);
+        let area = (step * step) as u32;
+        for by in 0..oh {
+            sums.iter_mut().for_each(|s| *s = 0);
+            for row in plane[by * step * stride..].chunks(stride).take(step) {
+                for (s, block) in sums.iter_mut().zip(row[..ow * step].chunks_exact(step)) {
+                    *s += block.iter().map(|&p| u32::from(p)).sum::<u32>();
+                }
+            }
+            data.extend(sums.iter().map(|s| (s / area) as u8));
+        }
+        Gray {
+            width: ow as u32,
+            height: oh as u32,
+            data,
+        }
+    }
+}
+
 /// What one frame showed.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Motion {

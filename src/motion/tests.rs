@@ -162,3 +162,27 @@ fn a_bad_frame_is_no_motion_not_a_panic() {
     };
     assert_eq!(d.frame(&empty), Motion::default());
 }
+
+#[test]
+fn the_luma_plane_is_averaged_down_in_square_blocks() {
+    // 8x4 luma with a stride of 10 (padding holds 255, never read).
+    let mut plane = vec![255u8; 10 * 4];
+    for y in 0..4 {
+        for x in 0..8 {
+            plane[y * 10 + x] = (x * 10 + y) as u8;
+        }
+    }
+    let g = Gray::from_luma(&plane, 10, 8, 4, 2);
+    assert_eq!((g.width, g.height), (4, 2));
+    // Block (0,0): x 0-1, y 0-1 -> (0 + 1 + 10 + 11) / 4 = 5.
+    assert_eq!(g.data[0], 5);
+    // Block (3,1): x 6-7, y 2-3 -> (62 + 63 + 72 + 73) / 4 = 67.
+    assert_eq!(g.data[7], 67);
+    // 720p to at most 100 rows: blocks of 8, 160x90.
+    let hd = vec![128u8; 1280 * 720];
+    let g = Gray::from_luma(&hd, 1280, 1280, 720, 100);
+    assert_eq!((g.width, g.height, g.data[0]), (160, 90, 128));
+    // A plane too short for its size is no image, not a panic.
+    let g = Gray::from_luma(&hd[..100], 1280, 1280, 720, 100);
+    assert_eq!((g.width, g.height), (0, 0));
+}
