@@ -10,6 +10,8 @@
 //! Plain functions over plain pixels: no GStreamer, no model; the stream's
 //! route feeds it the luma of each analysed frame.
 
+pub mod regions;
+
 use crate::frame::BBox;
 
 /// How motion is found. Units are those of the grey image (0-255 levels,
