@@ -145,12 +145,9 @@ impl Paths {
         if last != "self" {
             p.push(last.to_string());
         }
-        if matches!(
-            p.first().map(String::as_str),
-            Some("crate" | "super" | "self")
-        ) {
-            self.0.push(p);
-        }
+        // Relative paths too (`use child::X`): the resolver keeps those
+        // that start at a module of the crate.
+        self.0.push(p);
     }
 }
 
@@ -167,7 +164,11 @@ impl<'a> Visit<'a> for Paths {
             return;
         }
         if let syn::Item::Use(u) = i {
-            self.use_tree(&mut Vec::new(), &u.tree);
+            // A `pub use` re-exports: the module hands a name on, it does
+            // not use it.
+            if matches!(u.vis, syn::Visibility::Inherited) {
+                self.use_tree(&mut Vec::new(), &u.tree);
+            }
             return;
         }
         syn::visit::visit_item(self, i);
@@ -175,7 +176,7 @@ impl<'a> Visit<'a> for Paths {
 
     fn visit_path(&mut self, p: &'a syn::Path) {
         let segs: Vec<String> = p.segments.iter().map(|s| s.ident.to_string()).collect();
-        if matches!(segs.first().map(String::as_str), Some("crate" | "super")) {
+        if segs.len() > 1 {
             self.0.push(segs);
         }
         syn::visit::visit_path(self, p);
@@ -199,12 +200,22 @@ impl Index<'_> {
                 rest = &path[1..];
             }
             Some("self") => rest = &path[1..],
-            _ => {
+            Some("super") => {
                 while rest.first().is_some_and(|s| s == "super") {
                     base.pop();
                     rest = &rest[1..];
                 }
             }
+            // A relative path counts when it starts at a child module;
+            // others name other crates, std, types or variants.
+            Some(first) => {
+                let mut child = base.clone();
+                child.push(first.to_string());
+                if !self.by_module.contains_key(&child) {
+                    return BTreeSet::new();
+                }
+            }
+            None => return BTreeSet::new(),
         }
         while let Some(seg) = rest.first() {
             let mut next = base.clone();
@@ -489,6 +500,28 @@ fn the_resolver_sees_a_circle_when_there_is_one() {
     let mut found = circles(&edges);
     found.iter_mut().for_each(|c| c.sort());
     assert_eq!(found, vec![vec![1, 2]]);
+    // A parent using its child, which uses the parent's own item: a circle
+    // too; a parent re-exporting its child is none.
+    let file = |rel: &str, code: &str| File {
+        rel: rel.into(),
+        module: module_of(rel),
+        text: String::new(),
+        ast: syn::parse_file(code).expect("parses"),
+    };
+    let child = "use super::Shared; pub struct C(Shared);";
+    let using = vec![
+        file(
+            "p/mod.rs",
+            "mod c; use c::C; pub struct Shared; pub fn f(_: C) {}",
+        ),
+        file("p/c.rs", child),
+    ];
+    assert_eq!(circles(&graph(&using)).len(), 1);
+    let reexporting = vec![
+        file("p/mod.rs", "mod c; pub use c::C; pub struct Shared;"),
+        file("p/c.rs", child),
+    ];
+    assert!(circles(&graph(&reexporting)).is_empty());
 }
 
 #[test]
@@ -557,6 +590,13 @@ impl<'a> Visit<'a> for Functions {
     fn visit_impl_item_fn(&mut self, f: &'a syn::ImplItemFn) {
         self.push(&f.attrs, &f.sig, &f.block);
         syn::visit::visit_impl_item_fn(self, f);
+    }
+
+    fn visit_trait_item_fn(&mut self, f: &'a syn::TraitItemFn) {
+        if let Some(block) = &f.default {
+            self.push(&f.attrs, &f.sig, block);
+        }
+        syn::visit::visit_trait_item_fn(self, f);
     }
 }
 

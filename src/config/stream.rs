@@ -66,14 +66,17 @@ pub fn parse_stream(
     let mut config = base.clone();
     config.streams.push(stream.clone());
     let index = config.streams.len() - 1;
-    let prefix = format!("streams[{index}].");
-    let problems: Vec<(Pos, String)> = validate::validate(&config)
+    let entry = format!("streams[{index}]");
+    let mut problems: Vec<(Pos, String)> = validate::validate(&config)
         .into_iter()
         .filter_map(|(path, m)| {
-            let rest = path.strip_prefix(&prefix)?;
-            Some((back(locator.nearest(rest)), m))
+            // The entry's own fields, or the entry as a whole (a missing source).
+            let rest = path.strip_prefix(&entry)?;
+            let field = rest.strip_prefix('.').or(rest.is_empty().then_some(""))?;
+            Some((back(locator.nearest(field)), m))
         })
         .collect();
+    problems.sort_by_key(|(p, _)| (p.line, p.col));
     if problems.is_empty() {
         Ok(stream)
     } else {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::DaemonError;
+use super::error::DaemonError;
 use super::plan::{Inventory, Plan};
 use crate::config::{Loaded, StreamConfig};
 

@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use tracing::info;
 
-use super::{Ctx, Running, endpoint, reload};
+use super::endpoint;
+use super::live::Running;
+use super::reload::{Ctx, reload};
 use crate::config::Loaded;
 use crate::fleet::Desired;
 

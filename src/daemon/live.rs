@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::apply::{Parts, Stages};
 use super::control::Switches;
-use super::{DaemonError, load_model};
+use super::error::DaemonError;
+use super::models::load_model;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Loaded, StreamConfig, StreamSettings, Task};
 use crate::inference::{Engine, Heartbeat, Input, Model};
@@ -132,9 +133,10 @@ impl Running {
 }
 
 /// How long stopping streams may take on a reload: a stream's last status
-/// waits at most this for the model (`source::Inlet`); one that takes
-/// longer is stuck in its source and is left behind.
-const STOP_LIMIT: Duration = Duration::from_secs(5);
+/// waits at most twice 5 s for the model (`source::Inlet`: to be taken, then
+/// published); one that takes longer is stuck in its source and is left
+/// behind.
+const STOP_LIMIT: Duration = Duration::from_secs(12);
 
 /// Asks every stream to stop, then waits for each until `deadline`: they
 /// stop side by side.

@@ -15,8 +15,9 @@ use etcd_client::{
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{error, info, warn};
 
+use super::fence::Fence;
+use super::state::{Desired, FleetSettings, FleetState, Report};
 use super::view::{Registration, View};
-use super::{Desired, Fence, FleetSettings, FleetState, Report};
 use crate::config::Config;
 
 mod session;

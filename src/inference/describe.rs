@@ -4,7 +4,7 @@
 use ort::session::Session;
 use ort::value::{TensorElementType, ValueType};
 
-use super::ModelError;
+use super::error::ModelError;
 use super::spec::{DType, Declared, Decoder, DecoderKind, InputSpec, Layout, ModelSpec};
 use super::spec::{ModelSettings, Task};
 

@@ -4,7 +4,9 @@
 
 use std::time::Instant;
 
-use super::{Model, ModelError, ModelSpec};
+use super::error::ModelError;
+use super::model::Model;
+use super::spec::ModelSpec;
 use crate::frame::Image;
 
 /// One thread layout's result of pure inference.

@@ -8,9 +8,9 @@ use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
 
-use super::ModelError;
 use super::decode::{self, Labels};
 use super::describe::describe;
+use super::error::ModelError;
 use super::fill::{fill_f32, fill_u8};
 use super::spec::{DType, Decoder, InputSpec, Layout, ModelSpec, Provider, Task};
 use crate::frame::{Image, Output};

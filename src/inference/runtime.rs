@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use super::ModelError;
+use super::error::ModelError;
 
 static LOADED: OnceLock<Result<(PathBuf, ort::environment::Environment), String>> = OnceLock::new();
 

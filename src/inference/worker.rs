@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Select, TryRecvError};
 use tracing::{debug, error, warn};
 
-use super::{Heartbeat, Input, InputSpec, Model, ModelError, geometry};
+use super::error::ModelError;
+use super::geometry;
+use super::input::{Heartbeat, Input};
+use super::model::Model;
+use super::spec::InputSpec;
 use crate::frame::{Analysis, Frame, Image, Item, Output};
 use crate::status::StreamStatus;
 

@@ -71,6 +71,10 @@ pub fn plan(boxes: &[BBox], width: u32, height: u32, s: &RegionSettings) -> Look
         })
         .collect();
     let clusters = cluster(pixels, s);
+    // A cluster wider than the frame is high would not fit in a square.
+    if clusters.iter().any(|c| c.side() * s.margin > short as f32) {
+        return Look::Whole;
+    }
     let regions: Vec<Crop> = clusters
         .iter()
         .map(|c| square(c, width, height, s))
@@ -178,26 +182,35 @@ pub fn to_frame(dets: &mut [Detection], region: &Crop, width: u32, height: u32) 
 /// in one region and in part in the other.
 const SAME_OBJECT: f32 = 0.6;
 
-/// The detections of every region (in frame coordinates) as one list: of
-/// two that are one object, the larger view is kept (the cut one is part
-/// of it); neighbours that only touch stay two.
-pub fn merge(mut dets: Vec<Detection>) -> Vec<Detection> {
+/// The detections of every region (in frame coordinates, one list per
+/// region) as one list: of two from different regions that are one
+/// object, the larger view is kept (the cut one is part of it); within a
+/// region the model's own list stands (an occluded object stays), and
+/// neighbours that only touch stay two.
+pub fn merge(per_region: Vec<Vec<Detection>>) -> Vec<Detection> {
     let area = |b: &BBox| b.w.max(0.0) * b.h.max(0.0);
-    dets.sort_by(|a, b| area(&b.bbox).total_cmp(&area(&a.bbox)));
-    let mut kept: Vec<Detection> = Vec::with_capacity(dets.len());
-    for d in dets {
-        let inside = kept.iter().any(|k| {
-            k.label == d.label && {
-                let smaller = area(&d.bbox);
-                smaller > 0.0 && intersection(&k.bbox, &d.bbox) / smaller >= SAME_OBJECT
-            }
+    let mut all: Vec<(usize, Detection)> = per_region
+        .into_iter()
+        .enumerate()
+        .flat_map(|(r, dets)| dets.into_iter().map(move |d| (r, d)))
+        .collect();
+    all.sort_by(|a, b| area(&b.1.bbox).total_cmp(&area(&a.1.bbox)));
+    let mut kept: Vec<(usize, Detection)> = Vec::with_capacity(all.len());
+    for (r, d) in all {
+        let smaller = area(&d.bbox);
+        let seen = kept.iter().any(|(kr, k)| {
+            *kr != r
+                && k.label == d.label
+                && smaller > 0.0
+                && intersection(&k.bbox, &d.bbox) / smaller >= SAME_OBJECT
         });
-        if !inside {
-            kept.push(d);
+        if !seen {
+            kept.push((r, d));
         }
     }
-    kept.sort_by(|a, b| b.score.total_cmp(&a.score));
-    kept
+    let mut out: Vec<Detection> = kept.into_iter().map(|(_, d)| d).collect();
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    out
 }
 
 fn intersection(a: &BBox, b: &BBox) -> f32 {

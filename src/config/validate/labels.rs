@@ -1,7 +1,10 @@
 //! What can be checked only once the models are loaded: the labels a
 //! stream, its zones, lines and classify rules name.
 
-use super::*;
+use std::collections::HashMap;
+
+use super::rules::*;
+use crate::config::{Loaded, Problem};
 
 /// The `classify` rules against the loaded models: each rule's model is a
 /// classifier, its classes are among the classifier's, a group has an

@@ -1,73 +1,19 @@
 //! What serde cannot check: names, references, ranges, URIs, files, and
 //! (once the models are loaded) the labels streams name.
 
-use std::collections::{HashMap, HashSet};
-use std::fmt::Display;
-
 mod labels;
 mod models;
+mod rules;
 mod service;
 mod streams;
 
-use super::{Config, Loaded, Problem};
-use crate::limits::{MAX_INPUT_SIDE, MAX_OBJECTS};
-use crate::source::SourceSpec;
+use super::Config;
 pub use labels::{check_classify, check_labels};
 use models::validate_models;
+pub use rules::valid_name;
+use rules::*;
 use service::{validate_cluster, validate_http_access, validate_mqtt};
 use streams::validate_streams;
-
-// Bounds. Each is far beyond any sensible setting and short of where a value
-// breaks something (an overflow, a division by zero, a busy loop, memory a
-// device does not have), so a typo is caught before it runs.
-
-/// Analysed frames per second: no camera delivers more; the fps gate
-/// divides by it, so 1e12 makes a period of zero and 0 divides by zero.
-const MAX_FPS: f64 = 1000.0;
-/// Frames per run: each waits for the run; past 64 latency and memory grow
-/// with no throughput gain on edge devices (docs/BENCHMARKS.md).
-const MAX_BATCH: usize = 64;
-/// Sessions (each holds the model) and intra-op threads: more than 256 is
-/// more than the cores of any edge device, and each costs memory.
-const MAX_WORKERS: usize = 256;
-const MAX_THREADS: usize = 256;
-/// Classifier calls per object: each costs a classification.
-const MAX_ATTEMPTS: u32 = 100;
-/// Classes published per frame: ImageNet has 1000.
-const MAX_TOP_K: usize = 1000;
-/// MQTT's keep-alive is a 16-bit number of seconds; 0 would turn pings off
-/// and the link's timeout (3 keep-alives) with them.
-const MAX_KEEP_ALIVE: u64 = u16::MAX as u64;
-/// MQTT 5's message expiry interval is a 32-bit number of seconds.
-const MAX_EXPIRY: u64 = u32::MAX as u64;
-/// The spool in MiB: 1 TiB is more disk than an edge device has.
-const MAX_SPOOL_MB: u64 = 1 << 20;
-/// /healthz grace in seconds: a day; beyond it the check never fails (and
-/// an Instant plus u64::MAX seconds panics).
-const MAX_GRACE: u64 = 86_400;
-/// Software decoder threads (0: one per core).
-const MAX_DECODER_THREADS: u32 = 256;
-/// RTSP jitter buffer: a minute of delay is no live view any more.
-const MAX_LATENCY_MS: u32 = 60_000;
-/// Capture sizes up to 8K, rates up to what cameras offer.
-const MAX_CAPTURE_SIDE: u32 = 8192;
-const MAX_FRAMERATE: u32 = 1000;
-
-/// `name` must be within `lo..=hi`; NaN is not.
-fn within<T: PartialOrd + Display>(
-    problems: &mut Vec<(String, String)>,
-    path: String,
-    name: &str,
-    value: Option<T>,
-    lo: T,
-    hi: T,
-) {
-    if let Some(v) = value
-        && !(v >= lo && v <= hi)
-    {
-        problems.push((path, format!("{name} must be from {lo} to {hi}, not {v}")));
-    }
-}
 
 /// Checks what serde cannot: names, references, ranges, URIs, files.
 /// Returns (YAML path, message) pairs.
@@ -133,25 +79,4 @@ pub(super) fn validate(config: &Config) -> Vec<(String, String)> {
     let model_names = validate_models(config, &mut problems);
     validate_streams(config, &model_names, &mut problems);
     problems
-}
-
-/// `; did you mean "x"?` for the closest of `known`, or nothing.
-fn closest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> String {
-    known
-        .map(|k| {
-            (
-                strsim::jaro_winkler(&k.to_lowercase(), &name.to_lowercase()),
-                k,
-            )
-        })
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .filter(|(score, _)| *score > 0.7)
-        .map(|(_, k)| format!("; did you mean {k:?}?"))
-        .unwrap_or_default()
-}
-
-pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }

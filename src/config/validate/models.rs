@@ -1,8 +1,12 @@
 //! The models: names, files, ranges, the description of inputs and
 //! outputs, and variants.
 
-use super::*;
+use std::collections::HashSet;
+
+use super::rules::*;
+use crate::config::Config;
 use crate::config::ModelConfig;
+use crate::limits::MAX_INPUT_SIDE;
 
 /// Returns the model names.
 pub(super) fn validate_models<'a>(

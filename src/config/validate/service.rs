@@ -1,7 +1,10 @@
 //! The daemon's own sections: the broker, the status page's access, the
 //! fleet.
 
-use super::*;
+use std::collections::HashSet;
+
+use super::rules::*;
+use crate::config::Config;
 
 /// The most a lease may last: an hour without a word is a dead node.
 const MAX_LEASE_S: u64 = 3600;

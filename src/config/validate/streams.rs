@@ -1,8 +1,13 @@
 //! The streams: names, sources, references to models, ranges, zones and
 //! lines, classify rules.
 
-use super::*;
+use std::collections::HashSet;
+
+use super::rules::*;
+use crate::config::Config;
 use crate::config::StreamConfig;
+use crate::limits::{MAX_INPUT_SIDE, MAX_OBJECTS};
+use crate::source::SourceSpec;
 
 pub(super) fn validate_streams(
     config: &Config,
