@@ -195,6 +195,17 @@ mod tests {
     }
 
     #[test]
+    fn a_camera_without_a_source_is_refused_and_problems_come_by_line() {
+        let e = errors("model: coco\n");
+        assert!(e.contains("source is missing"), "{e}");
+        // Sorted by line, whatever order the checks ran in.
+        let e = errors("source: test://\nmodel: nope\nfps: 0\n");
+        let model = e.find("no model named").expect("the model");
+        let fps = e.find("fps must be").expect("the fps");
+        assert!(model < fps, "{e}");
+    }
+
+    #[test]
     fn a_camera_cannot_shadow_a_local_stream() {
         let e = parse_stream("k", "local", "source: test://\nmodel: coco\n", &base())
             .expect_err("shadowing");

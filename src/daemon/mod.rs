@@ -126,7 +126,8 @@ pub fn run(loaded: Loaded) -> Result<(), DaemonError> {
     drop(watchdog);
     // Every open object ends with `shutdown` before `offline`.
     routes.shutting_down();
-    // A stream stuck in its source is left behind in time for `offline`.
+    // A stream stuck in its source is left behind in time for `offline`
+    // (it sends nothing, so the engines end a quiet second later).
     serving
         .running
         .stop(deadline.checked_sub(MQTT_MIN).unwrap_or(deadline));
