@@ -10,6 +10,7 @@
 //! Plain functions over plain pixels: no GStreamer, no model; the stream's
 //! route feeds it the luma of each analysed frame.
 
+pub mod gate;
 pub mod regions;
 
 use crate::frame::BBox;
