@@ -57,7 +57,7 @@ fn main() {
             for i in 0..200 {
                 let f = &clip[i % clip.len()];
                 let t = Instant::now();
-                let g = Gray::from_luma(f, w, w as u32, h as u32, 100);
+                let g = Gray::from_luma(f, w, 1, w as u32, h as u32, 100);
                 down += t.elapsed();
                 let m = d.frame(&g);
                 all += t.elapsed();

@@ -30,6 +30,7 @@ fn analysis(seq: u64) -> Analysis {
         },
         track: None,
         sub_label: None,
+        held: false,
     };
     Analysis {
         meta: FrameMeta {
@@ -42,6 +43,7 @@ fn analysis(seq: u64) -> Analysis {
             source_width: 1280,
             source_height: 720,
             full: None,
+            sight: Default::default(),
         },
         model: "coco".into(),
         output: Output::Detections(vec![person; 3]),

@@ -132,6 +132,7 @@ fn run(objects: usize, frames: usize) -> (f64, f64, f64) {
                 },
                 track: None,
                 sub_label: None,
+                held: false,
             });
         }
         for _ in 0..objects / 5 {
@@ -147,6 +148,7 @@ fn run(objects: usize, frames: usize) -> (f64, f64, f64) {
                 },
                 track: None,
                 sub_label: None,
+                held: false,
             });
         }
         let pts = f as u64 * 200_000_000;

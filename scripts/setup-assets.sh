@@ -408,6 +408,32 @@ scene walk.mp4 walk_clip.py astronaut.png 10
 # Two chelsea cats coming closer, then sitting still (the classify tests).
 scene cat.mp4 cat_clip.py chelsea.png 20
 
+# motion_scene MODE W H SECONDS: the motion tests' clips (scripts/assets/
+# motion_clip.py): MODE.mp4 and its ground truth MODE.json.
+motion_scene() {
+  local mode="$1" w="$2" h="$3" secs="$4" out="$1.mp4"
+  if [ -f "$MEDIA/$out" ] && [ -f "$MEDIA/$mode.json" ] && [ "$MEDIA/$out" -nt "$ASSETS/motion_clip.py" ] \
+    && check_clip "$MEDIA/$out" "$w" "$h" "$secs" >/dev/null; then
+    return 0
+  fi
+  log "making $out"
+  "$CACHE/venv-ref/bin/python" "$ASSETS/motion_clip.py" "$mode" "$OPENCV/building.jpg" "$MEDIA/astronaut.png" \
+    "$WORK/$mode.json" 2>"$LOGS/media-$mode.log" \
+    | gst-launch-1.0 -q fdsrc ! rawvideoparse width="$w" height="$h" format=rgb framerate=30/1 \
+      ! videoconvert ! video/x-raw,format=I420 \
+      ! x264enc speed-preset=veryfast key-int-max=30 bframes=0 bitrate=6000 \
+      ! video/x-h264,profile=main ! h264parse ! mp4mux ! filesink location="$WORK/$out" \
+      >>"$LOGS/media-$mode.log" 2>&1 || { cat "$LOGS/media-$mode.log" >&2; die "making $out failed"; }
+  why="$(check_clip "$WORK/$out" "$w" "$h" "$secs")" || die "$out: $why"
+  mv "$WORK/$mode.json" "$MEDIA/$mode.json"
+  mv "$WORK/$out" "$MEDIA/$out"
+}
+# Small people crossing a still real background at 1080p (recall by size,
+# motion against whole frames), and a still scene with a standing person
+# and a brightness step (what motion costs when nothing moves).
+motion_scene small 1920 1080 20
+motion_scene still 1280 720 60
+
 printf 'ORT_DYLIB_PATH=%s\nVISIOND_MEDIA=%s\n' "$CACHE/onnxruntime/libonnxruntime.so" "$MEDIA" >"$WORK/ENV"
 mv "$WORK/ENV" "$CACHE/ENV"
 
@@ -418,7 +444,7 @@ mv "$WORK/ENV" "$CACHE/ENV"
   for f in ssd_mobilenet_v2_coco.onnx ssd_mobilenet_v2_coco_int8.onnx coco_labels.txt efficientnet_lite0.onnx imagenet_labels.txt; do
     printf '  model         %s (%s bytes)\n' "$ROOT/models/$f" "$(stat -c %s "$ROOT/models/$f")"
   done
-  for f in chelsea.png coffee.png astronaut.png photos.mp4 photos.mkv chelsea.mp4 walk.mp4 cat.mp4 opencv/vtest.avi; do
+  for f in chelsea.png coffee.png astronaut.png photos.mp4 photos.mkv chelsea.mp4 walk.mp4 cat.mp4 small.mp4 still.mp4 opencv/vtest.avi; do
     printf '  media         %s\n' "$MEDIA/$f"
   done
   echo "  reference     $CACHE/venv-ref/bin/python"

@@ -213,6 +213,9 @@ pub struct FrameMeta {
     pub source_height: u32,
     /// The decoded frame at full size, where the source keeps it.
     pub full: Option<FullView>,
+    /// What the motion stage asked the model to look at, and the motion
+    /// it saw (shared: the metadata is copied along the route).
+    pub sight: Arc<Sight>,
 }
 
 impl FrameMeta {
@@ -229,8 +232,59 @@ impl FrameMeta {
             source_width: 1,
             source_height: 1,
             full: None,
+            sight: Arc::default(),
         }
     }
+}
+
+/// What the model is asked to look at in one frame: the motion stage's
+/// choice (`motion::gate`); the whole frame without one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Look {
+    /// The whole frame, as without motion.
+    #[default]
+    Whole,
+    /// These squares of the source frame, in its pixels.
+    Regions(Vec<Crop>),
+    /// Nothing moves: no model call.
+    Nothing,
+}
+
+impl Look {
+    /// Its name on the wire (the detections message's `looked`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Look::Whole => "whole",
+            Look::Regions(_) => "regions",
+            Look::Nothing => "none",
+        }
+    }
+
+    /// Whether the model looked at the point (`x`, `y`), normalised to a
+    /// `width` x `height` frame.
+    pub fn covers(&self, x: f32, y: f32, width: u32, height: u32) -> bool {
+        match self {
+            Look::Whole => true,
+            Look::Nothing => false,
+            Look::Regions(crops) => {
+                let (px, py) = (x * width as f32, y * height as f32);
+                crops.iter().any(|c| {
+                    px >= c.x as f32
+                        && py >= c.y as f32
+                        && px <= (c.x + c.width) as f32
+                        && py <= (c.y + c.height) as f32
+                })
+            }
+        }
+    }
+}
+
+/// A frame's look and the motion behind it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sight {
+    pub look: Look,
+    /// Motion boxes, normalised (drawn on the status page's picture).
+    pub motion: Vec<BBox>,
 }
 
 /// One decoded frame on its way to inference.
@@ -300,6 +354,10 @@ pub struct Detection {
     pub track: Option<Arc<str>>,
     /// Its object's sub-label, once a `classify` rule assigned one.
     pub sub_label: Option<SubLabel>,
+    /// Not detected in this frame: a tracked object the model was not
+    /// asked about (the motion stage looked elsewhere), at its last box
+    /// and score.
+    pub held: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

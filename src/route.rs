@@ -29,6 +29,8 @@ use std::time::SystemTime;
 use crate::cascade::{Cascade, Classifiers, RuleSpec};
 use crate::frame::{Analysis, ObjectView, Output};
 use crate::inference::{ModelSpec, Outlet};
+use crate::motion::gate::Tracked as Lookout;
+use crate::motion::stage::Feedback;
 use crate::publish::Publish;
 use crate::render::RenderError;
 use crate::snapshot::{Snapshot, SnapshotCounters, StreamShots, StreamView};
@@ -51,6 +53,8 @@ pub struct Route {
     out: Arc<dyn Publish>,
     shared: Arc<Shared>,
     state: Mutex<State>,
+    /// The tracker's view after each frame, for the source's motion gate.
+    feedback: Arc<Feedback>,
 }
 
 #[derive(Default)]
@@ -84,6 +88,7 @@ impl Outlet for Route {
                 });
                 let namer = name.as_mut().map(|n| n as &mut Namer<'_>);
                 let (ended, tracked) = t.frame(&a, dets, namer);
+                self.feedback.set(t.lookout());
                 self.ended(ended, shots, a.meta.captured_at);
                 tracked
             }
@@ -123,6 +128,7 @@ impl Outlet for Route {
                 | StreamState::Reconnecting
                 | StreamState::Paused => {
                     let ended = t.stopped(self.end_reason(), status.since);
+                    self.feedback.set(Lookout::default());
                     self.ended(ended, shots, status.since);
                 }
                 StreamState::Playing => {}
@@ -134,6 +140,11 @@ impl Outlet for Route {
 }
 
 impl Route {
+    /// The tracker's view the stream's motion gate reads.
+    pub fn feedback(&self) -> Arc<Feedback> {
+        self.feedback.clone()
+    }
+
     fn end_reason(&self) -> EndReason {
         if self.shared.shutting_down.load(Ordering::Relaxed) {
             EndReason::Shutdown
@@ -202,6 +213,7 @@ impl Routes {
                     out: self.out.clone(),
                     shared: self.shared.clone(),
                     state: Mutex::default(),
+                    feedback: Arc::default(),
                 })
             })
             .clone()

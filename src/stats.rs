@@ -29,6 +29,17 @@ pub struct StreamStats {
     pub inference_panics: AtomicU64,
     /// Source (re)connections.
     pub sessions: AtomicU64,
+    /// Analysed frames by what the model was asked (the motion stage's
+    /// look): the whole frame, regions of it, nothing (no motion).
+    pub looked_whole: AtomicU64,
+    pub looked_regions: AtomicU64,
+    pub looked_none: AtomicU64,
+    /// Regions analysed, each one model input.
+    pub regions: AtomicU64,
+    /// Model inputs run for the stream: whole frames and regions.
+    pub model_inputs: AtomicU64,
+    /// Time in the motion stage, µs.
+    pub motion_us: AtomicU64,
     /// The current state and since when (ms since the Unix epoch), for
     /// people: the `since` of a status.
     pub state: Mutex<Option<(StreamState, u64)>>,

@@ -33,12 +33,14 @@ fn photo(name: &str, width: u32, height: u32, resize: ResizeMode) -> (Image, (u3
         resize,
         options: Default::default(),
         keep_full: false,
+        motion: None,
     };
     let (tx, rx) = crossbeam_channel::unbounded();
     let p = Pipeline::start(
         &settings,
         Arc::default(),
         Arc::new(SystemClock),
+        Arc::default(),
         Box::new(move |f| tx.send(f).is_ok()),
     )
     .expect("pipeline");

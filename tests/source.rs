@@ -19,6 +19,7 @@ fn collect(
         &settings,
         stats.clone(),
         Arc::new(SystemClock),
+        Arc::default(),
         Box::new(move |f| tx.send(f).is_ok()),
     )
     .expect("pipeline starts");
@@ -50,6 +51,7 @@ fn kept_full_frames_give_rgb_crops_of_the_source_on_demand() {
         resize: visiond::inference::ResizeMode::Stretch,
         options: Default::default(),
         keep_full: true,
+        motion: None,
     };
     let (frames, _) = collect(settings, 3, Duration::from_secs(10));
     assert_eq!(frames.len(), 3);
@@ -82,6 +84,49 @@ fn kept_full_frames_give_rgb_crops_of_the_source_on_demand() {
     assert!(full.0.rgb(crop(0, 10), 0, 10).is_err(), "no empty pictures");
 }
 
+/// The ball pattern moves: with the motion stage, the first frame is
+/// looked at whole, then regions around the ball, cut from the decoded
+/// frame the pipeline keeps for them.
+#[test]
+fn the_motion_stage_points_the_model_at_the_moving_ball() {
+    use visiond::frame::Look;
+    let settings = PipelineSettings {
+        spec: SourceSpec::parse("test://?pattern=ball&width=1280&height=720&fps=30").unwrap(),
+        width: 300,
+        height: 300,
+        fps: None,
+        fps_phase: 0.0,
+        realtime: false,
+        resize: visiond::inference::ResizeMode::Stretch,
+        options: Default::default(),
+        keep_full: false,
+        motion: Some(Default::default()),
+    };
+    let (frames, stats) = collect(settings, 30, Duration::from_secs(20));
+    assert_eq!(frames.len(), 30);
+    assert_eq!(frames[0].sight.look, Look::Whole, "the first frame");
+    let mut regions = 0;
+    for f in &frames[5..] {
+        assert!(f.full.is_some(), "kept for the regions");
+        if let Look::Regions(crops) = &f.sight.look {
+            regions += 1;
+            let ball = f.sight.motion.first().expect("motion behind the regions");
+            let (bx, by) = (ball.x * 1280.0, ball.y * 720.0);
+            assert!(
+                crops.iter().any(|c| {
+                    c.x as f32 <= bx
+                        && c.y as f32 <= by
+                        && bx <= (c.x + c.width) as f32
+                        && by <= (c.y + c.height) as f32
+                }),
+                "the ball at {bx},{by} outside {crops:?}"
+            );
+        }
+    }
+    assert!(regions >= 20, "{regions} of 25 frames in regions");
+    assert!(stats.motion_us.load(Ordering::Relaxed) > 0);
+}
+
 #[test]
 fn test_source_delivers_rgb_frames_at_model_size_with_source_size() {
     let settings = PipelineSettings {
@@ -94,6 +139,7 @@ fn test_source_delivers_rgb_frames_at_model_size_with_source_size() {
         resize: visiond::inference::ResizeMode::Stretch,
         options: Default::default(),
         keep_full: false,
+        motion: None,
     };
     let (frames, _) = collect(settings, 5, Duration::from_secs(10));
     assert_eq!(frames.len(), 5);
@@ -122,6 +168,7 @@ fn fps_setting_keeps_every_sixth_frame_in_stream_time() {
         resize: visiond::inference::ResizeMode::Stretch,
         options: Default::default(),
         keep_full: false,
+        motion: None,
     };
     let (frames, stats) = collect(settings, 10, Duration::from_secs(10));
     assert_eq!(frames.len(), 10);
@@ -148,11 +195,13 @@ fn a_bad_source_is_an_error_not_a_panic() {
         resize: visiond::inference::ResizeMode::Stretch,
         options: Default::default(),
         keep_full: false,
+        motion: None,
     };
     let err = Pipeline::start(
         &settings,
         Arc::default(),
         Arc::new(SystemClock),
+        Arc::default(),
         Box::new(|_| true),
     )
     .err()
@@ -175,6 +224,7 @@ fn clip(name: &str, options: visiond::source::SourceOptions) -> PipelineSettings
         resize: visiond::inference::ResizeMode::Stretch,
         options,
         keep_full: false,
+        motion: None,
     }
 }
 
@@ -208,6 +258,7 @@ fn software_decoders_run_one_thread_unless_configured() {
             &settings,
             Arc::new(StreamStats::default()),
             Arc::new(SystemClock),
+            Arc::default(),
             Box::new(move |f| tx.send(f).is_ok()),
         )
         .expect("pipeline starts");
@@ -256,11 +307,13 @@ fn a_gst_fragment_that_fails_shows_no_credentials() {
             resize: visiond::inference::ResizeMode::Stretch,
             options: Default::default(),
             keep_full: false,
+            motion: None,
         };
         let e = match Pipeline::start(
             &settings,
             Arc::default(),
             Arc::new(SystemClock),
+            Arc::default(),
             Box::new(|_| true),
         ) {
             Ok(_) => panic!("{source} started"),

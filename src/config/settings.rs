@@ -7,9 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ClassifyRule, HttpConfig, Loaded, ModelConfig, StreamConfig, Task, Track};
+use super::{ClassifyRule, HttpConfig, Loaded, ModelConfig, Motion, StreamConfig, Task, Track};
 use crate::cascade::{Limits, RuleSpec};
 use crate::inference::{Declared, Filter, ModelSettings, ModelSpec};
+use crate::motion::stage::MotionSpec;
 use crate::publish::{MqttSettings, Protocol, TlsFiles, Topics};
 use crate::source::{SourceOptions, SourceSpec};
 use crate::tracking::{TrackSettings, TrackSpec};
@@ -127,6 +128,8 @@ pub struct StreamSettings {
     /// Snapshots and the status page's picture (decoded frames are kept
     /// by reference for them).
     pub snapshots: bool,
+    /// Detection with `motion` on: the motion stage.
+    pub motion: Option<MotionSpec>,
 }
 
 impl StreamSettings {
@@ -171,6 +174,9 @@ impl StreamSettings {
             options: s.options.clone(),
             snapshots: s.snapshots,
             classify: s.classify.iter().map(ClassifyRule::spec).collect(),
+            motion: (task == Task::Detection)
+                .then(|| motion_spec(&s.motion))
+                .flatten(),
         })
     }
 
@@ -189,6 +195,29 @@ impl StreamSettings {
             max_objects: self.max_objects,
         }
     }
+}
+
+/// `motion:` resolved: `None` when off.
+fn motion_spec(m: &Motion) -> Option<MotionSpec> {
+    let mut spec = MotionSpec::default();
+    let c = match m {
+        Motion::On(false) => return None,
+        Motion::On(true) => return Some(spec),
+        Motion::Settings(c) => c,
+    };
+    let d = &mut spec.detector;
+    d.threshold = c.threshold.unwrap_or(d.threshold);
+    d.min_area = c.min_area.unwrap_or(d.min_area);
+    let g = &mut spec.gate;
+    let secs = |v: Option<f64>, default: Duration| {
+        v.and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .unwrap_or(default)
+    };
+    g.still_every = secs(c.still_every_s, g.still_every);
+    g.full_every = secs(c.full_every_s, g.full_every);
+    g.regions.max_regions = c.max_regions.unwrap_or(g.regions.max_regions);
+    spec.masks = c.mask.clone();
+    Some(spec)
 }
 
 /// `http:` resolved; absent from the config means no server.

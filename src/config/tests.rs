@@ -78,6 +78,58 @@ fn every_semantic_problem_is_reported_where_it_is() {
 }
 
 #[test]
+fn motion_is_on_by_default_off_with_false_and_its_settings_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    write_models(dir.path());
+    let stream = |name: &str, motion: &str| {
+        format!("  - name: {name}\n    source: test://\n    model: m\n{motion}")
+    };
+    let text = format!(
+        "mqtt: {{}}\nmodels:\n  - name: m\n    path: m.onnx\nstreams:\n{}{}{}",
+        stream("a", ""),
+        stream("b", "    motion: false\n"),
+        stream(
+            "c",
+            "    motion:\n      threshold: 20\n      still_every_s: 2\n      mask:\n        - [[0, 0], [0.5, 0], [0.5, 0.2]]\n",
+        ),
+    );
+    let loaded = parse(&dir.path().join("c.yaml"), &text, env).expect("valid");
+    let motion = |i: usize, task| {
+        StreamSettings::resolve(&loaded.config.streams[i], task)
+            .unwrap()
+            .motion
+    };
+    let on = motion(0, Task::Detection).expect("on by default");
+    assert_eq!(on, crate::motion::stage::MotionSpec::default());
+    assert_eq!(motion(1, Task::Detection), None);
+    let tuned = motion(2, Task::Detection).expect("on");
+    assert_eq!(tuned.detector.threshold, 20);
+    assert_eq!(tuned.gate.still_every, std::time::Duration::from_secs(2));
+    assert_eq!(tuned.masks.len(), 1);
+    assert_eq!(motion(0, Task::Classification), None, "detection only");
+
+    let bad = text
+        .replace("threshold: 20", "threshold: 0")
+        .replace("still_every_s: 2", "still_every_s: -1")
+        .replace("[[0, 0], [0.5, 0], [0.5, 0.2]]", "[[0, 0], [1.5, 0]]");
+    let ConfigError::Invalid { problems } =
+        parse(&dir.path().join("c.yaml"), &bad, env).unwrap_err()
+    else {
+        panic!("expected problems")
+    };
+    let got: Vec<(usize, &str)> = problems
+        .iter()
+        .map(|p| (p.pos.line, p.message.as_str()))
+        .collect();
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert!(got[0].1.contains("threshold must be from 1 to 255"), "{got:?}");
+    assert!(got[1].1.contains("still_every_s"), "{got:?}");
+    assert!(got[2].1.contains("at least 3 corners"), "{got:?}");
+    assert!(got[3].1.contains("normalised"), "{got:?}");
+    assert_eq!(got[0].0, 17, "{got:?}");
+}
+
+#[test]
 fn source_options_belong_to_their_source_kind() {
     let dir = tempfile::tempdir().unwrap();
     write_models(dir.path());

@@ -233,7 +233,12 @@ fn start_stream(
             resize: engine.resize,
             options: settings.options,
             keep_full: settings.snapshots,
+            motion: settings.motion.map(|mut m| {
+                m.gate.regions.model_side = engine.input_size.0.max(engine.input_size.1);
+                m
+            }),
         },
+        feedback: live.routes.route(&settings.name).feedback(),
         stats,
         looping: settings.looping,
         clock: live.clock.clone(),

@@ -126,6 +126,7 @@ mod tests {
             },
             track: None,
             sub_label: None,
+            held: false,
         }
     }
 

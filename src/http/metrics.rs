@@ -41,7 +41,7 @@ pub fn text(
 /// One counter per stream: its name, help and value.
 type StreamCounter = (&'static str, &'static str, fn(&StreamStats) -> u64);
 
-const STREAM_COUNTERS: [StreamCounter; 7] = [
+const STREAM_COUNTERS: [StreamCounter; 12] = [
     ("frames_in", "Decoded frames.", |s| {
         s.frames_in.load(Relaxed)
     }),
@@ -71,6 +71,29 @@ const STREAM_COUNTERS: [StreamCounter; 7] = [
     ("reconnects", "Source reconnections.", |s| {
         s.sessions.load(Relaxed).saturating_sub(1)
     }),
+    (
+        "model_inputs",
+        "Model inputs run: whole frames and motion regions.",
+        |s| s.model_inputs.load(Relaxed),
+    ),
+    (
+        "motion_frames_whole",
+        "Analysed frames the model looked at whole.",
+        |s| s.looked_whole.load(Relaxed),
+    ),
+    (
+        "motion_frames_regions",
+        "Analysed frames the model looked at in regions.",
+        |s| s.looked_regions.load(Relaxed),
+    ),
+    (
+        "motion_frames_idle",
+        "Analysed frames with nothing moving: no model call.",
+        |s| s.looked_none.load(Relaxed),
+    ),
+    ("motion_regions", "Motion regions analysed.", |s| {
+        s.regions.load(Relaxed)
+    }),
 ];
 
 #[derive(Debug)]
@@ -84,6 +107,16 @@ impl Collector for Streams {
                 ConstCounter::new(get(stats))
                     .encode(family.encode_family(&[("stream", s.as_str())])?)?;
             }
+        }
+        let mut family = encoder.encode_descriptor(
+            "motion_seconds",
+            "Time in the motion stage.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (s, stats) in &self.0 {
+            let secs = stats.motion_us.load(Relaxed) as f64 / 1e6;
+            ConstCounter::new(secs).encode(family.encode_family(&[("stream", s.as_str())])?)?;
         }
         let mut family = encoder.encode_descriptor(
             "stream_state",

@@ -85,6 +85,7 @@ pub fn ssd_raw(
         bbox: corners_to_box(&b),
         track: None,
         sub_label: None,
+        held: false,
     }));
 }
 
@@ -139,6 +140,7 @@ pub fn ssd_postprocessed(
             bbox: corners_to_box(b),
             track: None,
             sub_label: None,
+            held: false,
         });
     }
     out.sort_by(|a, b| b.score.total_cmp(&a.score));

@@ -7,6 +7,7 @@ mod error;
 mod fill;
 mod geometry;
 mod input;
+mod looks;
 pub mod measure;
 mod model;
 pub mod runtime;

@@ -12,11 +12,11 @@ use crossbeam_channel::{Receiver, Select, TryRecvError};
 use tracing::{debug, error, warn};
 
 use super::error::ModelError;
-use super::geometry;
 use super::input::{Heartbeat, Input};
+use super::looks;
 use super::model::Model;
 use super::spec::InputSpec;
-use crate::frame::{Analysis, Frame, Image, Item, Output};
+use crate::frame::{Analysis, Frame, Image, Item, Look, Output};
 use crate::status::StreamStatus;
 
 /// What a worker runs: a loaded model in the daemon, a fake in tests.
@@ -364,18 +364,22 @@ fn analyse<R: Runner>(model: &mut R, batch: Vec<(Ticket, Frame)>, failures: &mut
     let started = Instant::now();
     #[cfg(feature = "test-support")]
     stall_if_asked();
-    let images: Vec<&Image> = batch.iter().map(|b| &b.1.image).collect();
-    let min_scores: Vec<f32> = batch
+    let (tickets, frames): (Vec<Ticket>, Vec<Frame>) = batch.into_iter().unzip();
+    let refs: Vec<&Frame> = frames.iter().collect();
+    let input = model.input().clone();
+    let parts = looks::parts(&refs, &input);
+    let images: Vec<&Image> = parts.iter().map(|p| p.image(&refs)).collect();
+    let min_scores: Vec<f32> = parts
         .iter()
-        .map(|b| b.0.served.input.filter.min_score)
+        .map(|p| tickets[p.frame].served.input.filter.min_score)
         .collect();
-    let results = model.infer_batch(&images, &min_scores);
+    let results = run_parts(model, &images, &min_scores);
     drop(images);
     let inference_ms = started.elapsed().as_secs_f32() * 1e3;
-    let outputs = match results {
+    let mut outputs: Vec<Option<Output>> = match results {
         Ok(outputs) => {
             *failures = 0;
-            outputs
+            outputs.into_iter().map(Some).collect()
         }
         Err(e) => {
             *failures += 1;
@@ -388,23 +392,23 @@ fn analyse<R: Runner>(model: &mut R, batch: Vec<(Ticket, Frame)>, failures: &mut
             Vec::new()
         }
     };
-    let input = model.input();
-    let mut outputs = outputs.into_iter();
-    for (ticket, frame) in batch {
-        // A model that returns fewer outputs than frames fails the rest.
-        let Some(mut output) = outputs.next() else {
+    outputs.resize_with(parts.len(), || None);
+    for (i, (ticket, frame)) in tickets.into_iter().zip(frames).enumerate() {
+        let stream = &ticket.served.input;
+        let inputs = parts.iter().filter(|p| p.frame == i).count() as u64;
+        count_look(&stream.stats, &frame.meta.sight.look, inputs);
+        // A model that returns fewer outputs than inputs fails the rest.
+        let Some(mut output) = looks::assemble(i, &frame, &parts, &mut outputs, &input) else {
             ticket.finish(None);
             continue;
         };
-        geometry::output_to_source(
-            &mut output,
-            input.resize,
-            (frame.meta.source_width, frame.meta.source_height),
-            (input.width, input.height),
-        );
-        let stream = &ticket.served.input;
         stream.filter.apply(&mut output);
-        stream.stats.inference.observe(f64::from(inference_ms));
+        let ms = if inputs > 0 {
+            stream.stats.inference.observe(f64::from(inference_ms));
+            inference_ms
+        } else {
+            0.0
+        };
         let Frame { meta, image } = frame;
         // The frame's memory goes back to GStreamer before publishing.
         drop(image);
@@ -412,10 +416,41 @@ fn analyse<R: Runner>(model: &mut R, batch: Vec<(Ticket, Frame)>, failures: &mut
             meta,
             model: model.name().clone(),
             output,
-            inference_ms,
+            inference_ms: ms,
         };
         ticket.finish(Some(analysis));
     }
+}
+
+/// Runs `images` through the model in batches it takes.
+fn run_parts<R: Runner>(
+    model: &mut R,
+    images: &[&Image],
+    min_scores: &[f32],
+) -> Result<Vec<Output>, ModelError> {
+    let mut outputs = Vec::with_capacity(images.len());
+    let max = model.max_batch().max(1);
+    for (imgs, scores) in images.chunks(max).zip(min_scores.chunks(max)) {
+        outputs.extend(model.infer_batch(imgs, scores)?);
+    }
+    Ok(outputs)
+}
+
+/// The motion stage's counters: how each analysed frame was looked at,
+/// and the model inputs it cost.
+fn count_look(stats: &crate::stats::StreamStats, look: &Look, inputs: u64) {
+    let counter = match look {
+        Look::Whole => &stats.looked_whole,
+        Look::Regions(crops) => {
+            stats
+                .regions
+                .fetch_add(crops.len() as u64, Ordering::Relaxed);
+            &stats.looked_regions
+        }
+        Look::Nothing => &stats.looked_none,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    stats.model_inputs.fetch_add(inputs, Ordering::Relaxed);
 }
 
 /// The message of a caught panic.

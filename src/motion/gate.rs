@@ -6,14 +6,16 @@
 //! catches what appeared without motion. A frame whose scene changed as a
 //! whole (the background started again) is analysed whole.
 //!
-//! A plain state machine on the caller's monotonic time: tested in
-//! simulated time, no clock of its own.
+//! A plain state machine on the stream's time (the frames' timestamps, so
+//! that a file analysed faster than real time is checked as often per
+//! minute of video as a camera): tested in simulated time, no clock of
+//! its own.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::Motion;
-use super::regions::{Look, RegionSettings, plan};
-use crate::frame::BBox;
+use super::regions::{RegionSettings, plan};
+use crate::frame::{BBox, Look};
 
 /// How often the gate looks beyond motion.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,8 +44,8 @@ impl Default for GateSettings {
 #[derive(Debug)]
 pub struct MotionGate {
     settings: GateSettings,
-    last_full: Option<Instant>,
-    last_still: Option<Instant>,
+    last_full: Option<Duration>,
+    last_still: Option<Duration>,
 }
 
 /// What the tracker knows of a frame to come: predicted boxes, normalised.
@@ -68,15 +70,17 @@ impl MotionGate {
     /// `motion`, with the tracker's objects `tracked`.
     pub fn look(
         &mut self,
-        now: Instant,
+        now: Duration,
         motion: &Motion,
         tracked: &Tracked,
         width: u32,
         height: u32,
     ) -> Look {
         let s = &self.settings;
-        let due = |last: Option<Instant>, every: Duration| {
-            last.is_none_or(|t| now.saturating_duration_since(t) >= every)
+        // Time that went back (a looped file, a camera's new timeline)
+        // makes every check due.
+        let due = |last: Option<Duration>, every: Duration| {
+            last.is_none_or(|t| now.checked_sub(t).is_none_or(|d| d >= every))
         };
         if motion.recalibrated || due(self.last_full, s.full_every) {
             self.last_full = Some(now);
@@ -105,7 +109,7 @@ mod tests {
     const W: u32 = 1920;
     const H: u32 = 1080;
 
-    fn at(t0: Instant, ms: u64) -> Instant {
+    fn at(t0: Duration, ms: u64) -> Duration {
         t0 + Duration::from_millis(ms)
     }
 
@@ -129,7 +133,7 @@ mod tests {
     /// regions, nothing.
     fn run(
         g: &mut MotionGate,
-        t0: Instant,
+        t0: Duration,
         from_ms: u64,
         n: u64,
         motion: &Motion,
@@ -148,7 +152,7 @@ mod tests {
 
     #[test]
     fn a_still_empty_scene_costs_one_whole_frame_every_30_s() {
-        let t0 = Instant::now();
+        let t0 = Duration::ZERO;
         let mut g = MotionGate::new(GateSettings::default());
         // 60 s at 5 fps: the first frame, then 30 s later.
         let counts = run(&mut g, t0, 0, 300, &Motion::default(), &Tracked::default());
@@ -157,7 +161,7 @@ mod tests {
 
     #[test]
     fn motion_is_looked_at_in_regions_every_frame() {
-        let t0 = Instant::now();
+        let t0 = Duration::ZERO;
         let mut g = MotionGate::new(GateSettings::default());
         assert_eq!(
             g.look(t0, &Motion::default(), &Tracked::default(), W, H),
@@ -182,7 +186,7 @@ mod tests {
 
     #[test]
     fn still_objects_are_looked_at_every_5_s_not_every_frame() {
-        let t0 = Instant::now();
+        let t0 = Duration::ZERO;
         let mut g = MotionGate::new(GateSettings::default());
         let parked = Tracked {
             moving: Vec::new(),
@@ -196,7 +200,7 @@ mod tests {
 
     #[test]
     fn a_change_of_the_whole_scene_is_analysed_whole() {
-        let t0 = Instant::now();
+        let t0 = Duration::ZERO;
         let mut g = MotionGate::new(GateSettings::default());
         let _ = g.look(t0, &Motion::default(), &Tracked::default(), W, H);
         let lights = Motion {
@@ -218,5 +222,16 @@ mod tests {
             &Tracked::default(),
         );
         assert_eq!(quiet, (0, 0, 140));
+        // A file that starts again at 0: the whole frame, at once.
+        assert_eq!(
+            g.look(
+                Duration::ZERO,
+                &Motion::default(),
+                &Tracked::default(),
+                W,
+                H
+            ),
+            Look::Whole
+        );
     }
 }

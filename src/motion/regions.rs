@@ -9,7 +9,7 @@
 //! lies inside the frame, and when the regions would cover most of the
 //! frame, or be too many, the frame is analysed whole instead.
 
-use crate::frame::{BBox, Crop, Detection};
+use crate::frame::{BBox, Crop, Detection, Look};
 
 /// How regions are made.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,20 +32,9 @@ impl Default for RegionSettings {
             model_side: 300,
             margin: 1.2,
             max_regions: 4,
-            whole_above: 0.6,
+            whole_above: 0.35,
         }
     }
-}
-
-/// What the model is asked to look at in one frame.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Look {
-    /// Nothing moves: no model call.
-    Nothing,
-    /// The whole frame, as without motion.
-    Whole,
-    /// These squares, in source pixels.
-    Regions(Vec<Crop>),
 }
 
 /// The regions for `boxes` (motion boxes and moving objects' predicted
@@ -117,8 +106,31 @@ impl Span {
 }
 
 /// Boxes joined while one region of the model's size (with the margin)
-/// still holds them together, or while they overlap.
-fn cluster(mut spans: Vec<Span>, s: &RegionSettings) -> Vec<Span> {
+/// still holds them together, or while they overlap; then, while there are
+/// more than `max_regions`, the two whose union is smallest: a larger
+/// region scaled down to the model still sees small things larger than
+/// the whole frame squeezed into it.
+fn cluster(spans: Vec<Span>, s: &RegionSettings) -> Vec<Span> {
+    let mut spans = join_near(spans, s);
+    while spans.len() > s.max_regions.max(1) {
+        let mut best = (f32::INFINITY, 0, 1);
+        for i in 0..spans.len() {
+            for j in i + 1..spans.len() {
+                let side = spans[i].union(&spans[j]).side();
+                if side < best.0 {
+                    best = (side, i, j);
+                }
+            }
+        }
+        let (_, i, j) = best;
+        spans[i] = spans[i].union(&spans[j]);
+        spans.swap_remove(j);
+        spans = join_near(spans, s);
+    }
+    spans
+}
+
+fn join_near(mut spans: Vec<Span>, s: &RegionSettings) -> Vec<Span> {
     loop {
         let mut joined = false;
         'pairs: for i in 0..spans.len() {

@@ -81,13 +81,30 @@ fn a_large_object_gets_a_region_large_enough_to_hold_it() {
 }
 
 #[test]
-fn motion_over_most_of_the_frame_or_in_many_places_is_analysed_whole() {
+fn motion_in_many_places_joins_the_nearest_and_over_most_of_the_frame_is_whole() {
     let s = RegionSettings::default();
-    // Five far-apart spots: more regions than the limit.
-    let spots: Vec<BBox> = (0..5)
-        .map(|i| px(50.0 + i as f32 * 380.0, 500.0, 30.0, 30.0))
+    // Five far-apart spots, one more than the limit: the two nearest
+    // share a larger region; the others keep theirs.
+    let mut spots: Vec<BBox> = (0..4)
+        .map(|i| px(50.0 + i as f32 * 500.0, 500.0, 30.0, 30.0))
         .collect();
-    assert_eq!(plan(&spots, W, H, &s), Look::Whole);
+    spots.push(px(50.0, 800.0, 30.0, 30.0));
+    let Look::Regions(r) = plan(&spots, W, H, &s) else {
+        panic!("regions expected");
+    };
+    assert_eq!(r.len(), 4);
+    assert!(spots.iter().all(|b| r.iter().any(|r| contains(r, b))));
+    assert_eq!(r.iter().filter(|r| r.width > 300).count(), 1, "{r:?}");
+    // Spread so that no two fit in a square of the frame's height: whole.
+    let apart: Vec<BBox> = (0..3)
+        .flat_map(|i| {
+            [
+                px(20.0 + i as f32 * 900.0, 20.0, 30.0, 30.0),
+                px(20.0 + i as f32 * 900.0, 1030.0, 30.0, 30.0),
+            ]
+        })
+        .collect();
+    assert_eq!(plan(&apart, W, H, &s), Look::Whole);
     // Two regions as large as the frame's height cover most of it.
     let big = [px(0.0, 0.0, 900.0, 1000.0), px(1000.0, 0.0, 900.0, 1000.0)];
     assert_eq!(plan(&big, W, H, &s), Look::Whole);
@@ -105,6 +122,7 @@ fn det(label: &str, score: f32, bbox: BBox) -> Detection {
         bbox,
         track: None,
         sub_label: None,
+        held: false,
     }
 }
 

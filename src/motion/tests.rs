@@ -129,6 +129,47 @@ fn a_change_of_the_whole_scene_recalibrates_instead_of_firing() {
 }
 
 #[test]
+fn a_scene_that_changes_over_several_frames_recalibrates_once_then_moves_again() {
+    let mut rng = Lcg(8);
+    let mut d = MotionDetector::new(MotionSettings::default(), Vec::new());
+    d.frame(&scene(&mut rng, 6, None));
+    warmed(&mut d, &mut rng);
+    // Another picture settling in over three frames, different on each
+    // (the IR mode switching, an exposure settling): one recalibration,
+    // no motion boxes.
+    let settling = |rng: &mut Lcg, step: u32, square: Option<(u32, u32)>| {
+        let mut f = scene(rng, 6, None);
+        for (i, p) in f.data.iter_mut().enumerate() {
+            let (x, y) = (i as u32 % W, i as u32 / W);
+            let texture = ((x / 8 + y / 6 + step) % 2) * 150 + 50;
+            let inside = square
+                .is_some_and(|(sx, sy)| (sx..sx + 12).contains(&x) && (sy..sy + 12).contains(&y));
+            *p = if inside {
+                250
+            } else {
+                (texture as i32 + rng.noise(6)) as u8
+            };
+        }
+        f
+    };
+    let mut recalibrations = 0;
+    for step in 1..=8u32 {
+        let f = settling(&mut rng, step.min(3), None);
+        let m = d.frame(&f);
+        recalibrations += u32::from(m.recalibrated);
+        assert!(m.boxes.is_empty(), "frame {step} of the change: {m:?}");
+    }
+    assert_eq!(recalibrations, 1);
+    // Settled: the new scene is the background, and what moves in it is
+    // found again.
+    for _ in 0..3 {
+        assert!(d.frame(&settling(&mut rng, 3, None)).boxes.is_empty());
+    }
+    let m = d.frame(&settling(&mut rng, 3, Some((100, 40))));
+    assert_eq!(m.boxes.len(), 1, "{m:?}");
+}
+
+#[test]
 fn a_mask_hides_motion_under_it_and_only_there() {
     let mut rng = Lcg(5);
     let left = vec![[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]];
@@ -172,7 +213,7 @@ fn the_luma_plane_is_averaged_down_in_square_blocks() {
             plane[y * 10 + x] = (x * 10 + y) as u8;
         }
     }
-    let g = Gray::from_luma(&plane, 10, 8, 4, 2);
+    let g = Gray::from_luma(&plane, 10, 1, 8, 4, 2);
     assert_eq!((g.width, g.height), (4, 2));
     // Block (0,0): x 0-1, y 0-1 -> (0 + 1 + 10 + 11) / 4 = 5.
     assert_eq!(g.data[0], 5);
@@ -180,9 +221,19 @@ fn the_luma_plane_is_averaged_down_in_square_blocks() {
     assert_eq!(g.data[7], 67);
     // 720p to at most 100 rows: blocks of 8, 160x90.
     let hd = vec![128u8; 1280 * 720];
-    let g = Gray::from_luma(&hd, 1280, 1280, 720, 100);
+    let g = Gray::from_luma(&hd, 1280, 1, 1280, 720, 100);
     assert_eq!((g.width, g.height, g.data[0]), (160, 90, 128));
     // A plane too short for its size is no image, not a panic.
-    let g = Gray::from_luma(&hd[..100], 1280, 1280, 720, 100);
+    let g = Gray::from_luma(&hd[..100], 1280, 1, 1280, 720, 100);
     assert_eq!((g.width, g.height), (0, 0));
+    // Packed YUY2 (Y U Y V ...): only every other byte is luma.
+    let mut packed = vec![0u8; 16 * 4];
+    for y in 0..4 {
+        for x in 0..8 {
+            packed[y * 16 + x * 2] = (x * 10 + y) as u8;
+            packed[y * 16 + x * 2 + 1] = 255;
+        }
+    }
+    let g = Gray::from_luma(&packed, 16, 2, 8, 4, 2);
+    assert_eq!((g.width, g.height, g.data[0], g.data[7]), (4, 2, 5, 67));
 }

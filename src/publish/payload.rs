@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use serde::{Serialize, Serializer};
 
-use crate::frame::{Analysis, BBox, Class, Detection, Output, SubLabel};
+use crate::frame::{Analysis, BBox, Class, Detection, Look, Output, SubLabel};
 use crate::status::StreamStatus;
 
 /// Version of the detections payload.
@@ -33,6 +33,12 @@ struct DetectionsPayload<'a> {
     objects_truncated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     classes: Option<Classes<'a>>,
+    /// Detection: what the model looked at (`whole`, `regions`, `none`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    looked: Option<&'static str>,
+    /// With `looked: regions`: the regions, normalised.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    regions: Vec<UnitBox>,
 }
 
 /// A score or a normalised coordinate within the contract's [0, 1]. A
@@ -77,6 +83,9 @@ struct PublishedDetection<'a> {
     track: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sub_label: Option<SubLabelPayload<'a>>,
+    /// Not looked at in this frame: a tracked object at its last box.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    held: bool,
 }
 
 #[derive(Serialize)]
@@ -99,6 +108,7 @@ impl Serialize for Objects<'_> {
             bbox: UnitBox::from(&d.bbox),
             track: d.track.as_deref(),
             sub_label: d.sub_label.as_ref().map(SubLabelPayload::of),
+            held: d.held,
         }))
     }
 }
@@ -141,11 +151,35 @@ pub fn detections(a: &Analysis, node: &str, now: SystemTime) -> Vec<u8> {
         width: a.meta.source_width.max(1),
         height: a.meta.source_height.max(1),
         model: &a.model,
+        looked: objects.is_some().then(|| a.meta.sight.look.name()),
+        regions: regions(&a.meta),
         objects,
         objects_truncated,
         classes,
     };
     serde_json::to_vec(&p).unwrap_or_default()
+}
+
+/// The regions the model looked at, normalised to the frame.
+fn regions(meta: &crate::frame::FrameMeta) -> Vec<UnitBox> {
+    let Look::Regions(crops) = &meta.sight.look else {
+        return Vec::new();
+    };
+    let (w, h) = (
+        meta.source_width.max(1) as f32,
+        meta.source_height.max(1) as f32,
+    );
+    crops
+        .iter()
+        .map(|c| {
+            UnitBox::from(&BBox {
+                x: c.x as f32 / w,
+                y: c.y as f32 / h,
+                w: c.width as f32 / w,
+                h: c.height as f32 / h,
+            })
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -233,6 +267,7 @@ mod tests {
                 source_width: 1280,
                 source_height: 720,
                 full: None,
+                sight: Default::default(),
             },
             model: "coco".into(),
             output: Output::Detections(vec![Detection {
@@ -247,6 +282,7 @@ mod tests {
                 },
                 track: None,
                 sub_label: None,
+                held: false,
             }]),
             inference_ms: 20.0,
         };
@@ -289,6 +325,7 @@ mod tests {
             },
             track: None,
             sub_label: None,
+            held: false,
         };
         let mut a = Analysis {
             meta: FrameMeta {
@@ -301,6 +338,7 @@ mod tests {
                 source_width: 1,
                 source_height: 1,
                 full: None,
+                sight: Default::default(),
             },
             model: "m".into(),
             output: Output::Detections(vec![det.clone(); MAX_OBJECTS + 5]),

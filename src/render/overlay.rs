@@ -224,6 +224,7 @@ mod tests {
             },
             track: Some("cam-1".into()),
             sub_label: None,
+            held: false,
         };
         let c = frame(&*grey(1920, 1080).0, FRAME_MAX_WIDTH, &[det], Some(&g)).expect("renders");
         assert_eq!((c.width, c.height), (960, 540));

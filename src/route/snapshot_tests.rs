@@ -55,6 +55,7 @@ fn analysis(seq: u64, x: f32, score: f32) -> Analysis {
             source_width: 1280,
             source_height: 720,
             full: Some(full(x)),
+            sight: Default::default(),
         },
         model: "coco".into(),
         output: Output::Detections(vec![Detection {
@@ -69,6 +70,7 @@ fn analysis(seq: u64, x: f32, score: f32) -> Analysis {
             },
             track: None,
             sub_label: None,
+            held: false,
         }]),
         inference_ms: 1.0,
     }

@@ -79,6 +79,7 @@ fn person(x: f32, score: f32) -> Detection {
         },
         track: None,
         sub_label: None,
+        held: false,
     }
 }
 
@@ -94,6 +95,7 @@ fn frame(session: &str, seq: u64, dets: Vec<Detection>) -> Analysis {
             source_width: 1280,
             source_height: 720,
             full: None,
+            sight: Default::default(),
         },
         model: "coco".into(),
         output: Output::Detections(dets),

@@ -16,8 +16,10 @@ use super::full::GstFull;
 use super::inputs::{add_source, make};
 use super::{FpsGate, SourceError, SourceOptions, SourceSpec, StreamStats};
 use crate::clock::Clock;
-use crate::frame::{FullView, Image};
+use crate::frame::{FullView, Image, Sight};
 use crate::inference::ResizeMode;
+use crate::motion::stage::{Feedback, Luma, MotionSpec, MotionStage};
+use crate::sync::locked;
 
 /// What the pipeline needs to know to build itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,8 +39,10 @@ pub struct PipelineSettings {
     /// Per-kind source options (RTSP transport, capture format, …).
     pub options: SourceOptions,
     /// Keep a reference to each kept decoded frame (see `full`) for
-    /// snapshots and the status page.
+    /// snapshots and the status page (always with `motion`).
     pub keep_full: bool,
+    /// The motion stage: `None` analyses every kept frame whole.
+    pub motion: Option<MotionSpec>,
 }
 
 /// A kept frame as it leaves the pipeline, before it gets its stream metadata.
@@ -51,13 +55,21 @@ pub struct RawFrame {
     pub source_height: u32,
     /// The decoded frame it was scaled from (a reference, see `full`).
     pub full: Option<FullView>,
+    /// What the motion stage asks the model to look at.
+    pub sight: Sight,
     pub live: bool,
 }
 
-/// The latest decoded frame the fps gate kept, with its pts: the appsink
-/// callback on the same streaming thread takes it for the scaled frame
-/// of the same pts.
-type FullSlot = Arc<std::sync::Mutex<Option<(Option<u64>, GstFull)>>>;
+/// The latest frame the fps gate kept: its pts, a reference to its
+/// decoded pixels and what motion made of it. The appsink callback on the
+/// same streaming thread takes it for the scaled frame of the same pts.
+struct Kept {
+    pts: Option<u64>,
+    full: Option<GstFull>,
+    sight: Sight,
+}
+
+type KeptSlot = Arc<std::sync::Mutex<Option<Kept>>>;
 
 /// Something the pipeline reports on its bus.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,11 +88,13 @@ pub type Deliver = Box<dyn FnMut(RawFrame) -> bool + Send>;
 
 impl Pipeline {
     /// Builds and starts the pipeline; `deliver` runs on GStreamer's
-    /// streaming thread for every frame the fps gate keeps.
+    /// streaming thread for every frame the fps gate keeps. `feedback` is
+    /// the tracker's view the motion stage reads.
     pub fn start(
         settings: &PipelineSettings,
         stats: Arc<StreamStats>,
         clock: Arc<dyn Clock>,
+        feedback: Arc<Feedback>,
         deliver: Deliver,
     ) -> Result<Self, SourceError> {
         gst::init().map_err(|e| SourceError::Build(format!("GStreamer init: {e}")))?;
@@ -97,18 +111,27 @@ impl Pipeline {
             stride: None,
             source_size: Arc::default(),
             gate_time: Arc::default(),
-            full_slot: FullSlot::default(),
+            slot: KeptSlot::default(),
             clock,
             deliver,
         };
         install_gate(
             &scale_sink,
-            FpsGate::new(settings.fps, settings.fps_phase),
-            &stats,
-            &frames.source_size,
-            &frames.gate_time,
-            &frames.clock,
-            settings.keep_full.then_some(&frames.full_slot),
+            Gate {
+                fps: FpsGate::new(settings.fps, settings.fps_phase),
+                stats,
+                source_size: frames.source_size.clone(),
+                gate_time: frames.gate_time.clone(),
+                clock: frames.clock.clone(),
+                // Regions are cut from the decoded frame.
+                keep_full: settings.keep_full || settings.motion.is_some(),
+                slot: frames.slot.clone(),
+                motion: settings
+                    .motion
+                    .as_ref()
+                    .map(|m| (std::sync::Mutex::new(MotionStage::new(m)), feedback)),
+                started: frames.clock.now(),
+            },
         );
         if let Some(threads) = settings.options.decoder_threads(&settings.spec) {
             limit_decoder_threads(&pipeline, threads);
@@ -246,7 +269,7 @@ struct Frames {
     source_size: Arc<AtomicU64>,
     /// When the last kept frame passed the gate, in ns since the Unix epoch.
     gate_time: Arc<AtomicU64>,
-    full_slot: FullSlot,
+    slot: KeptSlot,
     clock: Arc<dyn Clock>,
     deliver: Deliver,
 }
@@ -278,13 +301,15 @@ impl Frames {
             .into_mapped_buffer_readable()
             .map_err(|_| gst::FlowError::Error)?;
         let size = self.source_size.load(Ordering::Relaxed);
-        let full = self
-            .full_slot
+        let kept = self
+            .slot
             .lock()
             .ok()
             .and_then(|mut s| s.take())
-            .filter(|(p, _)| *p == pts_ns)
-            .map(|(_, f)| FullView(Arc::new(f)));
+            .filter(|k| k.pts == pts_ns);
+        let (full, sight) = kept.map_or((None, Sight::default()), |k| {
+            (k.full.map(|f| FullView(Arc::new(f))), k.sight)
+        });
         let frame = RawFrame {
             image: Image {
                 width: self.width,
@@ -297,6 +322,7 @@ impl Frames {
             source_width: (size >> 32) as u32,
             source_height: size as u32,
             full,
+            sight,
             live,
         };
         if (self.deliver)(frame) {
@@ -327,18 +353,24 @@ fn limit_decoder_threads(pipeline: &gst::Pipeline, threads: u32) {
     });
 }
 
-/// The fps gate, the source-size watcher and the full-frame keeper, all on
-/// the scaler's sink pad.
-fn install_gate(
-    pad: &gst::Pad,
-    gate: FpsGate,
-    stats: &Arc<StreamStats>,
-    source_size: &Arc<AtomicU64>,
-    gate_time: &Arc<AtomicU64>,
-    clock: &Arc<dyn Clock>,
-    full_slot: Option<&FullSlot>,
-) {
-    let size = source_size.clone();
+/// What the probes on the scaler's sink pad share: the fps gate, the
+/// source-size watcher, the full-frame keeper and the motion stage.
+struct Gate {
+    fps: FpsGate,
+    stats: Arc<StreamStats>,
+    source_size: Arc<AtomicU64>,
+    gate_time: Arc<AtomicU64>,
+    clock: Arc<dyn Clock>,
+    /// Keep a reference to each kept frame (snapshots, the page, regions).
+    keep_full: bool,
+    slot: KeptSlot,
+    motion: Option<(std::sync::Mutex<MotionStage>, Arc<Feedback>)>,
+    /// When the pipeline started (for frames without a timestamp).
+    started: std::time::Instant,
+}
+
+fn install_gate(pad: &gst::Pad, gate: Gate) {
+    let size = gate.source_size.clone();
     let source_info = Arc::new(std::sync::Mutex::new(None::<gst_video::VideoInfo>));
     let info_in = source_info.clone();
     pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
@@ -355,38 +387,101 @@ fn install_gate(
         }
         gst::PadProbeReturn::Ok
     });
-    let full_slot = full_slot.cloned();
-    let stats = stats.clone();
-    let gate_time = gate_time.clone();
-    let clock = clock.clone();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let stats = &gate.stats;
         stats.frames_in.fetch_add(1, Ordering::Relaxed);
         let pts = info.buffer().and_then(|b| b.pts()).map(|t| t.nseconds());
         // Paused: never scaled, converted or analysed.
-        if !stats.paused.load(Ordering::Relaxed) && gate.keep(pts) {
-            stats.frames_kept.fetch_add(1, Ordering::Relaxed);
-            let now = clock
-                .wall()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-            gate_time.store(now, Ordering::Relaxed);
-            // A reference, not a copy: pixels are converted only when a
-            // snapshot or the status page asks (see `full`).
-            if let Some(full_slot) = &full_slot
-                && let Some(gst::PadProbeData::Buffer(buffer)) = &info.data
-                && let Some(vi) = source_info.lock().ok().and_then(|i| i.clone())
-                && let Ok(mut slot) = full_slot.lock()
-            {
-                *slot = Some((pts, GstFull::new(buffer.clone(), vi)));
-            }
-            gst::PadProbeReturn::Ok
-        } else {
+        if stats.paused.load(Ordering::Relaxed) || !gate.fps.keep(pts) {
             stats.frames_skipped.fetch_add(1, Ordering::Relaxed);
             // Handled, not Drop: GStreamer 1.22 unrefs a dropped buffer
             // twice (a CRITICAL per frame); Handled lets the binding free it.
-            gst::PadProbeReturn::Handled
+            return gst::PadProbeReturn::Handled;
         }
+        stats.frames_kept.fetch_add(1, Ordering::Relaxed);
+        let now = gate
+            .clock
+            .wall()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        gate.gate_time.store(now, Ordering::Relaxed);
+        let vi = source_info.lock().ok().and_then(|i| i.clone());
+        if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data
+            && let Some(vi) = vi
+        {
+            gate.keep(pts, buffer, vi);
+        }
+        gst::PadProbeReturn::Ok
     });
+}
+
+impl Gate {
+    /// A kept frame: what the motion stage makes of it, and a reference
+    /// (not a copy) to its pixels, converted only when a snapshot, the
+    /// status page or a region asks (see `full`).
+    fn keep(&self, pts: Option<u64>, buffer: &gst::Buffer, vi: gst_video::VideoInfo) {
+        if !self.keep_full && self.motion.is_none() {
+            return;
+        }
+        let sight = match &self.motion {
+            Some((stage, feedback)) => {
+                let started = std::time::Instant::now();
+                // Stream time where the frame has it: a file analysed
+                // faster than real time is checked as often per minute of
+                // video as a camera.
+                let at = pts.map_or_else(|| self.clock.now() - self.started, Duration::from_nanos);
+                let sight = luma(buffer, &vi, |l| locked(stage).frame(l, &feedback.get(), at))
+                    .unwrap_or_default();
+                let us = started.elapsed().as_micros() as u64;
+                self.stats.motion_us.fetch_add(us, Ordering::Relaxed);
+                sight
+            }
+            None => Sight::default(),
+        };
+        let full = self.keep_full.then(|| GstFull::new(buffer.clone(), vi));
+        if let Ok(mut slot) = self.slot.lock() {
+            *slot = Some(Kept { pts, full, sight });
+        }
+    }
+}
+
+/// Calls `f` with the frame's luma where its format has a luma plane one
+/// or two bytes a pixel (the planar and semi-planar YUV formats decoders
+/// give, and packed 4:2:2 from cameras); `None` for others (RGB, 10-bit):
+/// the model then looks at the whole frame.
+fn luma<T>(
+    buffer: &gst::Buffer,
+    vi: &gst_video::VideoInfo,
+    f: impl FnOnce(&Luma<'_>) -> T,
+) -> Option<T> {
+    use gst_video::VideoFormat as F;
+    let (step, offset) = match vi.format() {
+        F::I420
+        | F::Yv12
+        | F::Nv12
+        | F::Nv21
+        | F::Y42b
+        | F::Y444
+        | F::Y41b
+        | F::Gray8
+        | F::Nv16
+        | F::Nv24 => (1, 0),
+        F::Yuy2 | F::Yvyu => (2, 0),
+        F::Uyvy | F::Vyuy => (2, 1),
+        _ => return None,
+    };
+    // Maps through the buffer's video meta where it has one: decoders pad.
+    use gst_video::prelude::VideoFrameExt;
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), vi).ok()?;
+    let data = frame.plane_data(0).ok()?.get(offset..)?;
+    let stride = usize::try_from(*frame.plane_stride().first()?).ok()?;
+    Some(f(&Luma {
+        data,
+        stride,
+        step,
+        width: vi.width(),
+        height: vi.height(),
+    }))
 }
 
 /// For live pipelines: the wall-clock time the frame was captured, from the

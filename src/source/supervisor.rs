@@ -121,6 +121,8 @@ pub struct StreamSetup {
     pub looping: bool,
     /// Dates frames and statuses, times the retries.
     pub clock: Arc<dyn Clock>,
+    /// The tracker's view, for the motion stage (see `motion::stage`).
+    pub feedback: Arc<crate::motion::stage::Feedback>,
 }
 
 /// A running stream; dropping `stop` (via [`StreamHandle::stop`]) ends it.
@@ -205,7 +207,8 @@ impl Opener for PipelineOpener<'_> {
     fn open(&self, session: Arc<str>) -> Result<Box<dyn Session>, String> {
         let deliver = deliverer(self.setup, session, self.inlet, self.stop);
         let (settings, stats) = (&self.setup.settings, self.setup.stats.clone());
-        Pipeline::start(settings, stats, self.setup.clock.clone(), deliver)
+        let (clock, feedback) = (self.setup.clock.clone(), self.setup.feedback.clone());
+        Pipeline::start(settings, stats, clock, feedback, deliver)
             .map(|p| Box::new(p) as Box<dyn Session>)
             // The error goes to the log and the status: no credentials.
             .map_err(|e| crate::redact::text(&e.to_string()))
@@ -455,6 +458,7 @@ fn deliverer(
                 source_width: raw.source_width,
                 source_height: raw.source_height,
                 full: raw.full,
+                sight: Arc::new(raw.sight),
             },
             image: raw.image,
         };

@@ -300,7 +300,9 @@ impl StreamTracking {
                 &mut self.tracker.insert((a.meta.session.clone(), t)).1
             }
         };
-        let mut out = tracker.update(&FrameInfo::from(&a.meta), dets);
+        let size = (a.meta.source_width, a.meta.source_height);
+        let look = &a.meta.sight.look;
+        let mut out = tracker.update_in(&FrameInfo::from(&a.meta), dets, look, size);
         if let Some(name) = name {
             let objects = tracker.objects();
             for (id, sub) in name(&objects, tracker.now_ns()) {
@@ -313,7 +315,8 @@ impl StreamTracking {
             .filter_map(|o| Some((o.id, o.sub_label?)))
             .collect();
         let min_score = self.spec.min_score;
-        let published: Vec<_> = dets
+        let held = tracker.held();
+        let mut published: Vec<_> = dets
             .iter()
             .zip(out.track_of.iter().chain(std::iter::repeat(&None)))
             .filter(|(d, _)| d.score >= min_score)
@@ -327,7 +330,11 @@ impl StreamTracking {
         let analysis = Analysis {
             meta: a.meta.clone(),
             model: a.model.clone(),
-            output: Output::Detections(published),
+            output: Output::Detections({
+                // What the model was not asked about stays in the list.
+                published.extend(held);
+                published
+            }),
             inference_ms: a.inference_ms,
         };
         let tallies = if out.counts_changed || self.published.is_empty() {
@@ -342,6 +349,14 @@ impl StreamTracking {
             tallies,
         };
         (ended, tracked)
+    }
+
+    /// Where the motion gate should look next (nothing without a tracker).
+    pub fn lookout(&self) -> crate::motion::gate::Tracked {
+        self.tracker
+            .as_ref()
+            .map(|(_, t)| t.lookout())
+            .unwrap_or_default()
     }
 
     /// The object-id prefix of a new tracker: the stream and session, and

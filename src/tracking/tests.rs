@@ -20,6 +20,7 @@ pub(super) fn det(label: &str, score: f32, x: f32, y: f32, w: f32, h: f32) -> De
         bbox: BBox { x, y, w, h },
         track: None,
         sub_label: None,
+        held: false,
     }
 }
 

@@ -65,6 +65,7 @@ fn detection() -> impl Strategy<Value = Detection> {
             bbox: BBox { x, y, w, h },
             track: None,
             sub_label: None,
+            held: false,
         })
 }
 

@@ -75,6 +75,9 @@ pub(crate) struct Track {
     pub changes: Vec<Change>,
     /// Matched in the current frame.
     pub matched: bool,
+    /// Outside what the model looked at in the current frame: neither
+    /// matched nor missed.
+    pub held: bool,
     /// Assigned by the cascade (`classify`), for the rest of its life.
     pub sub_label: Option<SubLabel>,
 }
@@ -108,6 +111,7 @@ impl Track {
             uncounted: Vec::new(),
             changes: Vec::new(),
             matched: true,
+            held: false,
             sub_label: None,
         }
     }

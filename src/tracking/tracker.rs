@@ -11,7 +11,9 @@ use super::geometry::Geometry;
 use super::track::{Obs, Track, anchor};
 use super::zones::Hysteresis;
 use super::{EndReason, FrameInfo, FrameOutput, MAX_CROSSINGS, ObjectView, Params, TrackSettings};
-use crate::frame::{BBox, Detection, SubLabel};
+use crate::frame::{BBox, Detection, Look, SubLabel};
+
+mod look;
 
 /// A gap between two frames counts as this much at most.
 const MAX_GAP_NS: u64 = 3_600_000_000_000;
@@ -105,10 +107,17 @@ impl Tracker {
         self.geometry = geometry;
     }
 
-    /// Takes one analysed frame and all its detections (including those
-    /// under the stream's `min_score`, down to `low_score`).
-    pub fn update(&mut self, frame: &FrameInfo, detections: &[Detection]) -> FrameOutput {
+    /// [`Tracker::update`] for a frame of `size` pixels the model saw only
+    /// through `look`: the objects outside it are held (see `look`).
+    pub fn update_in(
+        &mut self,
+        frame: &FrameInfo,
+        detections: &[Detection],
+        look: &Look,
+        size: (u32, u32),
+    ) -> FrameOutput {
         self.advance(frame);
+        self.mark_held(look, size);
         let now = self.now;
         let obs = self.observations(detections);
         let high: Vec<usize> = (0..obs.len())
@@ -200,7 +209,7 @@ impl Tracker {
         while t < self.tracks.len() {
             let track = &self.tracks[t];
             let unseen = self.now.saturating_sub(track.last_ns);
-            if track.matched {
+            if track.matched || track.held {
                 t += 1;
             } else if track.id.is_none() {
                 if unseen > self.p.confirm_ns {

@@ -67,6 +67,13 @@ pub struct StreamConfig {
     /// the object's `sub_label`.
     #[serde(default)]
     pub classify: Vec<ClassifyRule>,
+    /// Detection: spend the model only where something moves (default
+    /// on; `motion: false` analyses every kept frame whole; a mapping
+    /// tunes it). Frames with no motion cost no model call, regions around
+    /// motion and moving objects are analysed at the model's own scale,
+    /// still objects are checked every `still_every_s`.
+    #[serde(default)]
+    pub motion: Motion,
 }
 
 fn default_snapshots() -> bool {
@@ -101,24 +108,70 @@ pub struct ClassifyRule {
     pub max_attempts: Option<u32>,
 }
 
-/// `track:` of a stream: `true`, `false`, or its settings.
+/// A stream's `track:` or `motion:`: `true`, `false`, or its settings (on).
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[serde(untagged)]
-pub enum Track {
+#[schemars(rename = "Switch_{S}")]
+pub enum Switch<S> {
     On(bool),
-    Settings(TrackConfig),
+    Settings(S),
 }
 
-impl Default for Track {
+impl<S> Default for Switch<S> {
     fn default() -> Self {
-        Track::On(true)
+        Switch::On(true)
     }
 }
 
-impl Track {
+impl<S> Switch<S> {
     pub fn enabled(&self) -> bool {
-        !matches!(self, Track::On(false))
+        !matches!(self, Switch::On(false))
     }
+
+    /// The settings, where given.
+    pub fn settings(&self) -> Option<&S> {
+        match self {
+            Switch::Settings(s) => Some(s),
+            Switch::On(_) => None,
+        }
+    }
+}
+
+/// `track:` of a stream.
+pub type Track = Switch<TrackConfig>;
+/// `motion:` of a stream.
+pub type Motion = Switch<MotionConfig>;
+
+/// Motion settings a stream may set; absent ones keep their defaults.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct MotionConfig {
+    /// A pixel moved when it differs from the background by more than this
+    /// many grey levels of 255, after contrast normalisation (1 to 255;
+    /// default 30). Lower finds fainter motion, and more noise.
+    #[serde(default)]
+    pub threshold: Option<u8>,
+    /// Motion smaller than this many pixels of the motion image (the frame
+    /// averaged down to 100 rows: a pixel is 1/100 of the frame's height)
+    /// is noise (default 10).
+    #[serde(default)]
+    pub min_area: Option<u32>,
+    /// Seconds (stream time) between checks of still objects (default 5).
+    #[serde(default)]
+    pub still_every_s: Option<f64>,
+    /// Seconds (stream time) between analyses of the whole frame, which
+    /// find what appeared without motion (default 30).
+    #[serde(default)]
+    pub full_every_s: Option<f64>,
+    /// Regions per frame at most; more, or regions covering most of the
+    /// frame, and the frame is analysed whole (1 to 16; default 4).
+    #[serde(default)]
+    pub max_regions: Option<usize>,
+    /// Polygons (normalised x, y, origin top-left) where motion is
+    /// ignored: a tree in the wind, a road beyond the fence. Objects there
+    /// are still found by the periodic whole-frame analysis.
+    #[serde(default)]
+    pub mask: Vec<Vec<[f32; 2]>>,
 }
 
 /// Tracking settings a stream may set; the rest are tuned defaults.
@@ -136,23 +189,23 @@ pub struct TrackConfig {
 
 // By hand, not untagged: serde's untagged enums buffer their input, which
 // hides unknown keys from serde_ignored and says only "did not match".
-impl<'de> Deserialize<'de> for Track {
+impl<'de, S: Deserialize<'de>> Deserialize<'de> for Switch<S> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Track;
+        struct V<S>(std::marker::PhantomData<S>);
+        impl<'de, S: Deserialize<'de>> serde::de::Visitor<'de> for V<S> {
+            type Value = Switch<S>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("true, false, or a mapping with confirm_s and lost_s")
+                f.write_str("true, false, or a mapping of settings")
             }
-            fn visit_bool<E>(self, b: bool) -> Result<Track, E> {
-                Ok(Track::On(b))
+            fn visit_bool<E>(self, b: bool) -> Result<Switch<S>, E> {
+                Ok(Switch::On(b))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<Track, A::Error> {
-                TrackConfig::deserialize(serde::de::value::MapAccessDeserializer::new(m))
-                    .map(Track::Settings)
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<Switch<S>, A::Error> {
+                S::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+                    .map(Switch::Settings)
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 

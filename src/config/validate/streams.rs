@@ -39,6 +39,7 @@ pub(super) fn validate_streams(
             ));
         }
         validate_tracking(s, i, problems);
+        validate_motion(s, i, problems);
         validate_ranges(s, i, problems);
         validate_source(s, i, problems);
         validate_classify(s, i, model_names, problems);
@@ -68,6 +69,55 @@ fn validate_tracking(s: &StreamConfig, i: usize, problems: &mut Vec<(String, Str
             0.01,
             3600.0,
         );
+    }
+}
+
+/// `motion:` settings within their ranges, masks that are polygons.
+fn validate_motion(s: &StreamConfig, i: usize, problems: &mut Vec<(String, String)>) {
+    let at = |f: &str| format!("streams[{i}].motion.{f}");
+    let crate::config::Motion::Settings(m) = &s.motion else {
+        return;
+    };
+    within(problems, at("threshold"), "threshold", m.threshold, 1, 255);
+    within(problems, at("min_area"), "min_area", m.min_area, 1, 10_000);
+    within(
+        problems,
+        at("max_regions"),
+        "max_regions",
+        m.max_regions,
+        1,
+        16,
+    );
+    // Seconds of stream time; 0 or NaN would check on every frame.
+    within(
+        problems,
+        at("still_every_s"),
+        "still_every_s",
+        m.still_every_s,
+        0.1,
+        3600.0,
+    );
+    within(
+        problems,
+        at("full_every_s"),
+        "full_every_s",
+        m.full_every_s,
+        0.1,
+        86_400.0,
+    );
+    for (j, mask) in m.mask.iter().enumerate() {
+        if mask.len() < 3 {
+            problems.push((
+                at(&format!("mask[{j}]")),
+                format!("a mask needs at least 3 corners, not {}", mask.len()),
+            ));
+        }
+        if mask.iter().flatten().any(|v| !(0.0..=1.0).contains(v)) {
+            problems.push((
+                at(&format!("mask[{j}]")),
+                "a mask's corners are normalised: x and y from 0 to 1".into(),
+            ));
+        }
     }
 }
 

@@ -87,6 +87,7 @@ fn detection_with(label: impl Strategy<Value = Arc<str>>) -> impl Strategy<Value
             },
             track: None,
             sub_label: None,
+            held: false,
         })
 }
 
@@ -153,6 +154,7 @@ fn analysis() -> impl Strategy<Value = Analysis> {
                     source_width: w,
                     source_height: h,
                     full: None,
+                    sight: Default::default(),
                 },
                 model: model.into(),
                 output,
@@ -226,6 +228,7 @@ fn nan_and_infinite_numbers_are_published_within_the_contract() {
         },
         track: None,
         sub_label: None,
+        held: false,
     };
     let a = Analysis {
         meta: FrameMeta {
@@ -238,6 +241,7 @@ fn nan_and_infinite_numbers_are_published_within_the_contract() {
             source_width: 0,
             source_height: 0,
             full: None,
+            sight: Default::default(),
         },
         model: "".into(),
         output: Output::Detections(vec![det(f32::NAN, f32::NAN), det(f32::INFINITY, 0.5)]),

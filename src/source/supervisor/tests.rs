@@ -436,8 +436,10 @@ mod delivery {
                 resize: crate::inference::ResizeMode::Stretch,
                 options: Default::default(),
                 keep_full: false,
+                motion: None,
             },
             stats: Arc::default(),
+            feedback: Arc::default(),
             clock: Arc::new(crate::clock::SystemClock),
             looping: false,
         }
@@ -451,6 +453,7 @@ mod delivery {
             source_width: 2,
             source_height: 2,
             full: None,
+            sight: Default::default(),
             live,
         }
     }
