@@ -3,6 +3,9 @@
 CACHE="${VISIOND_CACHE:-$HOME/.cache/visiond}"
 CLIP="$CACHE/media/photos.mp4"
 [ -f "$CLIP" ] || { echo "run scripts/setup-assets.sh first" >&2; exit 1; }
+# What the cameras serve (cameras): the photos clip, or CAMERA_CLIP (an
+# H.264 MP4 of at least a minute: it is joined 3 times, not 81).
+CAMERA_CLIP="${CAMERA_CLIP:-}"
 work="$(mktemp -d)"; pids=()
 stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
 trap 'stop_all; rm -rf "$work"' EXIT
@@ -18,7 +21,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # second.
 cameras() {
   local long i port
-  long="$(long_clip)"
+  if [ -n "$CAMERA_CLIP" ]; then long="$(joined "$CAMERA_CLIP")"; else long="$(long_clip)"; fi
   for i in $(seq "$1"); do
     port="$(free_port)"
     target/release/examples/rtsp-server --port "$port" --file "$long" \
@@ -42,6 +45,13 @@ long_clip() {
     mv "$in" "$long"
   fi
   echo "$long"
+}
+
+# joined CLIP: prints the path of CLIP joined 3 times, made once.
+joined() {
+  local out="$CACHE/media/.$(basename "$1" .mp4)-x3.mp4"
+  [ -f "$out" ] || triple "$1" "$out"
+  echo "$out"
 }
 
 # triple IN OUT: OUT is IN three times over (concat keeps the timestamps

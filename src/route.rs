@@ -300,12 +300,7 @@ impl Routes {
             let geometry = state.tracking.as_ref().map(|t| t.spec().geometry.clone());
             (state.shots.latest()?, geometry)
         };
-        let (full, dets) = latest;
-        Some(crate::snapshot::latest_jpeg(
-            &full,
-            &dets,
-            geometry.as_ref(),
-        ))
+        Some(crate::snapshot::latest_jpeg(&latest, geometry.as_ref()))
     }
 
     /// Frame `a` on its stream's route (for tests).

@@ -122,7 +122,10 @@ fn motion_is_on_by_default_off_with_false_and_its_settings_are_checked() {
         .map(|p| (p.pos.line, p.message.as_str()))
         .collect();
     assert_eq!(got.len(), 4, "{got:?}");
-    assert!(got[0].1.contains("threshold must be from 1 to 255"), "{got:?}");
+    assert!(
+        got[0].1.contains("threshold must be from 1 to 255"),
+        "{got:?}"
+    );
     assert!(got[1].1.contains("still_every_s"), "{got:?}");
     assert!(got[2].1.contains("at least 3 corners"), "{got:?}");
     assert!(got[3].1.contains("normalised"), "{got:?}");

@@ -109,3 +109,120 @@ pub(super) fn assemble(
     }
     Some(Output::Detections(regions::merge(regions)))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::frame::{BBox, Detection, FrameMeta, RgbFull, Sight};
+    use crate::inference::{Colour, DType, Layout, ResizeMode};
+
+    fn input() -> InputSpec {
+        InputSpec {
+            name: "x".into(),
+            width: 300,
+            height: 300,
+            layout: Layout::Nhwc,
+            dtype: DType::U8,
+            colour: Colour::Rgb,
+            resize: ResizeMode::Stretch,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        }
+    }
+
+    /// A 1920x1080 frame looked at as `look`, with its full frame kept
+    /// when `full`.
+    fn frame(look: Look, full: bool) -> Frame {
+        let mut meta = FrameMeta::test(0);
+        (meta.source_width, meta.source_height) = (1920, 1080);
+        meta.full = full.then(|| RgbFull::new(1920, 1080, vec![90; 1920 * 1080 * 3]).view());
+        meta.sight = Arc::new(Sight {
+            look,
+            motion: Vec::new(),
+        });
+        Frame {
+            meta,
+            image: Image::from_vec(300, 300, 900, vec![0; 300 * 900]),
+        }
+    }
+
+    fn person(x: f32, w: f32) -> Detection {
+        Detection {
+            label: "person".into(),
+            label_id: 0,
+            score: 0.9,
+            bbox: BBox {
+                x,
+                y: 0.2,
+                w,
+                h: 0.5,
+            },
+            track: None,
+            sub_label: None,
+            held: false,
+        }
+    }
+
+    fn crop(x: u32) -> Crop {
+        Crop {
+            x,
+            y: 300,
+            width: 300,
+            height: 300,
+        }
+    }
+
+    #[test]
+    fn each_frame_costs_what_its_look_asks_and_gets_one_list_back() {
+        let frames = [
+            frame(Look::Nothing, true),
+            frame(Look::Whole, true),
+            frame(Look::Regions(vec![crop(600), crop(800)]), true),
+            // No decoded frame to cut from: the whole frame instead.
+            frame(Look::Regions(vec![crop(0)]), false),
+        ];
+        let refs: Vec<&Frame> = frames.iter().collect();
+        let parts = parts(&refs, &input());
+        let shape: Vec<(usize, bool)> = parts
+            .iter()
+            .map(|p| (p.frame, p.region.is_some()))
+            .collect();
+        assert_eq!(shape, [(1, false), (2, true), (2, true), (3, false)]);
+        assert!(parts.iter().all(|p| {
+            let i = p.image(&refs);
+            (i.width, i.height) == (300, 300)
+        }));
+        // A person at x 840-990: cut by the first region's edge (900),
+        // whole in the second; one box in the frame's coordinates.
+        let mut outputs = vec![
+            Some(Output::Detections(vec![person(0.1, 0.2)])),
+            Some(Output::Detections(vec![person(0.8, 0.2)])),
+            Some(Output::Detections(vec![person(40.0 / 300.0, 0.5)])),
+            Some(Output::Detections(Vec::new())),
+        ];
+        let out = |i: usize, outputs: &mut Vec<Option<Output>>| {
+            assert_eq!(outputs.len(), parts.len());
+            assemble(i, &frames[i], &parts, outputs, &input())
+        };
+        assert_eq!(out(0, &mut outputs), Some(Output::Detections(Vec::new())));
+        assert_eq!(
+            out(1, &mut outputs),
+            Some(Output::Detections(vec![person(0.1, 0.2)]))
+        );
+        let Some(Output::Detections(d)) = out(2, &mut outputs) else {
+            panic!("detections");
+        };
+        assert_eq!(d.len(), 1, "{d:?}");
+        let b = d[0].bbox;
+        let (x0, x1) = (b.x * 1920.0, (b.x + b.w) * 1920.0);
+        assert!(
+            (x0 - 840.0).abs() < 1.0 && (x1 - 990.0).abs() < 1.0,
+            "{b:?}"
+        );
+        // A part whose run failed fails its frame.
+        assert_eq!(out(2, &mut outputs), None, "taken already");
+        assert_eq!(out(3, &mut outputs), Some(Output::Detections(Vec::new())));
+    }
+}

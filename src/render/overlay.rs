@@ -1,9 +1,9 @@
 //! What the pictures show: a stream's frame with its boxes, track IDs,
-//! zones and lines (the status page), and one object's crop with its box
-//! (a snapshot).
+//! zones and lines, the motion found and the regions the model analysed
+//! (the status page), and one object's crop with its box (a snapshot).
 
 use super::{Canvas, Colour, RenderError, TEXT_HEIGHT};
-use crate::frame::{BBox, Crop, Detection, FullFrame};
+use crate::frame::{BBox, Crop, Detection, FullFrame, Look, Sight};
 use crate::tracking::Geometry;
 
 /// Zones: amber. Lines: magenta. Tracked boxes: green; untracked: grey.
@@ -11,6 +11,9 @@ pub const ZONE: Colour = Colour(255, 190, 0);
 pub const LINE: Colour = Colour(255, 0, 255);
 pub const TRACKED: Colour = Colour(0, 230, 60);
 pub const UNTRACKED: Colour = Colour(170, 170, 170);
+/// Motion: red. The regions the model analysed: blue.
+pub const MOTION: Colour = Colour(255, 40, 40);
+pub const REGION: Colour = Colour(0, 140, 255);
 const INK: Colour = Colour(0, 0, 0);
 
 /// The status page's picture is at most this wide: readable, and cheap.
@@ -27,6 +30,7 @@ pub fn frame(
     max_width: u32,
     detections: &[Detection],
     geometry: Option<&Geometry>,
+    sight: &Sight,
 ) -> Result<Canvas, RenderError> {
     let (fw, fh) = (full.width(), full.height());
     let w = fw.clamp(1, max_width.max(1));
@@ -58,6 +62,24 @@ pub fn frame(
             c.label(mid.0 + 4.0, mid.1, &l.name, INK, LINE);
         }
     }
+    // What motion saw and where the model looked: what users tune by.
+    for m in &sight.motion {
+        c.rect(m.x * sw, m.y * sh, m.w * sw, m.h * sh, 1, MOTION);
+    }
+    if let Look::Regions(regions) = &sight.look {
+        let (kx, ky) = (sw / fw.max(1) as f32, sh / fh.max(1) as f32);
+        for r in regions {
+            let (x, y) = (r.x as f32 * kx, r.y as f32 * ky);
+            c.rect(
+                x,
+                y,
+                r.width as f32 * kx,
+                r.height as f32 * ky,
+                thick,
+                REGION,
+            );
+        }
+    }
     for d in detections {
         let colour = if d.track.is_some() {
             TRACKED
@@ -67,11 +89,14 @@ pub fn frame(
         let b = d.bbox;
         let (x, y) = (b.x * sw, b.y * sh);
         c.rect(x, y, b.w * sw, b.h * sh, thick, colour);
-        let text = match (&d.track, &d.sub_label) {
+        let mut text = match (&d.track, &d.sub_label) {
             (Some(id), Some(sub)) => format!("{id} {} ({}) {:.2}", sub.label, d.label, d.score),
             (Some(id), None) => format!("{id} {} {:.2}", d.label, d.score),
             (None, _) => format!("{} {:.2}", d.label, d.score),
         };
+        if d.held {
+            text.push_str(" held");
+        }
         c.label(x, y - TEXT_HEIGHT as f32, &text, INK, colour);
     }
     Ok(c)
@@ -226,8 +251,34 @@ mod tests {
             sub_label: None,
             held: false,
         };
-        let c = frame(&*grey(1920, 1080).0, FRAME_MAX_WIDTH, &[det], Some(&g)).expect("renders");
+        let sight = Sight {
+            look: Look::Regions(vec![Crop {
+                x: 1200,
+                y: 600,
+                width: 300,
+                height: 300,
+            }]),
+            motion: vec![BBox {
+                x: 0.7,
+                y: 0.6,
+                w: 0.05,
+                h: 0.1,
+            }],
+        };
+        let c = frame(
+            &*grey(1920, 1080).0,
+            FRAME_MAX_WIDTH,
+            &[det],
+            Some(&g),
+            &sight,
+        )
+        .expect("renders");
         assert_eq!((c.width, c.height), (960, 540));
+        assert_eq!(px(&c, 601, 400), REGION, "the region's left edge");
+        assert!(
+            [672, 673].iter().any(|x| px(&c, *x, 340) == MOTION),
+            "the motion box's left edge"
+        );
         assert_eq!(px(&c, 240, 300), ZONE, "the zone's left edge");
         assert_eq!(px(&c, 480, 300), LINE, "the line");
         assert_eq!(px(&c, 49, 400), TRACKED, "the box's left edge");

@@ -91,13 +91,17 @@ impl StreamShots {
 
     /// The latest analysed frame and its detections, to draw; `None`
     /// before a frame was analysed or without kept frames.
-    pub fn latest(&self) -> Option<(FullView, Vec<crate::frame::Detection>)> {
+    pub fn latest(&self) -> Option<Latest> {
         let a = self.latest.as_ref()?;
-        let dets = match &a.output {
+        let detections = match &a.output {
             Output::Detections(d) => d.clone(),
             Output::Classes(_) => Vec::new(),
         };
-        Some((a.meta.full.clone()?, dets))
+        Some(Latest {
+            full: a.meta.full.clone()?,
+            detections,
+            sight: a.meta.sight.clone(),
+        })
     }
 
     /// A published frame: kept as the latest; its tracked objects' views
@@ -228,10 +232,26 @@ impl StreamShots {
 
 /// The latest frame with its boxes, track IDs and `geometry` drawn, as a
 /// JPEG for the status page.
-pub fn latest_jpeg(
-    full: &FullView,
-    dets: &[crate::frame::Detection],
-    geometry: Option<&Geometry>,
-) -> Result<Vec<u8>, RenderError> {
-    overlay::frame(&*full.0, overlay::FRAME_MAX_WIDTH, dets, geometry).and_then(|c| c.jpeg(QUALITY))
+pub fn latest_jpeg(latest: &Latest, geometry: Option<&Geometry>) -> Result<Vec<u8>, RenderError> {
+    let Latest {
+        full,
+        detections,
+        sight,
+    } = latest;
+    overlay::frame(
+        &*full.0,
+        overlay::FRAME_MAX_WIDTH,
+        detections,
+        geometry,
+        sight,
+    )
+    .and_then(|c| c.jpeg(QUALITY))
+}
+
+/// A stream's latest analysed frame, what was found in it and how it was
+/// looked at: the status page's picture.
+pub struct Latest {
+    pub full: FullView,
+    pub detections: Vec<crate::frame::Detection>,
+    pub sight: std::sync::Arc<crate::frame::Sight>,
 }

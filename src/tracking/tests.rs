@@ -74,10 +74,20 @@ impl Sim {
 
     /// One frame `dt` seconds after the previous one.
     pub fn step(&mut self, dt: f64, dets: &[Detection]) -> FrameOutput {
+        self.step_in(dt, dets, &crate::frame::Look::Whole)
+    }
+
+    /// One frame the model saw only through `look` (of a 1000x1000 frame).
+    pub fn step_in(
+        &mut self,
+        dt: f64,
+        dets: &[Detection],
+        look: &crate::frame::Look,
+    ) -> FrameOutput {
         if self.frame > 0 || self.pts > 0 {
             self.pts += (dt * 1e9).round() as u64;
         }
-        let out = self.t.update(&self.info(), dets);
+        let out = self.t.update_in(&self.info(), dets, look, (1000, 1000));
         self.frame += 1;
         self.events.extend(out.events.iter().cloned());
         check_lifecycle(&self.events);
@@ -424,6 +434,46 @@ fn a_lost_object_ends_after_lost_s_with_its_last_sighting() {
     assert_eq!(end[0].end(), Some(seen));
     assert_eq!(end[0].last_seen, seen);
     assert_eq!(end[0].frame, 14);
+    assert_eq!(sim.t.counts().objects.get("person"), Some(&0));
+}
+
+/// Motion looked elsewhere, or nowhere: the object is held (no `end`, its
+/// count stays, it is listed as held); where the model looks and misses
+/// it, it ages as before.
+#[test]
+fn an_object_the_model_was_not_asked_about_is_held_not_lost() {
+    use crate::frame::{Crop, Look};
+    let mut sim = Sim::new(Geometry::default());
+    for _ in 0..5 {
+        sim.step(0.2, &[person_at(0.9, 0.2, 0.5)]);
+    }
+    let elsewhere = Look::Regions(vec![Crop {
+        x: 600,
+        y: 0,
+        width: 300,
+        height: 300,
+    }]);
+    // A minute of frames looked at elsewhere or not at all.
+    for i in 0..300 {
+        let look = if i % 2 == 0 {
+            &elsewhere
+        } else {
+            &Look::Nothing
+        };
+        sim.step_in(0.2, &[], look);
+        let held = sim.t.held();
+        assert_eq!(held.len(), 1, "frame {i}");
+        assert!(held[0].held && held[0].track.is_some());
+    }
+    assert!(sim.of("end").is_empty());
+    assert_eq!(sim.t.counts().objects.get("person"), Some(&1));
+    // Looked at and not there: it ends once its lost time has passed.
+    sim.step(0.2, &[]);
+    assert!(sim.t.held().is_empty(), "looked at: not held");
+    assert!(
+        sim.of("end").len() == 1,
+        "unseen for a minute, looked at: lost"
+    );
     assert_eq!(sim.t.counts().objects.get("person"), Some(&0));
 }
 
