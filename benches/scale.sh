@@ -4,9 +4,12 @@
 # at `fps: 5`, through the daemon and a real broker. Per N: analysed
 # frames/s, drops, latency_ms p50/p99 (from the messages), CPU and RSS of
 # the daemon, with what the RSS is made of.
-# Each N is measured over WINDOW seconds (default 20) after 3 s of start-up.
-#   [WINDOW=S] [MODEL=PATH] [VISIOND_BIN=PATH] benches/scale.sh [N...]
-#   (default: 1 2 4 8; VISIOND_BIN: another build, to compare two)
+# Each N is measured over WINDOW seconds (default 20) after WARM s of
+# start-up (default 3).
+#   [WINDOW=S] [WARM=S] [MODEL=PATH] [VISIOND_BIN=PATH] [CAMERA_CLIP=MP4]
+#   [STREAM_EXTRA='motion: false'] benches/scale.sh [N...]
+#   (default: 1 2 4 8; VISIOND_BIN: another build, to compare two;
+#   CAMERA_CLIP: what the cameras serve, e.g. the set-up's still.mp4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNTS=("${@:-1 2 4 8}"); [ $# -eq 0 ] && COUNTS=(1 2 4 8)
@@ -27,7 +30,7 @@ for n in "${COUNTS[@]}"; do
   cameras "$n" "$work/c.yaml"
   http="$(sed -n 's/^http: {listen: "\(.*\)"}/\1/p' "$work/c.yaml")"
   "${VISIOND_BIN:-target/release/visiond}" run -c "$work/c.yaml" 2>"$work/log" & daemon=$!; pids+=($daemon)
-  sleep 3   # connect, first key frames
+  sleep "${WARM:-3}"   # connect, first key frames
   dropped() { curl -s "http://$http/metrics" | awk '/^visiond_frames_dropped_total/ {s+=$2} END {print s+0}'; }
   mosquitto_sub -p "$MQTT" -t 'visiond/scale/+/detections' > "$work/msgs" & sub=$!; pids+=($sub)
   d0="$(dropped)"; t0="$(awk '{print $14+$15}' /proc/$daemon/stat)"; sleep "$WINDOW"
