@@ -313,3 +313,25 @@ fn a_pause_ends_objects_zeroes_counts_and_resuming_keeps_ids_unique() {
     );
     assert_eq!(count(&after, None).last(), Some(&1));
 }
+
+/// The route tells the source's motion gate where to look next: the
+/// tracker's objects, moving or still; nothing once the stream stops.
+#[test]
+fn the_route_feeds_the_trackers_view_back_to_the_motion_gate() {
+    let seen = Arc::new(Seen::default());
+    let stage = Routes::new(seen.clone());
+    stage.track("cam", spec(), Vec::new());
+    let feedback = stage.route("cam").feedback();
+    assert_eq!(feedback.get(), Lookout::default());
+    for i in 0..5u64 {
+        stage.analysis(&frame("s1", i, vec![person(0.1 + 0.02 * i as f32, 0.9)]));
+    }
+    let view = feedback.get();
+    assert_eq!((view.moving.len(), view.still.len()), (1, 0), "{view:?}");
+    assert!((view.moving[0].x - 0.18).abs() < 0.05, "{view:?}");
+    stage.status(
+        "cam",
+        StreamStatus::new(StreamState::Stopped, std::time::SystemTime::now()),
+    );
+    assert_eq!(feedback.get(), Lookout::default(), "nothing after a stop");
+}
