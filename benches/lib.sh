@@ -21,7 +21,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # second.
 cameras() {
   local long i port
-  if [ -n "$CAMERA_CLIP" ]; then long="$(joined "$CAMERA_CLIP")"; else long="$(long_clip)"; fi
+  if [ -n "$CAMERA_CLIP" ]; then long="$(joined "$CAMERA_CLIP")" || exit 1; else long="$(long_clip)"; fi
   for i in $(seq "$1"); do
     port="$(free_port)"
     target/release/examples/rtsp-server --port "$port" --file "$long" \
@@ -47,10 +47,14 @@ long_clip() {
   echo "$long"
 }
 
-# joined CLIP: prints the path of CLIP joined 3 times, made once.
+# joined CLIP: prints the path of CLIP joined 3 times, made again when CLIP
+# is newer.
 joined() {
   local out="$CACHE/media/.$(basename "$1" .mp4)-x3.mp4"
-  [ -f "$out" ] || triple "$1" "$out"
+  if [ ! -f "$out" ] || [ "$1" -nt "$out" ]; then
+    triple "$1" "$out.tmp" || return 1
+    mv "$out.tmp" "$out"
+  fi
   echo "$out"
 }
 

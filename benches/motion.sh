@@ -29,18 +29,21 @@ scene_clip() {
     still) echo "$CACHE/media/still.mp4"; return ;;
     walking)
       [ -f "$out" ] || gst-launch-1.0 -q filesrc location="$vtest" ! decodebin ! videoconvert ! videoscale ! videorate \
-        ! video/x-raw,format=I420,width=1280,height=720,framerate=30/1 ! "${enc[@]}" ! filesink location="$out" >&2 ;;
+        ! video/x-raw,format=I420,width=1280,height=720,framerate=30/1 ! "${enc[@]}" ! filesink location="$out.tmp" >&2 \
+        || return 1 ;;
     busy)
       [ -f "$out" ] || gst-launch-1.0 -q compositor name=m \
           sink_1::xpos=640 sink_2::ypos=360 sink_3::xpos=640 sink_3::ypos=360 \
         ! videoconvert ! videorate ! video/x-raw,format=I420,width=1280,height=720,framerate=30/1 ! "${enc[@]}" \
-        ! filesink location="$out" \
+        ! filesink location="$out.tmp" \
         filesrc location="$vtest" ! decodebin ! videoscale ! video/x-raw,width=640,height=360 ! m. \
         filesrc location="$vtest" ! decodebin ! videoflip method=horizontal-flip ! videoscale ! video/x-raw,width=640,height=360 ! m. \
         filesrc location="$vtest" ! decodebin ! videoflip method=vertical-flip ! videoscale ! video/x-raw,width=640,height=360 ! m. \
-        filesrc location="$vtest" ! decodebin ! videoflip method=rotate-180 ! videoscale ! video/x-raw,width=640,height=360 ! m. >&2 ;;
-    *) echo "unknown scene $1" >&2; exit 1 ;;
+        filesrc location="$vtest" ! decodebin ! videoflip method=rotate-180 ! videoscale ! video/x-raw,width=640,height=360 ! m. >&2 \
+        || return 1 ;;
+    *) echo "unknown scene $1" >&2; return 1 ;;
   esac
+  [ -f "$out" ] || mv "$out.tmp" "$out"
   echo "$out"
 }
 
@@ -49,7 +52,7 @@ metric() { curl -s "http://$http/metrics" | awk -v m="$1" '$1 ~ "^"m"[{ ]" || $1
 echo "| scene | motion | analysed frames/s | model inputs/s | dropped | CPU % per camera |"
 echo "|---|---|---|---|---|---|"
 for scene in "${SCENES[@]}"; do
-  CAMERA_CLIP="$(scene_clip "$scene")"
+  CAMERA_CLIP="$(scene_clip "$scene")" || { echo "could not make the $scene clip" >&2; exit 1; }
   for motion in false true; do
     MQTT="$(free_port)"; http="127.0.0.1:$(free_port)"
     /usr/sbin/mosquitto -p "$MQTT" >/dev/null 2>&1 & pids+=($!)

@@ -411,14 +411,15 @@ scene cat.mp4 cat_clip.py chelsea.png 20
 # motion_scene MODE W H SECONDS: the motion tests' clips (scripts/assets/
 # motion_clip.py): MODE.mp4 and its ground truth MODE.json.
 motion_scene() {
-  local mode="$1" w="$2" h="$3" secs="$4" out="$1.mp4"
+  local mode="$1" w="$2" h="$3" secs="$4" out="$1.mp4" why
   if [ -f "$MEDIA/$out" ] && [ -f "$MEDIA/$mode.json" ] && [ "$MEDIA/$out" -nt "$ASSETS/motion_clip.py" ] \
     && check_clip "$MEDIA/$out" "$w" "$h" "$secs" >/dev/null; then
     return 0
   fi
   log "making $out"
+  : >"$LOGS/media-$mode.log"
   "$CACHE/venv-ref/bin/python" "$ASSETS/motion_clip.py" "$mode" "$OPENCV/building.jpg" "$MEDIA/astronaut.png" \
-    "$WORK/$mode.json" 2>"$LOGS/media-$mode.log" \
+    "$WORK/$mode.json" 2>>"$LOGS/media-$mode.log" \
     | gst-launch-1.0 -q fdsrc ! rawvideoparse width="$w" height="$h" format=rgb framerate=30/1 \
       ! videoconvert ! video/x-raw,format=I420 \
       ! x264enc speed-preset=veryfast key-int-max=30 bframes=0 bitrate=6000 \

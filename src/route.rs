@@ -261,6 +261,7 @@ impl Routes {
             state.tracking = None;
             state.rules.clear();
             state.cascade = None;
+            r.feedback.set(Lookout::default());
         }
     }
 

@@ -111,7 +111,10 @@ fn the_motion_stage_points_the_model_at_the_moving_ball() {
         if let Look::Regions(crops) = &f.sight.look {
             regions += 1;
             let ball = f.sight.motion.first().expect("motion behind the regions");
-            let (bx, by) = (ball.x * 1280.0, ball.y * 720.0);
+            let (bx, by) = (
+                (ball.x + ball.w / 2.0) * 1280.0,
+                (ball.y + ball.h / 2.0) * 720.0,
+            );
             assert!(
                 crops.iter().any(|c| {
                     c.x as f32 <= bx

@@ -220,6 +220,7 @@ fn start_stream(
         out: live.routes.route(&settings.name),
         filter: settings.filter(),
         stats: Arc::clone(&stats),
+        pictures: settings.snapshots,
     });
     let setup = StreamSetup {
         name,

@@ -54,6 +54,10 @@ pub struct Input {
     pub out: Arc<dyn Outlet>,
     pub filter: Filter,
     pub stats: Arc<StreamStats>,
+    /// Pictures of the stream (snapshots, the status page): the decoded
+    /// frame stays with the results. Without, it goes once the model's
+    /// regions are cut from it.
+    pub pictures: bool,
 }
 
 /// When a worker started its current frame, in ms since `epoch`; 0: idle.

@@ -70,6 +70,18 @@ fn cut(frame: &Frame, crops: &[Crop], input: &InputSpec) -> Option<Vec<(Crop, Im
         .collect()
 }
 
+/// Frame `i`'s look as analysed: regions that could not be cut made it
+/// whole, and the message, the counters and the tracker must say so.
+pub(super) fn record_fallback(i: usize, frame: &mut Frame, parts: &[Part]) {
+    let whole = parts.iter().any(|p| p.frame == i && p.region.is_none());
+    if whole && matches!(frame.meta.sight.look, Look::Regions(_)) {
+        frame.meta.sight = std::sync::Arc::new(crate::frame::Sight {
+            look: Look::Whole,
+            motion: frame.meta.sight.motion.clone(),
+        });
+    }
+}
+
 /// Frame `i`'s output from the outputs of `parts` (taken from `outputs`,
 /// which lines up with `parts`); no detections where the model was not
 /// asked (no motion); `None` where an output is missing (the run failed).
@@ -224,5 +236,12 @@ mod tests {
         // A part whose run failed fails its frame.
         assert_eq!(out(2, &mut outputs), None, "taken already");
         assert_eq!(out(3, &mut outputs), Some(Output::Detections(Vec::new())));
+        // The frame whose regions could not be cut was looked at whole.
+        let mut fell_back = frame(Look::Regions(vec![crop(0)]), false);
+        record_fallback(3, &mut fell_back, &parts);
+        assert_eq!(fell_back.meta.sight.look, Look::Whole);
+        let mut cut = frame(Look::Regions(vec![crop(600), crop(800)]), true);
+        record_fallback(2, &mut cut, &parts);
+        assert!(matches!(cut.meta.sight.look, Look::Regions(_)));
     }
 }

@@ -377,9 +377,11 @@ fn analyse<R: Runner>(model: &mut R, batch: Vec<(Ticket, Frame)>, failures: &mut
     drop(images);
     let inference_ms = started.elapsed().as_secs_f32() * 1e3;
     let mut outputs: Vec<Option<Output>> = match results {
+        // A batch the model was not asked about says nothing of its health.
+        Ok(outputs) if parts.is_empty() => outputs,
         Ok(outputs) => {
             *failures = 0;
-            outputs.into_iter().map(Some).collect()
+            outputs
         }
         Err(e) => {
             *failures += 1;
@@ -393,9 +395,10 @@ fn analyse<R: Runner>(model: &mut R, batch: Vec<(Ticket, Frame)>, failures: &mut
         }
     };
     outputs.resize_with(parts.len(), || None);
-    for (i, (ticket, frame)) in tickets.into_iter().zip(frames).enumerate() {
+    for (i, (ticket, mut frame)) in tickets.into_iter().zip(frames).enumerate() {
         let stream = &ticket.served.input;
         let inputs = parts.iter().filter(|p| p.frame == i).count() as u64;
+        looks::record_fallback(i, &mut frame, &parts);
         count_look(&stream.stats, &frame.meta.sight.look, inputs);
         // A model that returns fewer outputs than inputs fails the rest.
         let Some(mut output) = looks::assemble(i, &frame, &parts, &mut outputs, &input) else {
@@ -409,9 +412,12 @@ fn analyse<R: Runner>(model: &mut R, batch: Vec<(Ticket, Frame)>, failures: &mut
         } else {
             0.0
         };
-        let Frame { meta, image } = frame;
+        let Frame { mut meta, image } = frame;
         // The frame's memory goes back to GStreamer before publishing.
         drop(image);
+        if !stream.pictures {
+            meta.full = None;
+        }
         let analysis = Analysis {
             meta,
             model: model.name().clone(),
@@ -422,16 +428,20 @@ fn analyse<R: Runner>(model: &mut R, batch: Vec<(Ticket, Frame)>, failures: &mut
     }
 }
 
-/// Runs `images` through the model in batches it takes.
+/// Runs `images` through the model in batches it takes: one output per
+/// image, `None` where a run gave fewer outputs than images.
 fn run_parts<R: Runner>(
     model: &mut R,
     images: &[&Image],
     min_scores: &[f32],
-) -> Result<Vec<Output>, ModelError> {
+) -> Result<Vec<Option<Output>>, ModelError> {
     let mut outputs = Vec::with_capacity(images.len());
     let max = model.max_batch().max(1);
     for (imgs, scores) in images.chunks(max).zip(min_scores.chunks(max)) {
-        outputs.extend(model.infer_batch(imgs, scores)?);
+        let want = outputs.len() + imgs.len();
+        let got = model.infer_batch(imgs, scores)?;
+        outputs.extend(got.into_iter().take(imgs.len()).map(Some));
+        outputs.resize_with(want, || None);
     }
     Ok(outputs)
 }

@@ -193,13 +193,21 @@ impl MotionDetector {
             .zip(&self.background)
             .map(|(p, b)| (f32::from(*p) - b).abs() > t)
             .collect();
-        let changed = moved.iter().filter(|m| **m).count() as f32 / (w * h) as f32;
+        // Masked pixels count for nothing, not even for a change of the
+        // whole scene (a busy road behind a mask must not recalibrate).
+        for (m, masked) in moved.iter_mut().zip(&self.mask) {
+            *m &= !masked;
+        }
+        let open = self.mask.iter().filter(|m| !**m).count().max(1);
+        let changed = moved.iter().filter(|m| **m).count() as f32 / open as f32;
         if self.settling > 0 {
-            // Still settling: follow the scene, report nothing; a change of
-            // the whole scene again settles longer, not recalibrates anew.
+            // Settling: follow the scene, report nothing. A change of the
+            // whole scene again is looked at whole again: a scene that
+            // keeps changing (a camera panning) is analysed as without
+            // motion, never left unlooked.
             self.settling -= 1;
             if changed > self.settings.recalibrate_above {
-                self.settling = self.settings.settle_frames;
+                return self.changed_whole(&image, changed);
             }
             self.background = image.iter().map(|p| f32::from(*p)).collect();
             return Motion {
@@ -209,9 +217,6 @@ impl MotionDetector {
         }
         if changed > self.settings.recalibrate_above {
             return self.changed_whole(&image, changed);
-        }
-        for (m, masked) in moved.iter_mut().zip(&self.mask) {
-            *m &= !masked;
         }
         let mut joined = moved.clone();
         for _ in 0..self.settings.dilate {
@@ -278,7 +283,9 @@ fn normalise(data: &[u8]) -> Vec<u8> {
         // A flat image: nothing to stretch.
         return data.to_vec();
     }
-    let scale = 255.0 / (hi - lo) as f32;
+    // At most 8 times: a dark, flat night scene stretched further would
+    // turn sensor noise into motion.
+    let scale = 255.0 / (hi - lo).max(32) as f32;
     let lut: Vec<u8> = (0..256)
         .map(|v| ((v as f32 - lo as f32) * scale).clamp(0.0, 255.0).round() as u8)
         .collect();

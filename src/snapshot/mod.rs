@@ -112,7 +112,8 @@ impl StreamShots {
         self.latest = Some(a.clone());
         let mut shots = Vec::new();
         if let (Some(full), Output::Detections(dets)) = (&a.meta.full, &a.output) {
-            for d in dets {
+            // A held object was not seen in this frame: no view of it.
+            for d in dets.iter().filter(|d| !d.held) {
                 if let Some(id) = &d.track {
                     let view = View {
                         score: d.score,

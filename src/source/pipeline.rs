@@ -429,7 +429,10 @@ impl Gate {
                 // Stream time where the frame has it: a file analysed
                 // faster than real time is checked as often per minute of
                 // video as a camera.
-                let at = pts.map_or_else(|| self.clock.now() - self.started, Duration::from_nanos);
+                let at = pts.map_or_else(
+                    || self.clock.now().saturating_duration_since(self.started),
+                    Duration::from_nanos,
+                );
                 let sight = luma(buffer, &vi, |l| locked(stage).frame(l, &feedback.get(), at))
                     .unwrap_or_default();
                 let us = started.elapsed().as_micros() as u64;

@@ -315,7 +315,8 @@ impl StreamTracking {
             .filter_map(|o| Some((o.id, o.sub_label?)))
             .collect();
         let min_score = self.spec.min_score;
-        let held = tracker.held();
+        let mut held = tracker.held();
+        held.retain(|d| d.score >= min_score);
         let mut published: Vec<_> = dets
             .iter()
             .zip(out.track_of.iter().chain(std::iter::repeat(&None)))

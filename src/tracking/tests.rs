@@ -477,6 +477,32 @@ fn an_object_the_model_was_not_asked_about_is_held_not_lost() {
     assert_eq!(sim.t.counts().objects.get("person"), Some(&0));
 }
 
+/// Someone walking out of the frame: the prediction past the edge counts
+/// at the edge, where the gate's region is, so the object ends in its lost
+/// time, not at the next whole frame.
+#[test]
+fn an_object_walking_out_ends_in_its_lost_time_under_regions() {
+    use crate::frame::{Crop, Look};
+    let mut sim = Sim::new(Geometry::default());
+    for i in 0..10 {
+        sim.step(0.2, &[person_at(0.9, 0.6 + 0.04 * i as f32, 0.5)]);
+    }
+    let lookout = sim.t.lookout();
+    assert_eq!(lookout.moving.len(), 1);
+    let b = lookout.moving[0];
+    assert!(b.x + b.w <= 1.0 && b.x + b.w > 0.99, "at the edge: {b:?}");
+    let edge = Look::Regions(vec![Crop {
+        x: 700,
+        y: 200,
+        width: 300,
+        height: 300,
+    }]);
+    for _ in 0..10 {
+        sim.step_in(0.2, &[], &edge);
+    }
+    assert_eq!(sim.of("end").len(), 1, "ended after 2 s unseen");
+}
+
 #[test]
 fn counts_change_only_when_they_do() {
     let mut sim = Sim::new(Geometry {

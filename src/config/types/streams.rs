@@ -153,7 +153,7 @@ pub struct MotionConfig {
     pub threshold: Option<u8>,
     /// Motion smaller than this many pixels of the motion image (the frame
     /// averaged down to 100 rows: a pixel is 1/100 of the frame's height)
-    /// is noise (default 10).
+    /// is noise (default 4).
     #[serde(default)]
     pub min_area: Option<u32>,
     /// Seconds (stream time) between checks of still objects (default 5).

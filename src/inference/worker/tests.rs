@@ -71,6 +71,7 @@ fn input(items: Receiver<Item>, stats: &Arc<StreamStats>, seen: &Arc<Seen>) -> I
             max_objects: None,
         },
         stats: stats.clone(),
+        pictures: true,
     }
 }
 

@@ -5,7 +5,7 @@
 //! the predicted boxes the motion gate looks at next.
 
 use super::{FrameInfo, FrameOutput, Tracker};
-use crate::frame::{Detection, Look};
+use crate::frame::{BBox, Detection, Look};
 use crate::motion::gate::Tracked;
 
 impl Tracker {
@@ -16,11 +16,13 @@ impl Tracker {
     }
 
     /// Marks the tracks whose predicted centre lies outside `look` of a
-    /// `size` frame as held for this frame.
+    /// `size` frame as held for this frame. A prediction past the frame's
+    /// edge (someone walking out) counts at the edge: where the gate looks
+    /// for it (see `lookout`), so that it ends in its lost time.
     pub(super) fn mark_held(&mut self, look: &Look, size: (u32, u32)) {
         let now = self.now;
         for t in &mut self.tracks {
-            let b = t.predicted(now, &self.p);
+            let b = inside(t.predicted(now, &self.p));
             t.held = !look.covers(b.x + b.w / 2.0, b.y + b.h / 2.0, size.0, size.1);
         }
     }
@@ -51,7 +53,7 @@ impl Tracker {
     pub fn lookout(&self) -> Tracked {
         let mut tracked = Tracked::default();
         for t in &self.tracks {
-            let b = t.predicted(self.now, &self.p);
+            let b = inside(t.predicted(self.now, &self.p));
             if t.stationary {
                 tracked.still.push(b);
             } else {
@@ -59,5 +61,17 @@ impl Tracker {
             }
         }
         tracked
+    }
+}
+
+/// `b` moved (not cut) into the frame, at most the frame's size.
+fn inside(b: BBox) -> BBox {
+    let finite = |v: f32| if v.is_finite() { v } else { 0.0 };
+    let (w, h) = (finite(b.w).clamp(0.0, 1.0), finite(b.h).clamp(0.0, 1.0));
+    BBox {
+        x: finite(b.x).clamp(0.0, 1.0 - w),
+        y: finite(b.y).clamp(0.0, 1.0 - h),
+        w,
+        h,
     }
 }
