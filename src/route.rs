@@ -88,7 +88,11 @@ impl Outlet for Route {
                 });
                 let namer = name.as_mut().map(|n| n as &mut Namer<'_>);
                 let (ended, tracked) = t.frame(&a, dets, namer);
-                self.feedback.set(t.lookout());
+                self.feedback.set(Lookout {
+                    tracking: true,
+                    through: a.meta.pts_ns,
+                    ..t.lookout()
+                });
                 self.ended(ended, shots, a.meta.captured_at);
                 tracked
             }
@@ -128,7 +132,10 @@ impl Outlet for Route {
                 | StreamState::Reconnecting
                 | StreamState::Paused => {
                     let ended = t.stopped(self.end_reason(), status.since);
-                    self.feedback.set(Lookout::default());
+                    self.feedback.set(Lookout {
+                        tracking: true,
+                        ..Lookout::default()
+                    });
                     self.ended(ended, shots, status.since);
                 }
                 StreamState::Playing => {}
@@ -234,7 +241,13 @@ impl Routes {
         let mut state = locked(&route.state);
         match &mut state.tracking {
             Some(t) => t.respec(spec),
-            None => state.tracking = Some(StreamTracking::new(spec)),
+            None => {
+                state.tracking = Some(StreamTracking::new(spec));
+                route.feedback.set(Lookout {
+                    tracking: true,
+                    ..Lookout::default()
+                });
+            }
         }
         if changed {
             state.rules = rules;

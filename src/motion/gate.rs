@@ -55,6 +55,10 @@ pub struct Tracked {
     pub moving: Vec<BBox>,
     /// Objects that stand still.
     pub still: Vec<BBox>,
+    /// The stream tracks its objects (else the rest says nothing).
+    pub tracking: bool,
+    /// The timestamp (ns) of the latest frame the tracker took.
+    pub through: Option<u64>,
 }
 
 impl MotionGate {
@@ -85,6 +89,18 @@ impl MotionGate {
         if motion.recalibrated || due(self.last_full, s.full_every) {
             self.last_full = Some(now);
             self.last_still = Some(now);
+            return Look::Whole;
+        }
+        // The tracker runs a frame or two behind the source: until it has
+        // taken the last whole frame, what that frame found (a parked car at
+        // start-up) is known to nobody. Look whole again meanwhile.
+        let behind = tracked.tracking
+            && self.last_full.is_some_and(|full| {
+                tracked
+                    .through
+                    .is_none_or(|t| Duration::from_nanos(t) < full)
+            });
+        if behind {
             return Look::Whole;
         }
         let mut boxes: Vec<BBox> = motion.boxes.clone();
@@ -176,7 +192,7 @@ mod tests {
         // (the detector's box runs ahead of the motion): still looked at.
         let tracked = Tracked {
             moving: vec![small(0.3)],
-            still: Vec::new(),
+            ..Tracked::default()
         };
         assert_eq!(
             run(&mut g, t0, 5200, 5, &Motion::default(), &tracked),
@@ -189,13 +205,46 @@ mod tests {
         let t0 = Duration::ZERO;
         let mut g = MotionGate::new(GateSettings::default());
         let parked = Tracked {
-            moving: Vec::new(),
             still: vec![small(0.5)],
+            ..Tracked::default()
         };
         assert_eq!(g.look(t0, &Motion::default(), &parked, W, H), Look::Whole);
         // 20 s after: at 5, 10, 15 and 20 s, a region around the car.
         let counts = run(&mut g, t0, 200, 100, &Motion::default(), &parked);
         assert_eq!(counts, (0, 4, 96));
+    }
+
+    #[test]
+    fn until_the_tracker_has_taken_the_whole_frame_the_frame_is_looked_at_whole() {
+        let mut g = MotionGate::new(GateSettings::default());
+        let t0 = Duration::from_secs(100);
+        let behind = Tracked {
+            tracking: true,
+            through: Some(99_800_000_000),
+            ..Tracked::default()
+        };
+        assert_eq!(g.look(t0, &Motion::default(), &behind, W, H), Look::Whole);
+        // Two frames on, the tracker still has not taken the whole one.
+        assert_eq!(
+            g.look(at(t0, 200), &Motion::default(), &behind, W, H),
+            Look::Whole
+        );
+        let caught_up = Tracked {
+            through: Some(100_000_000_000),
+            ..behind.clone()
+        };
+        assert_eq!(
+            g.look(at(t0, 400), &Motion::default(), &caught_up, W, H),
+            Look::Nothing
+        );
+        // A stream that does not track never waits.
+        let mut g = MotionGate::new(GateSettings::default());
+        let untracked = Tracked::default();
+        let _ = g.look(t0, &Motion::default(), &untracked, W, H);
+        assert_eq!(
+            g.look(at(t0, 200), &Motion::default(), &untracked, W, H),
+            Look::Nothing
+        );
     }
 
     #[test]

@@ -322,7 +322,7 @@ fn the_route_feeds_the_trackers_view_back_to_the_motion_gate() {
     let stage = Routes::new(seen.clone());
     stage.track("cam", spec(), Vec::new());
     let feedback = stage.route("cam").feedback();
-    assert_eq!(feedback.get(), Lookout::default());
+    assert!(feedback.get().tracking && feedback.get().through.is_none());
     for i in 0..5u64 {
         stage.analysis(&frame("s1", i, vec![person(0.1 + 0.02 * i as f32, 0.9)]));
     }
@@ -333,5 +333,15 @@ fn the_route_feeds_the_trackers_view_back_to_the_motion_gate() {
         "cam",
         StreamStatus::new(StreamState::Stopped, std::time::SystemTime::now()),
     );
-    assert_eq!(feedback.get(), Lookout::default(), "nothing after a stop");
+    let stopped = feedback.get();
+    assert!(
+        stopped.moving.is_empty() && stopped.through.is_none(),
+        "nothing after a stop"
+    );
+    stage.untrack("cam");
+    assert_eq!(
+        feedback.get(),
+        Lookout::default(),
+        "nothing to wait for untracked"
+    );
 }

@@ -433,8 +433,11 @@ impl Gate {
                     || self.clock.now().saturating_duration_since(self.started),
                     Duration::from_nanos,
                 );
-                let sight = luma(buffer, &vi, |l| locked(stage).frame(l, &feedback.get(), at))
-                    .unwrap_or_default();
+                let mut view = feedback.get();
+                // Without timestamps the tracker's progress cannot be told.
+                view.tracking &= pts.is_some();
+                let sight =
+                    luma(buffer, &vi, |l| locked(stage).frame(l, &view, at)).unwrap_or_default();
                 let us = started.elapsed().as_micros() as u64;
                 self.stats.motion_us.fetch_add(us, Ordering::Relaxed);
                 sight
