@@ -127,14 +127,6 @@ impl<S> Switch<S> {
     pub fn enabled(&self) -> bool {
         !matches!(self, Switch::On(false))
     }
-
-    /// The settings, where given.
-    pub fn settings(&self) -> Option<&S> {
-        match self {
-            Switch::Settings(s) => Some(s),
-            Switch::On(_) => None,
-        }
-    }
 }
 
 /// `track:` of a stream.
